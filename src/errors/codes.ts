@@ -1,0 +1,130 @@
+/**
+ * Every error code tollgate emits, in one table: the code, the HTTP status it maps to,
+ * and what it means. Codes are stable: clients and operators match on them.
+ *
+ * x402 codes (`invalid_batch_settlement_evm_*` and the generic `invalid_*`) are the
+ * protocol's own (coinbase/x402 `specs/schemes/batch-settlement`); codes starting with
+ * `tollgate_` are tollgate's where x402 has none.
+ */
+
+const BS = 'invalid_batch_settlement_evm_'
+
+type Entry = readonly [status: number, description: string]
+
+const table = {
+  // Generic x402 codes.
+  invalid_payload: [400, 'The payment payload is malformed.'],
+  invalid_payment_requirements: [
+    400,
+    'The accepted requirements do not match what this resource asks.',
+  ],
+  invalid_scheme: [400, 'The payload names a scheme this server does not accept here.'],
+  unsupported_scheme: [400, 'The scheme is not supported.'],
+  invalid_x402_version: [400, 'Only x402Version 2 is accepted.'],
+  invalid_network: [402, 'The payload names another network.'],
+  insufficient_funds: [402, 'The payer has too little to cover the price.'],
+
+  // x402 batch-settlement codes.
+  [`${BS}authorizer_address_mismatch`]: [402, 'The signer is not the channel authorizer.'],
+  [`${BS}channel_busy`]: [402, 'Another request on this channel is in progress.'],
+  [`${BS}channel_id_mismatch`]: [
+    402,
+    'The voucher channelId is not the hash of the channel config.',
+  ],
+  [`${BS}channel_not_found`]: [402, 'The channel has no deposit on chain.'],
+  [`${BS}channel_state_read_failed`]: [502, 'The channel state could not be read from chain.'],
+  [`${BS}charge_exceeds_signed_cumulative`]: [402, 'The charge would exceed the signed ceiling.'],
+  [`${BS}claim_payload`]: [400, 'The claim payload is malformed.'],
+  [`${BS}claim_simulation_failed`]: [502, 'The claim transaction failed in simulation.'],
+  [`${BS}claim_transaction_failed`]: [502, 'The claim transaction failed.'],
+  [`${BS}cumulative_amount_mismatch`]: [
+    402,
+    'The voucher ceiling is not charged-so-far plus the price.',
+  ],
+  [`${BS}cumulative_below_claimed`]: [
+    402,
+    'The voucher ceiling is not above what was already claimed.',
+  ],
+  [`${BS}cumulative_exceeds_balance`]: [402, 'The voucher ceiling exceeds the channel balance.'],
+  [`${BS}deposit_payload`]: [400, 'The deposit payload is malformed.'],
+  [`${BS}deposit_simulation_failed`]: [402, 'The deposit failed in simulation.'],
+  [`${BS}deposit_transaction_failed`]: [502, 'The deposit transaction failed.'],
+  [`${BS}erc3009_authorization_required`]: [400, 'A deposit needs an ERC-3009 authorization.'],
+  [`${BS}insufficient_balance`]: [402, 'The payer token balance is below the deposit.'],
+  [`${BS}missing_channel`]: [400, 'The payload carries no channel config.'],
+  [`${BS}missing_eip712_domain`]: [500, 'The token EIP-712 name and version are not configured.'],
+  [`${BS}network_mismatch`]: [402, 'The payload names another network.'],
+  [`${BS}payload_authorization_valid_after`]: [402, 'The deposit authorization is not valid yet.'],
+  [`${BS}payload_authorization_valid_before`]: [402, 'The deposit authorization has expired.'],
+  [`${BS}payload_type`]: [400, 'Unknown payload type.'],
+  [`${BS}receive_authorization_signature`]: [
+    402,
+    'The ERC-3009 authorization signature is invalid.',
+  ],
+  [`${BS}receiver_authorizer_mismatch`]: [
+    402,
+    "The channel's receiverAuthorizer is not this server's.",
+  ],
+  [`${BS}receiver_mismatch`]: [402, "The channel's receiver is not this server's."],
+  [`${BS}refund_amount_invalid`]: [400, 'The refund amount is invalid.'],
+  [`${BS}refund_no_balance`]: [402, 'The channel has nothing left to refund.'],
+  [`${BS}refund_payload`]: [400, 'The refund payload is malformed.'],
+  [`${BS}refund_simulation_failed`]: [502, 'The refund failed in simulation.'],
+  [`${BS}refund_transaction_failed`]: [502, 'The refund transaction failed.'],
+  [`${BS}rpc_read_failed`]: [502, 'A chain read failed.'],
+  [`${BS}scheme`]: [400, 'The payload is not for the batch-settlement scheme.'],
+  [`${BS}settle_payload`]: [400, 'The settle payload is malformed.'],
+  [`${BS}nothing_to_settle`]: [409, 'There is nothing claimed and unsettled.'],
+  [`${BS}settle_simulation_failed`]: [502, 'The settle transaction failed in simulation.'],
+  [`${BS}settle_transaction_failed`]: [502, 'The settle transaction failed.'],
+  [`${BS}token_mismatch`]: [402, "The channel's token is not this server's."],
+  [`${BS}transaction_reverted`]: [502, 'The transaction reverted.'],
+  [`${BS}unknown_settle_action`]: [400, 'Unknown settle action.'],
+  [`${BS}voucher_payload`]: [400, 'The voucher is malformed.'],
+  [`${BS}voucher_signature`]: [402, 'The voucher signature is invalid.'],
+  [`${BS}wait_for_receipt_failed`]: [502, 'Waiting for the transaction receipt failed.'],
+  [`${BS}withdraw_delay_mismatch`]: [402, "The channel's withdrawDelay is not this server's."],
+  [`${BS}withdraw_delay_out_of_range`]: [400, 'withdrawDelay must lie in [900, 2592000] seconds.'],
+
+  // tollgate codes, where x402 has none.
+  tollgate_payment_header_too_large: [431, 'The payment header exceeds the size limit.'],
+  tollgate_invalid_payment_required: [
+    502,
+    'The payment requirements sent by the server are malformed.',
+  ],
+  tollgate_invalid_payment_response: [502, 'The payment response sent by the server is malformed.'],
+  tollgate_withdrawal_pending: [
+    402,
+    'The payer started a withdrawal; the channel takes no new vouchers.',
+  ],
+  tollgate_exposure_cap: [
+    402,
+    'The channel has too much unclaimed; retry after the server claims.',
+  ],
+  tollgate_escrow_mismatch: [402, 'The channel belongs to another escrow contract.'],
+  tollgate_invalid_config: [500, 'tollgate was configured wrongly.'],
+  tollgate_store_failed: [503, 'The voucher could not be stored; nothing was charged.'],
+  tollgate_chain_unavailable: [502, 'The chain node could not be reached.'],
+  tollgate_internal: [500, 'Internal error.'],
+} as const satisfies Record<string, Entry>
+
+/** A stable tollgate or x402 error code. */
+export type ErrorCode = keyof typeof table
+
+/** The HTTP status and description of every code, frozen. */
+export const ERROR_CODES: Readonly<Record<ErrorCode, Entry>> = Object.freeze(table)
+
+/** The HTTP status a code maps to. */
+export function statusOf(code: ErrorCode): number {
+  return ERROR_CODES[code][0]
+}
+
+/** The fixed one-line description of a code. */
+export function describe(code: ErrorCode): string {
+  return ERROR_CODES[code][1]
+}
+
+/** Whether a string is one of the codes of the table. */
+export function isErrorCode(value: string): value is ErrorCode {
+  return Object.hasOwn(ERROR_CODES, value)
+}
