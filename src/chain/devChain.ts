@@ -1,0 +1,182 @@
+import {
+  type Account,
+  type Address,
+  type Chain,
+  createPublicClient,
+  createTestClient,
+  createWalletClient,
+  defineChain,
+  type Hex,
+  http,
+  type PublicClient,
+} from 'viem'
+import { mnemonicToAccount } from 'viem/accounts'
+import { CANONICAL } from './addresses.js'
+import { type Anvil, type AnvilOptions, DEV_MNEMONIC, startAnvil } from './anvil.js'
+import {
+  BatchSettlement,
+  ERC3009DepositCollector,
+  Multicall3,
+  TestUSDC,
+} from './contracts.generated.js'
+
+/** The development token's EIP-712 domain, as Base Sepolia USDC's. */
+export const DEV_USDC_DOMAIN = Object.freeze({ name: 'USDC', version: '2' })
+
+/** How much test USDC each funded development account gets: 1 000 000 USDC. */
+export const DEV_FUNDING = 1_000_000n * 10n ** 6n
+
+/** How many anvil development accounts are derived and funded. */
+export const DEV_ACCOUNT_COUNT = 10
+
+export interface DevContracts {
+  escrow: Address
+  erc3009Collector: Address
+  multicall3: Address
+  usdc: Address
+}
+
+export interface DevChain {
+  anvil: Anvil
+  chain: Chain
+  rpcUrl: string
+  contracts: DevContracts
+  /** The funded development accounts (index 0 deployed the contracts). */
+  accounts: Account[]
+  /** Private keys of {@link accounts}, in the same order. Development only. */
+  privateKeys: Hex[]
+  stop(): Promise<void>
+}
+
+/** A viem chain for a local node. */
+export function localChain(rpcUrl: string, chainId: number): Chain {
+  return defineChain({
+    id: chainId,
+    name: `Local ${chainId}`,
+    nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
+    rpcUrls: { default: { http: [rpcUrl] } },
+    contracts: { multicall3: { address: CANONICAL.multicall3 } },
+  })
+}
+
+/** The anvil development accounts with their private keys. */
+export function devAccounts(count = DEV_ACCOUNT_COUNT): {
+  accounts: Account[]
+  privateKeys: Hex[]
+} {
+  const accounts: Account[] = []
+  const privateKeys: Hex[] = []
+  for (let i = 0; i < count; i++) {
+    const account = mnemonicToAccount(DEV_MNEMONIC, { addressIndex: i })
+    const key = account.getHdKey().privateKey
+    if (!key) throw new Error('mnemonic account has no private key')
+    accounts.push(account)
+    privateKeys.push(`0x${Buffer.from(key).toString('hex')}`)
+  }
+  return { accounts, privateKeys }
+}
+
+/**
+ * Deploys tollgate's contracts to a development node: the escrow, the ERC-3009 collector and a
+ * Multicall3 at their canonical addresses (their runtime code is set there, which is why none of
+ * them writes storage at construction), the test USDC at an ordinary address, then mints test
+ * USDC to `fund`.
+ */
+export async function deployDevContracts(params: {
+  rpcUrl: string
+  chain: Chain
+  deployer: Account
+  fund: readonly Address[]
+}): Promise<DevContracts> {
+  const transport = http(params.rpcUrl, { retryCount: 0 })
+  const publicClient = createPublicClient({ chain: params.chain, transport })
+  const wallet = createWalletClient({ chain: params.chain, transport, account: params.deployer })
+  const testClient = createTestClient({ chain: params.chain, transport, mode: 'anvil' })
+
+  const deploy = async (
+    artifact: { abi: readonly unknown[]; bytecode: Hex },
+    args: readonly unknown[] = [],
+  ) => {
+    const hash = await wallet.deployContract({
+      abi: artifact.abi,
+      bytecode: artifact.bytecode,
+      args,
+    })
+    const receipt = await publicClient.waitForTransactionReceipt({ hash })
+    if (!receipt.contractAddress) throw new Error('deployment produced no contract')
+    return receipt.contractAddress
+  }
+  const placeAt = async (
+    target: Address,
+    artifact: { abi: readonly unknown[]; bytecode: Hex },
+    args?: unknown[],
+  ) => {
+    const temp = await deploy(artifact, args)
+    const code = await publicClient.getCode({ address: temp })
+    if (!code) throw new Error(`no code at ${temp}`)
+    await testClient.setCode({ address: target, bytecode: code })
+  }
+
+  const usdc = await deploy(TestUSDC)
+  await placeAt(CANONICAL.escrow, BatchSettlement)
+  await placeAt(CANONICAL.erc3009Collector, ERC3009DepositCollector, [CANONICAL.escrow])
+  await placeAt(CANONICAL.multicall3, Multicall3)
+
+  for (const to of params.fund) {
+    const hash = await wallet.writeContract({
+      address: usdc,
+      abi: TestUSDC.abi,
+      functionName: 'mint',
+      args: [to, DEV_FUNDING],
+    })
+    await publicClient.waitForTransactionReceipt({ hash })
+  }
+  return {
+    escrow: CANONICAL.escrow,
+    erc3009Collector: CANONICAL.erc3009Collector,
+    multicall3: CANONICAL.multicall3,
+    usdc,
+  }
+}
+
+/**
+ * Starts a local anvil and deploys everything on it: what the tests, the demo and the
+ * benchmarks run against.
+ *
+ * @example
+ * const dev = await startDevChain()
+ * console.log(dev.rpcUrl, dev.contracts.escrow)
+ * await dev.stop()
+ */
+export async function startDevChain(options: AnvilOptions = {}): Promise<DevChain> {
+  const anvil = await startAnvil(options)
+  try {
+    const chain = localChain(anvil.rpcUrl, anvil.chainId)
+    const { accounts, privateKeys } = devAccounts()
+    const [deployer] = accounts
+    if (!deployer) throw new Error('no development account')
+    const contracts = await deployDevContracts({
+      rpcUrl: anvil.rpcUrl,
+      chain,
+      deployer,
+      fund: accounts.map((a) => a.address),
+    })
+    return {
+      anvil,
+      chain,
+      rpcUrl: anvil.rpcUrl,
+      contracts,
+      accounts,
+      privateKeys,
+      stop: () => anvil.stop(),
+    }
+  } catch (err) {
+    await anvil.stop()
+    throw err
+  }
+}
+
+/** A public client for a development chain, with retries off (a local node does not flake). */
+export function devPublicClient(dev: Pick<DevChain, 'chain' | 'rpcUrl'>): PublicClient {
+  return createPublicClient({ chain: dev.chain, transport: http(dev.rpcUrl, { retryCount: 0 }) })
+}

@@ -1,0 +1,266 @@
+/**
+ * Helpers for driving the escrow on a development chain from tests and benchmarks: channel
+ * configs, signatures made by viem (the reference signer), deposits and claims.
+ */
+import {
+  type Account,
+  type Address,
+  type Chain,
+  createPublicClient,
+  createWalletClient,
+  encodeAbiParameters,
+  type Hex,
+  http,
+  keccak256,
+  type PublicClient,
+  type TransactionReceipt,
+  type WalletClient,
+  zeroAddress,
+} from 'viem'
+import { privateKeyToAccount } from 'viem/accounts'
+import { BatchSettlement, TestUSDC } from '../../src/chain/contracts.generated.js'
+import { DEV_USDC_DOMAIN } from '../../src/chain/devChain.js'
+
+export interface ChannelConfig {
+  payer: Address
+  payerAuthorizer: Address
+  receiver: Address
+  receiverAuthorizer: Address
+  token: Address
+  withdrawDelay: number
+  salt: Hex
+}
+
+export const channelConfigTypes = {
+  ChannelConfig: [
+    { name: 'payer', type: 'address' },
+    { name: 'payerAuthorizer', type: 'address' },
+    { name: 'receiver', type: 'address' },
+    { name: 'receiverAuthorizer', type: 'address' },
+    { name: 'token', type: 'address' },
+    { name: 'withdrawDelay', type: 'uint40' },
+    { name: 'salt', type: 'bytes32' },
+  ],
+} as const
+
+export const voucherTypes = {
+  Voucher: [
+    { name: 'channelId', type: 'bytes32' },
+    { name: 'maxClaimableAmount', type: 'uint128' },
+  ],
+} as const
+
+export const refundTypes = {
+  Refund: [
+    { name: 'channelId', type: 'bytes32' },
+    { name: 'nonce', type: 'uint256' },
+    { name: 'amount', type: 'uint128' },
+  ],
+} as const
+
+export const claimBatchTypes = {
+  ClaimBatch: [{ name: 'claims', type: 'ClaimEntry[]' }],
+  ClaimEntry: [
+    { name: 'channelId', type: 'bytes32' },
+    { name: 'maxClaimableAmount', type: 'uint128' },
+    { name: 'totalClaimed', type: 'uint128' },
+  ],
+} as const
+
+const receiveTypes = {
+  ReceiveWithAuthorization: [
+    { name: 'from', type: 'address' },
+    { name: 'to', type: 'address' },
+    { name: 'value', type: 'uint256' },
+    { name: 'validAfter', type: 'uint256' },
+    { name: 'validBefore', type: 'uint256' },
+    { name: 'nonce', type: 'bytes32' },
+  ],
+} as const
+
+/** A local node mines at once; a receipt this late means the transaction is stuck. */
+const RECEIPT_TIMEOUT_MS = 10_000
+
+export function escrowDomain(chainId: number, escrow: Address) {
+  return {
+    name: 'x402 Batch Settlement',
+    version: '1',
+    chainId,
+    verifyingContract: escrow,
+  } as const
+}
+
+/** A test harness bound to one dev chain. */
+export class EscrowHarness {
+  readonly publicClient: PublicClient
+  constructor(
+    readonly rpcUrl: string,
+    readonly chain: Chain,
+    readonly escrow: Address,
+    readonly usdc: Address,
+    readonly collector: Address,
+  ) {
+    this.publicClient = createPublicClient({ chain, transport: http(rpcUrl, { retryCount: 0 }) })
+  }
+
+  wallet(account: Account): WalletClient {
+    return createWalletClient({
+      chain: this.chain,
+      transport: http(this.rpcUrl, { retryCount: 0 }),
+      account,
+    })
+  }
+
+  async channelId(config: ChannelConfig): Promise<Hex> {
+    return this.publicClient.readContract({
+      address: this.escrow,
+      abi: BatchSettlement.abi,
+      functionName: 'getChannelId',
+      args: [config],
+    })
+  }
+
+  async signVoucher(
+    signer: Account,
+    channelId: Hex,
+    maxClaimableAmount: bigint,
+    chainId = this.chain.id,
+    escrow = this.escrow,
+  ): Promise<Hex> {
+    if (!signer.signTypedData) throw new Error('account cannot sign')
+    return signer.signTypedData({
+      domain: escrowDomain(chainId, escrow),
+      types: voucherTypes,
+      primaryType: 'Voucher',
+      message: { channelId, maxClaimableAmount },
+    })
+  }
+
+  async signRefund(signer: Account, channelId: Hex, nonce: bigint, amount: bigint): Promise<Hex> {
+    if (!signer.signTypedData) throw new Error('account cannot sign')
+    return signer.signTypedData({
+      domain: escrowDomain(this.chain.id, this.escrow),
+      types: refundTypes,
+      primaryType: 'Refund',
+      message: { channelId, nonce, amount },
+    })
+  }
+
+  async signClaimBatch(
+    signer: Account,
+    entries: { channelId: Hex; maxClaimableAmount: bigint; totalClaimed: bigint }[],
+  ): Promise<Hex> {
+    if (!signer.signTypedData) throw new Error('account cannot sign')
+    return signer.signTypedData({
+      domain: escrowDomain(this.chain.id, this.escrow),
+      types: claimBatchTypes,
+      primaryType: 'ClaimBatch',
+      message: { claims: entries },
+    })
+  }
+
+  /** ERC-3009 `collectorData` for a deposit, signed by the payer. */
+  async erc3009CollectorData(
+    payer: Account,
+    channelId: Hex,
+    amount: bigint,
+    salt = 1n,
+    validBefore = 2n ** 40n,
+  ): Promise<Hex> {
+    if (!payer.signTypedData) throw new Error('account cannot sign')
+    const nonce = keccak256(
+      encodeAbiParameters([{ type: 'bytes32' }, { type: 'uint256' }], [channelId, salt]),
+    )
+    const signature = await payer.signTypedData({
+      domain: { ...DEV_USDC_DOMAIN, chainId: this.chain.id, verifyingContract: this.usdc },
+      types: receiveTypes,
+      primaryType: 'ReceiveWithAuthorization',
+      message: {
+        from: payer.address,
+        to: this.collector,
+        value: amount,
+        validAfter: 0n,
+        validBefore,
+        nonce,
+      },
+    })
+    return encodeAbiParameters(
+      [{ type: 'uint256' }, { type: 'uint256' }, { type: 'uint256' }, { type: 'bytes' }],
+      [0n, validBefore, salt, signature],
+    )
+  }
+
+  async write(
+    account: Account,
+    functionName: string,
+    args: readonly unknown[],
+  ): Promise<TransactionReceipt> {
+    const hash = await this.wallet(account).writeContract({
+      address: this.escrow,
+      // The token's errors too, so a revert bubbling up from it is decoded by name.
+      abi: [...BatchSettlement.abi, ...TestUSDC.abi.filter((item) => item.type === 'error')],
+      functionName: functionName as 'claim',
+      args: args as never,
+      chain: this.chain,
+      account,
+    })
+    return this.publicClient.waitForTransactionReceipt({ hash, timeout: RECEIPT_TIMEOUT_MS })
+  }
+
+  async depositErc3009(
+    payer: Account,
+    sender: Account,
+    config: ChannelConfig,
+    amount: bigint,
+    salt = 1n,
+  ): Promise<TransactionReceipt> {
+    const id = await this.channelId(config)
+    const data = await this.erc3009CollectorData(payer, id, amount, salt)
+    return this.write(sender, 'deposit', [config, amount, this.collector, data])
+  }
+
+  async approve(owner: Account, amount: bigint): Promise<void> {
+    const hash = await this.wallet(owner).writeContract({
+      address: this.usdc,
+      abi: TestUSDC.abi,
+      functionName: 'approve',
+      args: [this.escrow, amount],
+      chain: this.chain,
+      account: owner,
+    })
+    await this.publicClient.waitForTransactionReceipt({ hash })
+  }
+
+  async depositDirect(
+    sender: Account,
+    config: ChannelConfig,
+    amount: bigint,
+  ): Promise<TransactionReceipt> {
+    return this.write(sender, 'deposit', [config, amount, zeroAddress, '0x'])
+  }
+
+  async channel(channelId: Hex): Promise<{ balance: bigint; totalClaimed: bigint }> {
+    const [balance, totalClaimed] = await this.publicClient.readContract({
+      address: this.escrow,
+      abi: BatchSettlement.abi,
+      functionName: 'channels',
+      args: [channelId],
+    })
+    return { balance, totalClaimed }
+  }
+
+  async usdcBalance(owner: Address): Promise<bigint> {
+    return this.publicClient.readContract({
+      address: this.usdc,
+      abi: TestUSDC.abi,
+      functionName: 'balanceOf',
+      args: [owner],
+    })
+  }
+}
+
+/** A fresh random account (not funded). */
+export function randomAccount(): Account {
+  const bytes = crypto.getRandomValues(new Uint8Array(32))
+  return privateKeyToAccount(`0x${Buffer.from(bytes).toString('hex')}`)
+}
