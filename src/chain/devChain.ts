@@ -26,6 +26,9 @@ export const DEV_USDC_DOMAIN = Object.freeze({ name: 'USDC', version: '2' })
 /** How much test USDC each funded development account gets: 1 000 000 USDC. */
 export const DEV_FUNDING = 1_000_000n * 10n ** 6n
 
+/** Receipt and block polling against a local node, which mines at once (viem's default is 4 s). */
+export const LOCAL_POLLING_MS = 50
+
 /** How many anvil development accounts are derived and funded. */
 export const DEV_ACCOUNT_COUNT = 10
 
@@ -89,9 +92,20 @@ export async function deployDevContracts(params: {
   fund: readonly Address[]
 }): Promise<DevContracts> {
   const transport = http(params.rpcUrl, { retryCount: 0 })
-  const publicClient = createPublicClient({ chain: params.chain, transport })
-  const wallet = createWalletClient({ chain: params.chain, transport, account: params.deployer })
-  const testClient = createTestClient({ chain: params.chain, transport, mode: 'anvil' })
+  const pollingInterval = LOCAL_POLLING_MS
+  const publicClient = createPublicClient({ chain: params.chain, transport, pollingInterval })
+  const wallet = createWalletClient({
+    chain: params.chain,
+    transport,
+    account: params.deployer,
+    pollingInterval,
+  })
+  const testClient = createTestClient({
+    chain: params.chain,
+    transport,
+    mode: 'anvil',
+    pollingInterval,
+  })
 
   const deploy = async (
     artifact: { abi: readonly unknown[]; bytecode: Hex },
@@ -178,5 +192,9 @@ export async function startDevChain(options: AnvilOptions = {}): Promise<DevChai
 
 /** A public client for a development chain, with retries off (a local node does not flake). */
 export function devPublicClient(dev: Pick<DevChain, 'chain' | 'rpcUrl'>): PublicClient {
-  return createPublicClient({ chain: dev.chain, transport: http(dev.rpcUrl, { retryCount: 0 }) })
+  return createPublicClient({
+    chain: dev.chain,
+    transport: http(dev.rpcUrl, { retryCount: 0 }),
+    pollingInterval: LOCAL_POLLING_MS,
+  })
 }

@@ -19,7 +19,7 @@ import {
 } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { BatchSettlement, TestUSDC } from '../../src/chain/contracts.generated.js'
-import { DEV_USDC_DOMAIN } from '../../src/chain/devChain.js'
+import { DEV_USDC_DOMAIN, LOCAL_POLLING_MS } from '../../src/chain/devChain.js'
 
 export interface ChannelConfig {
   payer: Address
@@ -100,7 +100,11 @@ export class EscrowHarness {
     readonly usdc: Address,
     readonly collector: Address,
   ) {
-    this.publicClient = createPublicClient({ chain, transport: http(rpcUrl, { retryCount: 0 }) })
+    this.publicClient = createPublicClient({
+      chain,
+      transport: http(rpcUrl, { retryCount: 0 }),
+      pollingInterval: LOCAL_POLLING_MS,
+    })
   }
 
   wallet(account: Account): WalletClient {
@@ -108,6 +112,7 @@ export class EscrowHarness {
       chain: this.chain,
       transport: http(this.rpcUrl, { retryCount: 0 }),
       account,
+      pollingInterval: LOCAL_POLLING_MS,
     })
   }
 
