@@ -1,0 +1,68 @@
+import { keccak_256 } from '@noble/hashes/sha3.js'
+import type { Address, Hex } from 'viem'
+import type { DomainSeparator } from './domainSeparator.js'
+import { malformed, typedDataDigest } from './eip712.js'
+import { bytesToHex, writeAddressWord, writeHex, writeNumberWord } from './hex.js'
+import { TYPEHASH_BYTES } from './typehashes.js'
+
+/** The on-chain identity of a channel, `ChannelConfig` of the x402 escrow. */
+export interface ChannelConfig {
+  payer: Address
+  /** EOA that signs vouchers; the zero address means `payer` signs (EIP-1271 or EOA). */
+  payerAuthorizer: Address
+  receiver: Address
+  receiverAuthorizer: Address
+  token: Address
+  /** Seconds, a uint40. */
+  withdrawDelay: number
+  /** 32-byte hex. */
+  salt: Hex
+}
+
+/** hashStruct(ChannelConfig) encoding: typehash and seven words. Scratch, never re-entered. */
+const CONFIG_BUF = /* @__PURE__ */ (() => {
+  const buf = new Uint8Array(256)
+  buf.set(TYPEHASH_BYTES.ChannelConfig, 0)
+  return buf
+})()
+
+/**
+ * The channel id as bytes: the EIP-712 typed-data hash of the `ChannelConfig` under the
+ * escrow domain (what the escrow's `getChannelId(config)` returns).
+ *
+ * @param config - The channel config, addresses lowercase or checksummed.
+ * @param domain - From {@link domainSeparator} or {@link domainSeparatorBytes}.
+ * @returns 32 bytes, freshly allocated.
+ * @throws TollgateError `tollgate_internal` when a field is malformed (the payload decoder
+ *   must have validated it), `tollgate_invalid_config` for a malformed domain separator.
+ * @example
+ * const id = channelIdBytes(config, domainSeparatorBytes({ chainId: 8453, verifyingContract: escrow }))
+ */
+export function channelIdBytes(config: ChannelConfig, domain: DomainSeparator): Uint8Array {
+  const b = CONFIG_BUF
+  if (!writeAddressWord(config.payer, b, 32)) throw malformed('channelConfig.payer')
+  if (!writeAddressWord(config.payerAuthorizer, b, 64))
+    throw malformed('channelConfig.payerAuthorizer')
+  if (!writeAddressWord(config.receiver, b, 96)) throw malformed('channelConfig.receiver')
+  if (!writeAddressWord(config.receiverAuthorizer, b, 128))
+    throw malformed('channelConfig.receiverAuthorizer')
+  if (!writeAddressWord(config.token, b, 160)) throw malformed('channelConfig.token')
+  if (!writeNumberWord(config.withdrawDelay, 40, b, 192))
+    throw malformed('channelConfig.withdrawDelay')
+  if (!writeHex(config.salt, 32, b, 224)) throw malformed('channelConfig.salt')
+  return typedDataDigest(domain, keccak_256(b))
+}
+
+/**
+ * The channel id as lowercase hex, the form the ledger keys channels by.
+ *
+ * @param config - The channel config, addresses lowercase or checksummed.
+ * @param domain - From {@link domainSeparator} or {@link domainSeparatorBytes}.
+ * @returns 32-byte lowercase hex.
+ * @throws TollgateError as {@link channelIdBytes}.
+ * @example
+ * if (channelId(payload.channelConfig, sep) !== payload.voucher.channelId.toLowerCase()) // channel_id_mismatch
+ */
+export function channelId(config: ChannelConfig, domain: DomainSeparator): Hex {
+  return bytesToHex(channelIdBytes(config, domain))
+}
