@@ -1,0 +1,376 @@
+import type { Hex } from 'viem'
+import { type Rejection, reject, TollgateError } from '../errors/index.js'
+import type { ChannelConfig, SignedVoucher } from '../protocol/types.js'
+import {
+  type ContractSignatureCheck,
+  normalizeSignature,
+  type VoucherVerifier,
+  verifyVoucherFor,
+} from '../verify/index.js'
+import { acceptVoucher, applyEvent, charge, checkVoucher, type VoucherRule } from './transitions.js'
+import type { ChainEvent, ChannelRecord, ClaimCandidate, ServerIdentity } from './types.js'
+
+/**
+ * Unclaimed amount per channel past which new vouchers are refused until settlement claims:
+ * 100 USDC (6 decimals). What a server risks on one channel if the chain became unreachable.
+ */
+export const DEFAULT_EXPOSURE_CAP = 100_000_000n
+
+export interface LedgerOptions {
+  /** The channel fields every voucher must carry (DESIGN.md invariant #5). */
+  identity: ServerIdentity
+  /** Checks EOA voucher signatures (hot path). */
+  verifier: VoucherVerifier
+  /** Checks EIP-1271 signatures of contract payers (`payerAuthorizer` zero); without one, only ECDSA by `payer` passes. */
+  contractSignatureCheck?: ContractSignatureCheck
+  /** @default DEFAULT_EXPOSURE_CAP */
+  exposureCap?: bigint
+  /** Called when a channel needs a claim soon: its exposure cap was hit or a withdrawal started. */
+  onClaimNeeded?: (record: ChannelRecord) => void
+  /** @default Date.now */
+  now?: () => number
+}
+
+/** A voucher payment as the ledger needs it (from a decoded `voucher` or `deposit` payload). */
+export interface VoucherPayment {
+  readonly channelConfig: ChannelConfig
+  readonly voucher: SignedVoucher
+}
+
+/** A channel held for one request (or one WebSocket session) after its voucher was accepted. */
+export interface Hold {
+  readonly channelId: Hex
+  /** The channel after the voucher was accepted; persist it before serving (durable mode). */
+  readonly record: ChannelRecord
+  /** The voucher held before this one, restored by {@link Ledger.release} if no charge needs the new one. */
+  readonly previous: Pick<ChannelRecord, 'signedMaxClaimable' | 'signature'>
+}
+
+/** The result of {@link Ledger.begin}. `record` comes with rejections a corrective 402 can use. */
+export type BeginResult =
+  | { readonly ok: true; readonly hold: Hold }
+  | (Rejection & { readonly record?: ChannelRecord; readonly unknownChannel?: true })
+
+/** The on-chain state of a channel read on first sight, to open a ledger record from. */
+export interface OnChainChannel {
+  readonly balance: bigint
+  readonly totalClaimed: bigint
+  readonly withdrawRequestedAt: number
+  readonly refundNonce: bigint
+}
+
+/**
+ * The payee's ledger: one serialized state machine per channel (DESIGN.md, ledger box). Pure
+ * in-memory state: persisting records (store/) and reading the chain (chain/) are the caller's.
+ *
+ * Flow of a paid request: `begin` (checks, signature, lock; the record now holds the voucher)
+ * → persist `hold.record` → serve → `commit(hold, actualPrice)` or `release(hold)` on failure.
+ */
+export class Ledger {
+  private readonly channels = new Map<Hex, ChannelRecord>()
+  private readonly held = new Set<Hex>()
+  private readonly identity: ServerIdentity
+  private readonly verifier: VoucherVerifier
+  private readonly contractSignatureCheck: ContractSignatureCheck
+  private readonly exposureCap: bigint
+  private readonly onClaimNeeded: (record: ChannelRecord) => void
+  private readonly now: () => number
+
+  constructor(options: LedgerOptions) {
+    const { identity } = options
+    this.identity = {
+      receiver: lower(identity.receiver),
+      receiverAuthorizer: lower(identity.receiverAuthorizer),
+      token: lower(identity.token),
+      withdrawDelay: identity.withdrawDelay,
+    }
+    this.verifier = options.verifier
+    this.contractSignatureCheck = options.contractSignatureCheck ?? refuseContractSignatures
+    this.exposureCap = options.exposureCap ?? DEFAULT_EXPOSURE_CAP
+    if (this.exposureCap <= 0n)
+      throw new TollgateError('tollgate_invalid_config', 'exposureCap must be positive')
+    this.onClaimNeeded = options.onClaimNeeded ?? (() => {})
+    this.now = options.now ?? Date.now
+  }
+
+  /** Number of channels held in memory. */
+  get size(): number {
+    return this.channels.size
+  }
+
+  get(channelId: Hex): ChannelRecord | undefined {
+    return this.channels.get(channelId)
+  }
+
+  /** Every channel record. */
+  records(): IterableIterator<ChannelRecord> {
+    return this.channels.values()
+  }
+
+  /** Whether a request or session currently holds the channel. */
+  isHeld(channelId: Hex): boolean {
+    return this.held.has(channelId)
+  }
+
+  /**
+   * Checks that a channel config is this server's (receiver, receiver authorizer, token,
+   * withdraw delay). The chain and escrow are bound by the channel id.
+   */
+  checkIdentity(config: ChannelConfig): Rejection | undefined {
+    const id = this.identity
+    if (config.receiver !== id.receiver)
+      return reject('invalid_batch_settlement_evm_receiver_mismatch')
+    if (config.receiverAuthorizer !== id.receiverAuthorizer) {
+      return reject('invalid_batch_settlement_evm_receiver_authorizer_mismatch')
+    }
+    if (config.token !== id.token) return reject('invalid_batch_settlement_evm_token_mismatch')
+    if (config.withdrawDelay !== id.withdrawDelay)
+      return reject('invalid_batch_settlement_evm_withdraw_delay_mismatch')
+    return undefined
+  }
+
+  /**
+   * Adds a channel: reloaded from the store, or read from chain on first sight (see
+   * {@link recordFromChain}). An existing record is kept unless the new one holds a higher voucher.
+   * Precondition: `record.channelId` is the channel id of `record.config` (the caller hashed it).
+   */
+  open(record: ChannelRecord): ChannelRecord {
+    const current = this.channels.get(record.channelId)
+    if (current && current.signedMaxClaimable >= record.signedMaxClaimable) return current
+    const interned = { ...record, config: this.intern(record.config) }
+    this.channels.set(record.channelId, interned)
+    return interned
+  }
+
+  /**
+   * Decides a voucher for a request priced `rule.price` and, if accepted, holds the channel until
+   * {@link commit} or {@link release}. Rejections are values; `unknownChannel` means the caller
+   * must read the channel from chain, {@link open} it, and call again.
+   */
+  async begin(payment: VoucherPayment, rule: VoucherRule): Promise<BeginResult> {
+    const { channelConfig: config, voucher } = payment
+    const identity = this.checkIdentity(config)
+    if (identity) return identity
+    const record = this.channels.get(voucher.channelId)
+    if (!record)
+      return {
+        ...reject('invalid_batch_settlement_evm_channel_not_found', 'not known yet'),
+        unknownChannel: true,
+      }
+    if (!sameConfig(record.config, config))
+      return reject('invalid_batch_settlement_evm_channel_id_mismatch')
+    if (this.held.has(voucher.channelId)) return reject('invalid_batch_settlement_evm_channel_busy')
+    const refused = checkVoucher(record, voucher.maxClaimableAmount, rule, this.exposureCap)
+    if (refused) {
+      if (refused.code === 'tollgate_exposure_cap') this.onClaimNeeded(record)
+      return { ...refused, record }
+    }
+    this.held.add(voucher.channelId)
+    try {
+      if (!(await this.verifySignature(config, voucher))) {
+        this.held.delete(voucher.channelId)
+        return reject('invalid_batch_settlement_evm_voucher_signature')
+      }
+    } catch (err) {
+      this.held.delete(voucher.channelId)
+      throw err
+    }
+    const latest = this.channels.get(voucher.channelId) ?? record
+    const accepted = acceptVoucher(
+      latest,
+      voucher.maxClaimableAmount,
+      claimableSignature(voucher.signature),
+    )
+    this.channels.set(voucher.channelId, accepted)
+    const previous = { signedMaxClaimable: latest.signedMaxClaimable, signature: latest.signature }
+    return { ok: true, hold: { channelId: voucher.channelId, record: accepted, previous } }
+  }
+
+  /**
+   * Accepts a further voucher on a held channel (a WebSocket credit top-up). The hold stays.
+   */
+  async extend(hold: Hold, voucher: SignedVoucher, rule: VoucherRule): Promise<BeginResult> {
+    this.assertHeld(hold)
+    const record = this.mustGet(hold.channelId)
+    if (voucher.channelId !== hold.channelId)
+      return reject('invalid_batch_settlement_evm_channel_id_mismatch')
+    const refused = checkVoucher(record, voucher.maxClaimableAmount, rule, this.exposureCap)
+    if (refused) return { ...refused, record }
+    if (!(await this.verifySignature(record.config, voucher)))
+      return reject('invalid_batch_settlement_evm_voucher_signature')
+    const accepted = acceptVoucher(
+      this.mustGet(hold.channelId),
+      voucher.maxClaimableAmount,
+      claimableSignature(voucher.signature),
+    )
+    this.channels.set(hold.channelId, accepted)
+    return { ok: true, hold: { ...hold, record: accepted } }
+  }
+
+  /** Charges `amount` on a held channel and keeps the hold (per-message billing). */
+  chargeHeld(hold: Hold, amount: bigint): { ok: true; record: ChannelRecord } | Rejection {
+    this.assertHeld(hold)
+    const next = charge(this.mustGet(hold.channelId), amount)
+    if ('ok' in next) return next
+    this.channels.set(hold.channelId, next)
+    return { ok: true, record: next }
+  }
+
+  /**
+   * Charges the actual price (at most the request's ceiling; dynamic pricing) after the
+   * handler succeeded, and releases the channel. On a rejection the channel is released unchanged.
+   */
+  commit(hold: Hold, actual: bigint): { ok: true; record: ChannelRecord } | Rejection {
+    const result = this.chargeHeld(hold, actual)
+    this.held.delete(hold.channelId)
+    return result
+  }
+
+  /**
+   * Releases a held channel with nothing more charged (the handler failed, or a WebSocket
+   * session ended). As x402 requires, a failed request leaves the state unchanged: the voucher
+   * held before is restored unless charges already rely on the newer one. Returns the record,
+   * which the caller persists again if it changed.
+   */
+  release(hold: Hold): ChannelRecord {
+    this.assertHeld(hold)
+    this.held.delete(hold.channelId)
+    const current = this.mustGet(hold.channelId)
+    if (
+      current.signedMaxClaimable > hold.previous.signedMaxClaimable &&
+      current.chargedCumulativeAmount <= hold.previous.signedMaxClaimable
+    ) {
+      const restored = { ...current, ...hold.previous }
+      this.channels.set(hold.channelId, restored)
+      return restored
+    }
+    return current
+  }
+
+  /** Mirrors an on-chain event into a known channel; unknown channels are not this server's concern. */
+  apply(event: ChainEvent): ChannelRecord | undefined {
+    const record = this.channels.get(event.channelId)
+    if (!record) return undefined
+    const next = applyEvent(record, event, this.now())
+    this.channels.set(event.channelId, next)
+    if (event.type === 'withdrawInitiated') this.onClaimNeeded(next)
+    return next
+  }
+
+  /**
+   * Channels with charged and unclaimed money, deadlines first (a pending withdrawal's end),
+   * then by unclaimed amount, largest first.
+   */
+  claimable(): ClaimCandidate[] {
+    const out: ClaimCandidate[] = []
+    for (const record of this.channels.values()) {
+      const unclaimed = record.chargedCumulativeAmount - record.totalClaimed
+      if (unclaimed <= 0n) continue
+      out.push(
+        record.withdrawRequestedAt === 0
+          ? { record, unclaimed }
+          : {
+              record,
+              unclaimed,
+              deadline: record.withdrawRequestedAt + record.config.withdrawDelay,
+            },
+      )
+    }
+    return out.sort((a, b) => {
+      if (a.deadline !== undefined || b.deadline !== undefined) {
+        return (a.deadline ?? Number.POSITIVE_INFINITY) - (b.deadline ?? Number.POSITIVE_INFINITY)
+      }
+      return a.unclaimed === b.unclaimed ? 0 : a.unclaimed > b.unclaimed ? -1 : 1
+    })
+  }
+
+  /** As the escrow checks it: ECDSA by payerAuthorizer, else by payer or EIP-1271. */
+  private verifySignature(
+    config: ChannelConfig,
+    voucher: SignedVoucher,
+  ): boolean | Promise<boolean> {
+    return verifyVoucherFor(config, voucher, {
+      verifier: this.verifier,
+      contractCheck: this.contractSignatureCheck,
+    })
+  }
+
+  /** Shares the server's own address strings across all channel configs (memory per channel). */
+  private intern(config: ChannelConfig): ChannelConfig {
+    const id = this.identity
+    return {
+      ...config,
+      receiver: config.receiver === id.receiver ? id.receiver : config.receiver,
+      receiverAuthorizer:
+        config.receiverAuthorizer === id.receiverAuthorizer
+          ? id.receiverAuthorizer
+          : config.receiverAuthorizer,
+      token: config.token === id.token ? id.token : config.token,
+    }
+  }
+
+  private mustGet(channelId: Hex): ChannelRecord {
+    const record = this.channels.get(channelId)
+    if (!record)
+      throw new TollgateError('tollgate_internal', `channel ${channelId} vanished while held`)
+    return record
+  }
+
+  private assertHeld(hold: Hold): void {
+    if (!this.held.has(hold.channelId)) {
+      throw new TollgateError(
+        'tollgate_internal',
+        `channel ${hold.channelId} is not held (already committed or released)`,
+      )
+    }
+  }
+}
+
+/**
+ * A record for a channel seen for the first time: with no local voucher, the baseline of what is
+ * charged is what was already claimed on chain (x402 batch-settlement server rules).
+ */
+export function recordFromChain(
+  channelId: Hex,
+  config: ChannelConfig,
+  chain: OnChainChannel,
+  syncedAt: number,
+): ChannelRecord {
+  return {
+    channelId,
+    config,
+    chargedCumulativeAmount: chain.totalClaimed,
+    signedMaxClaimable: chain.totalClaimed,
+    signature: '0x',
+    balance: chain.balance,
+    totalClaimed: chain.totalClaimed,
+    withdrawRequestedAt: chain.withdrawRequestedAt,
+    refundNonce: chain.refundNonce,
+    syncedAt,
+  }
+}
+
+/** The escrow takes ECDSA `v` as 27/28 only; a 0/1 form the verifier accepted is stored as 27/28. */
+function claimableSignature(signature: Hex): Hex {
+  return normalizeSignature(signature) ?? signature
+}
+
+async function refuseContractSignatures(): Promise<boolean> {
+  return false
+}
+
+function sameConfig(a: ChannelConfig, b: ChannelConfig): boolean {
+  return (
+    a.payer === b.payer &&
+    a.payerAuthorizer === b.payerAuthorizer &&
+    a.receiver === b.receiver &&
+    a.receiverAuthorizer === b.receiverAuthorizer &&
+    a.token === b.token &&
+    a.withdrawDelay === b.withdrawDelay &&
+    a.salt === b.salt
+  )
+}
+
+function lower<T extends string>(value: T): T {
+  return value.toLowerCase() as T
+}

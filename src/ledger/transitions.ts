@@ -1,0 +1,129 @@
+/**
+ * The channel state machine as pure functions: (record, input) → new record or a rejection.
+ * Each function states its precondition first. None does I/O; signature checks are the
+ * caller's (see Ledger), so these stay cheap and testable in isolation.
+ */
+import { type Rejection, reject } from '../errors/index.js'
+import type { ChainEvent, ChannelRecord } from './types.js'
+
+/** How a new voucher's ceiling must relate to what is charged. */
+export type VoucherRule =
+  /** HTTP: pays exactly one request priced `price` (x402 batch-settlement). */
+  | { readonly kind: 'exact'; readonly price: bigint }
+  /** WebSocket: opens credit for at least `price` more (a credit window of several messages). */
+  | { readonly kind: 'credit'; readonly price: bigint }
+
+/**
+ * Checks a voucher ceiling against the channel, before its signature is checked.
+ * Returns a rejection, or undefined when the ceiling is acceptable.
+ */
+export function checkVoucher(
+  record: ChannelRecord,
+  maxClaimableAmount: bigint,
+  rule: VoucherRule,
+  exposureCap: bigint,
+): Rejection | undefined {
+  if (record.withdrawRequestedAt !== 0) {
+    return reject('tollgate_withdrawal_pending', `since ${record.withdrawRequestedAt}`)
+  }
+  const expected = record.chargedCumulativeAmount + rule.price
+  if (rule.kind === 'exact' ? maxClaimableAmount !== expected : maxClaimableAmount < expected) {
+    return reject(
+      'invalid_batch_settlement_evm_cumulative_amount_mismatch',
+      `expected ${rule.kind === 'exact' ? '' : 'at least '}${expected}, got ${maxClaimableAmount}`,
+    )
+  }
+  if (maxClaimableAmount > record.balance) {
+    return reject(
+      'invalid_batch_settlement_evm_cumulative_exceeds_balance',
+      `ceiling ${maxClaimableAmount} > balance ${record.balance}`,
+    )
+  }
+  if (maxClaimableAmount <= record.totalClaimed) {
+    return reject(
+      'invalid_batch_settlement_evm_cumulative_below_claimed',
+      `ceiling ${maxClaimableAmount} <= claimed ${record.totalClaimed}`,
+    )
+  }
+  if (maxClaimableAmount - record.totalClaimed > exposureCap) {
+    return reject(
+      'tollgate_exposure_cap',
+      `unclaimed would reach ${maxClaimableAmount - record.totalClaimed}`,
+    )
+  }
+  return undefined
+}
+
+/**
+ * Keeps a verified voucher. Precondition: {@link checkVoucher} passed and the signature was
+ * verified. The highest voucher is kept: a lower one (a retry after a failed request) leaves
+ * the held one in place.
+ */
+export function acceptVoucher(
+  record: ChannelRecord,
+  maxClaimableAmount: bigint,
+  signature: ChannelRecord['signature'],
+): ChannelRecord {
+  if (maxClaimableAmount <= record.signedMaxClaimable) return record
+  return { ...record, signedMaxClaimable: maxClaimableAmount, signature }
+}
+
+/**
+ * Charges `amount` (the actual price, at most the request's ceiling). Precondition: the
+ * voucher covering it was accepted. Rejects a charge that the held voucher does not cover.
+ */
+export function charge(record: ChannelRecord, amount: bigint): ChannelRecord | Rejection {
+  if (amount < 0n)
+    return reject(
+      'invalid_batch_settlement_evm_charge_exceeds_signed_cumulative',
+      'negative charge',
+    )
+  const charged = record.chargedCumulativeAmount + amount
+  if (charged > record.signedMaxClaimable) {
+    return reject(
+      'invalid_batch_settlement_evm_charge_exceeds_signed_cumulative',
+      `charged ${charged} > signed ${record.signedMaxClaimable}`,
+    )
+  }
+  return amount === 0n ? record : { ...record, chargedCumulativeAmount: charged }
+}
+
+/**
+ * Mirrors an on-chain event. Values are absolute, so applying an event twice is harmless; a
+ * mirror never moves backwards where the chain cannot (balance on deposit, totalClaimed,
+ * refundNonce).
+ */
+export function applyEvent(
+  record: ChannelRecord,
+  event: ChainEvent,
+  syncedAt: number,
+): ChannelRecord {
+  switch (event.type) {
+    case 'deposited':
+      return { ...record, balance: event.balance, syncedAt }
+    case 'claimed':
+      return {
+        ...record,
+        totalClaimed:
+          event.totalClaimed > record.totalClaimed ? event.totalClaimed : record.totalClaimed,
+        syncedAt,
+      }
+    case 'refunded':
+      return {
+        ...record,
+        balance: event.balance,
+        refundNonce:
+          event.refundNonce > record.refundNonce ? event.refundNonce : record.refundNonce,
+        syncedAt,
+      }
+    case 'withdrawInitiated':
+      return { ...record, withdrawRequestedAt: event.initiatedAt, syncedAt }
+    case 'withdrawFinalized':
+      return { ...record, balance: event.balance, withdrawRequestedAt: 0, syncedAt }
+  }
+}
+
+/** The larger of two bigints (Math.max takes numbers only). */
+function larger(a: bigint, b: bigint): bigint {
+  return a > b ? a : b
+}

@@ -1,0 +1,64 @@
+import type { Address, Hex } from 'viem'
+import type { ChannelConfig } from '../protocol/types.js'
+
+/**
+ * Everything the server knows of one channel. Records are immutable: every transition returns
+ * a new one. Money invariant (DESIGN.md #1), held by every transition:
+ * `chargedCumulativeAmount <= signedMaxClaimable <= balance`.
+ */
+export interface ChannelRecord {
+  readonly channelId: Hex
+  readonly config: ChannelConfig
+  /** What the server has charged in total (durable). */
+  readonly chargedCumulativeAmount: bigint
+  /** The ceiling of the highest voucher held (durable); 0 before the first voucher. */
+  readonly signedMaxClaimable: bigint
+  /** The signature of that voucher; `0x` before the first. */
+  readonly signature: Hex
+  /** Mirror of on-chain `channels(channelId).balance`. */
+  readonly balance: bigint
+  /** Mirror of on-chain `channels(channelId).totalClaimed`. */
+  readonly totalClaimed: bigint
+  /** Unix seconds when the payer started a withdrawal; 0 when none is pending. */
+  readonly withdrawRequestedAt: number
+  /** Mirror of on-chain `refundNonce(channelId)`. */
+  readonly refundNonce: bigint
+  /** Unix milliseconds when the on-chain mirror was last read or updated from an event. */
+  readonly syncedAt: number
+}
+
+/**
+ * The channel fields a voucher must carry to be this server's (DESIGN.md invariant #5). The
+ * chain id and escrow address are bound through the channel id (EIP-712 domain).
+ */
+export interface ServerIdentity {
+  readonly receiver: Address
+  readonly receiverAuthorizer: Address
+  readonly token: Address
+  readonly withdrawDelay: number
+}
+
+/**
+ * The on-chain events the ledger mirrors, decoded, with absolute values (as read at the event's
+ * block) so that applying one twice, as a watcher resuming after a restart may, changes nothing.
+ */
+export type ChainEvent =
+  | { readonly type: 'deposited'; readonly channelId: Hex; readonly balance: bigint }
+  | { readonly type: 'claimed'; readonly channelId: Hex; readonly totalClaimed: bigint }
+  | {
+      readonly type: 'refunded'
+      readonly channelId: Hex
+      readonly balance: bigint
+      readonly refundNonce: bigint
+    }
+  | { readonly type: 'withdrawInitiated'; readonly channelId: Hex; readonly initiatedAt: number }
+  | { readonly type: 'withdrawFinalized'; readonly channelId: Hex; readonly balance: bigint }
+
+/** What settlement should claim for one channel. */
+export interface ClaimCandidate {
+  readonly record: ChannelRecord
+  /** What a claim now would add: `chargedCumulativeAmount - totalClaimed`. */
+  readonly unclaimed: bigint
+  /** Unix seconds by which the claim must land (withdrawal start + delay); absent when no withdrawal is pending. */
+  readonly deadline?: number
+}
