@@ -104,16 +104,14 @@ export function applyEvent(
     case 'claimed':
       return {
         ...record,
-        totalClaimed:
-          event.totalClaimed > record.totalClaimed ? event.totalClaimed : record.totalClaimed,
+        totalClaimed: larger(event.totalClaimed, record.totalClaimed),
         syncedAt,
       }
     case 'refunded':
       return {
         ...record,
         balance: event.balance,
-        refundNonce:
-          event.refundNonce > record.refundNonce ? event.refundNonce : record.refundNonce,
+        refundNonce: larger(event.refundNonce, record.refundNonce),
         syncedAt,
       }
     case 'withdrawInitiated':
