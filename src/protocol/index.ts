@@ -1,0 +1,62 @@
+export { type BuildRequirementsParameters, buildRequirements } from './buildRequirements.js'
+export {
+  CANONICAL_ADDRESSES,
+  ECDSA_SIGNATURE_BYTES,
+  HEADERS,
+  MAX_CONTRACT_SIGNATURE_BYTES,
+  MAX_PAYMENT_HEADER_BYTES,
+  MAX_UINT40,
+  MAX_UINT128,
+  MAX_UINT256,
+  MAX_WITHDRAW_DELAY,
+  MIN_WITHDRAW_DELAY,
+  SCHEME,
+  X402_VERSION,
+  ZERO_ADDRESS,
+} from './constants.js'
+export { type CorrectiveRequiredParameters, correctiveRequired } from './correctiveRequired.js'
+export { decodeChannelState } from './decodeChannelState.js'
+export { decodePaymentHeader } from './decodePaymentHeader.js'
+export { decodePaymentPayload } from './decodePaymentPayload.js'
+export { decodePaymentRequired, decodePaymentRequiredObject } from './decodePaymentRequired.js'
+export { decodeSettleResponse, decodeSettleResponseObject } from './decodeSettleResponse.js'
+export { decodeVoucherState } from './decodeVoucherState.js'
+export { type DepositReceiptParameters, depositReceipt } from './depositReceipt.js'
+export { encodeHeader } from './encodeHeader.js'
+export { type FailureResponseParameters, failureResponse } from './failureResponse.js'
+export type { HeaderOptions } from './headerLimit.js'
+export { type PaymentPayloadParameters, paymentPayload } from './paymentPayload.js'
+export { type PaymentRequiredParameters, paymentRequired } from './paymentRequired.js'
+export { type RefundReceiptParameters, refundReceipt } from './refundReceipt.js'
+export { requirementsEqual } from './requirementsEqual.js'
+export { type SupportedParameters, supported } from './supported.js'
+export type {
+  AssetTransferMethod,
+  BatchPayload,
+  BatchRequirements,
+  BatchSettlementExtra,
+  BatchSettlementResponseExtra,
+  ChannelConfig,
+  ChannelState,
+  DecodedPayment,
+  DecodedSettleResponse,
+  DepositPayload,
+  Erc3009Authorization,
+  FacilitatorRequest,
+  Network,
+  PaymentPayload,
+  PaymentRequired,
+  PaymentRequirements,
+  RefundPayload,
+  ResourceInfo,
+  SettleResponse,
+  SignedVoucher,
+  SupportedKind,
+  SupportedResponse,
+  VerifyResponse,
+  VoucherPayload,
+  VoucherState,
+  WireChannelState,
+  WireVoucherState,
+} from './types.js'
+export { type VoucherReceiptParameters, voucherReceipt } from './voucherReceipt.js'
