@@ -6,12 +6,13 @@ import {
   createTestClient,
   createWalletClient,
   defineChain,
+  getAddress,
   type Hex,
   http,
   type PublicClient,
 } from 'viem'
 import { mnemonicToAccount } from 'viem/accounts'
-import { CANONICAL } from './addresses.js'
+import { CANONICAL_ADDRESSES } from '../protocol/constants.js'
 import { type Anvil, type AnvilOptions, DEV_MNEMONIC, startAnvil } from './anvil.js'
 import {
   BatchSettlement,
@@ -58,7 +59,7 @@ export function localChain(rpcUrl: string, chainId: number): Chain {
     name: `Local ${chainId}`,
     nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
     rpcUrls: { default: { http: [rpcUrl] } },
-    contracts: { multicall3: { address: CANONICAL.multicall3 } },
+    contracts: { multicall3: { address: CANONICAL_ADDRESSES.multicall3 } },
   })
 }
 
@@ -132,9 +133,11 @@ export async function deployDevContracts(params: {
   }
 
   const usdc = await deploy(TestUSDC)
-  await placeAt(CANONICAL.escrow, BatchSettlement)
-  await placeAt(CANONICAL.erc3009Collector, ERC3009DepositCollector, [CANONICAL.escrow])
-  await placeAt(CANONICAL.multicall3, Multicall3)
+  await placeAt(CANONICAL_ADDRESSES.escrow, BatchSettlement)
+  await placeAt(CANONICAL_ADDRESSES.erc3009Collector, ERC3009DepositCollector, [
+    CANONICAL_ADDRESSES.escrow,
+  ])
+  await placeAt(CANONICAL_ADDRESSES.multicall3, Multicall3)
 
   for (const to of params.fund) {
     const hash = await wallet.writeContract({
@@ -146,10 +149,10 @@ export async function deployDevContracts(params: {
     await publicClient.waitForTransactionReceipt({ hash })
   }
   return {
-    escrow: CANONICAL.escrow,
-    erc3009Collector: CANONICAL.erc3009Collector,
-    multicall3: CANONICAL.multicall3,
-    usdc,
+    escrow: getAddress(CANONICAL_ADDRESSES.escrow),
+    erc3009Collector: getAddress(CANONICAL_ADDRESSES.erc3009Collector),
+    multicall3: getAddress(CANONICAL_ADDRESSES.multicall3),
+    usdc: getAddress(usdc),
   }
 }
 

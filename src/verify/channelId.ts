@@ -1,23 +1,12 @@
 import { keccak_256 } from '@noble/hashes/sha3.js'
-import type { Address, Hex } from 'viem'
+import type { Hex } from 'viem'
+import type { ChannelConfig } from '../protocol/types.js'
 import type { DomainSeparator } from './domainSeparator.js'
 import { malformed, typedDataDigest } from './eip712.js'
 import { bytesToHex, writeAddressWord, writeHex, writeNumberWord } from './hex.js'
 import { TYPEHASH_BYTES } from './typehashes.js'
 
-/** The on-chain identity of a channel, `ChannelConfig` of the x402 escrow. */
-export interface ChannelConfig {
-  payer: Address
-  /** EOA that signs vouchers; the zero address means `payer` signs (EIP-1271 or EOA). */
-  payerAuthorizer: Address
-  receiver: Address
-  receiverAuthorizer: Address
-  token: Address
-  /** Seconds, a uint40. */
-  withdrawDelay: number
-  /** 32-byte hex. */
-  salt: Hex
-}
+export type { ChannelConfig }
 
 /** hashStruct(ChannelConfig) encoding: typehash and seven words. Scratch, never re-entered. */
 const CONFIG_BUF = /* @__PURE__ */ (() => {

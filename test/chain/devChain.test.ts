@@ -1,9 +1,9 @@
 import { createPublicClient, http } from 'viem'
 import { describe, expect, it } from 'vitest'
-import { CANONICAL } from '../../src/chain/addresses.js'
 import { startAnvil } from '../../src/chain/anvil.js'
 import { TestUSDC } from '../../src/chain/contracts.generated.js'
 import { DEV_FUNDING, startDevChain } from '../../src/chain/devChain.js'
+import { CANONICAL_ADDRESSES as CANONICAL } from '../../src/protocol/constants.js'
 
 describe('local chain', () => {
   it('starts a dev chain with code at every canonical address, funds accounts, and stops cleanly', async () => {

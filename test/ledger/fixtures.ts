@@ -1,13 +1,13 @@
 /** A ledger wired to the real verifier, with channels and vouchers signed by real keys. */
 import { type Address, type Hex, pad, toHex } from 'viem'
 import { type PrivateKeyAccount, privateKeyToAccount } from 'viem/accounts'
-import { CANONICAL } from '../../src/chain/addresses.js'
 import {
   Ledger,
   type LedgerOptions,
   recordFromChain,
   type VoucherPayment,
 } from '../../src/ledger/index.js'
+import { CANONICAL_ADDRESSES as CANONICAL } from '../../src/protocol/constants.js'
 import type { ChannelConfig } from '../../src/protocol/types.js'
 import {
   bytesToHex,
