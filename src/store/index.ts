@@ -1,0 +1,14 @@
+/**
+ * store: where the server keeps each channel's latest record (highest voucher, charged total)
+ * and a few metadata strings. Group-committed writes, `durable` (default) or `relaxed` mode,
+ * crash detection (DESIGN.md, Durability).
+ */
+export {
+  DEFAULT_FLUSH_INTERVAL_MS,
+  DEFAULT_STORE_MODE,
+  MAX_FLUSH_INTERVAL_MS,
+  type StoreMode,
+} from './constants.js'
+export { LevelStore } from './levelStore.js'
+export { MemoryStore } from './memoryStore.js'
+export type { ChannelStore, StoreOptions, StoreStats } from './types.js'
