@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config'
 
-/** Pure-core folders: their tests need no chain. */
-const PURE = ['errors', 'protocol', 'verify', 'ledger', 'store']
+/** Folders whose tests need no chain node. */
+const NO_CHAIN = ['errors', 'protocol', 'verify', 'ledger', 'store', 'payee']
 
 export default defineConfig({
   test: {
@@ -11,14 +11,14 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: PURE.map((dir) => `test/${dir}/**/*.test.ts`),
+          include: NO_CHAIN.map((dir) => `test/${dir}/**/*.test.ts`),
         },
       },
       {
         test: {
           name: 'chain',
           include: ['test/**/*.test.ts'],
-          exclude: PURE.map((dir) => `test/${dir}/**`),
+          exclude: NO_CHAIN.map((dir) => `test/${dir}/**`),
           globalSetup: ['test/setup/chain.ts'],
           testTimeout: 60_000,
           hookTimeout: 120_000,

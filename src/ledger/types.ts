@@ -3,8 +3,11 @@ import type { ChannelConfig } from '../protocol/types.js'
 
 /**
  * Everything the server knows of one channel. Records are immutable: every transition returns
- * a new one. Money invariant (DESIGN.md #1), held by every transition:
- * `chargedCumulativeAmount <= signedMaxClaimable <= balance`.
+ * a new one. Money invariant (DESIGN.md #1): `chargedCumulativeAmount <= signedMaxClaimable`
+ * always, and `signedMaxClaimable <= balance` when a voucher is accepted. Only the payer can
+ * lower the balance afterwards (a finalized withdrawal, which settlement precedes with a claim of
+ * everything charged); an unused part of the ceiling (a request charged below its price) above
+ * the new balance is then void, while every charge stays backed: `chargedCumulativeAmount <= balance`.
  */
 export interface ChannelRecord {
   readonly channelId: Hex

@@ -1,0 +1,270 @@
+import type { Address, Hex } from 'viem'
+import type { ChannelReader } from '../chain/readChannel.js'
+import { type ErrorCode, reject, TollgateError } from '../errors/index.js'
+import {
+  type ChainEvent,
+  type ChannelRecord,
+  type ClaimCandidate,
+  type Hold,
+  Ledger,
+  recordFromChain,
+  type ServerIdentity,
+  type VoucherPayment,
+  type VoucherRule,
+} from '../ledger/index.js'
+import type { ChannelStore } from '../store/index.js'
+import {
+  type BackendPreference,
+  type ContractSignatureCheck,
+  channelId,
+  createVoucherVerifier,
+  domainSeparator,
+  loadBackend,
+} from '../verify/index.js'
+
+export interface PayeeOptions {
+  /** The chain and escrow the channels live on (their EIP-712 domain). */
+  chainId: number
+  escrow: Address
+  /** This server's channel fields (receiver, receiver authorizer, token, withdraw delay). */
+  identity: ServerIdentity
+  /** Where vouchers are kept; reloaded on open. */
+  store: ChannelStore
+  /** Reads a channel seen for the first time from chain. */
+  readChannel: ChannelReader
+  /** @default 'auto' (native libsecp256k1, else the JS fallback, reported through `onWarning`) */
+  backend?: BackendPreference
+  contractSignatureCheck?: ContractSignatureCheck
+  /** @default DEFAULT_EXPOSURE_CAP */
+  exposureCap?: bigint
+  /** A channel needs a claim soon (exposure cap hit, withdrawal started). */
+  onClaimNeeded?: (record: ChannelRecord) => void
+  /** Something the operator must know that did not stop the server (slow fallback, write-behind failure). */
+  onWarning?: (message: string, cause?: unknown) => void
+  /** @default Date.now */
+  now?: () => number
+}
+
+/** What {@link Payee.decide} answers: a held channel, or a rejection with its stable code. */
+export type Decision =
+  | { readonly ok: true; readonly hold: Hold }
+  | {
+      readonly ok: false
+      readonly code: ErrorCode
+      readonly message: string
+      /** The channel as the server holds it, for a corrective 402. */
+      readonly record?: ChannelRecord
+    }
+
+/** What {@link openPayee} found in the store. */
+export interface Recovery {
+  readonly channels: number
+  /** The previous process stopped without closing the store; charges were set to the held ceilings. */
+  readonly fromCrash: boolean
+}
+
+/**
+ * The payee core: the one small API the transports and settlement build on. It joins the pure
+ * ledger to a store and a chain reader (both injected), and keeps DESIGN.md invariant #2: a
+ * voucher is stored before {@link decide} returns the hold that lets the caller serve.
+ */
+export class Payee {
+  readonly ledger: Ledger
+  readonly domainSeparator: Hex
+  /** The ECDSA backend in use: `native` or `js`. */
+  readonly backend: string
+  readonly recovery: Recovery
+  private readonly store: ChannelStore
+  private readonly readChannel: ChannelReader
+  private readonly firstSight = new Map<Hex, Promise<Decision | undefined>>()
+  private readonly warn: (message: string, cause?: unknown) => void
+  private readonly now: () => number
+
+  private constructor(options: PayeeOptions, ledger: Ledger, backend: string, recovery: Recovery) {
+    this.ledger = ledger
+    this.backend = backend
+    this.recovery = recovery
+    this.store = options.store
+    this.readChannel = options.readChannel
+    this.domainSeparator = domainSeparator({
+      chainId: options.chainId,
+      verifyingContract: options.escrow,
+    })
+    this.warn = options.onWarning ?? (() => {})
+    this.now = options.now ?? Date.now
+  }
+
+  /** Opens the payee: picks the ECDSA backend and reloads every channel from the store. */
+  static async open(options: PayeeOptions): Promise<Payee> {
+    const warn = options.onWarning ?? (() => {})
+    const { backend, fallbackReason } = loadBackend(options.backend ?? 'auto')
+    if (fallbackReason) warn(`voucher signatures use the slow JS fallback: ${fallbackReason}`)
+    const separator = domainSeparator({
+      chainId: options.chainId,
+      verifyingContract: options.escrow,
+    })
+    const ledger = new Ledger({
+      identity: options.identity,
+      verifier: createVoucherVerifier({ backend, domainSeparator: separator }),
+      ...(options.contractSignatureCheck
+        ? { contractSignatureCheck: options.contractSignatureCheck }
+        : {}),
+      ...(options.exposureCap !== undefined ? { exposureCap: options.exposureCap } : {}),
+      ...(options.onClaimNeeded ? { onClaimNeeded: options.onClaimNeeded } : {}),
+      ...(options.now ? { now: options.now } : {}),
+    })
+    const fromCrash = options.store.recoveredFromCrash
+    const stored = await options.store.loadAll()
+    const corrected: ChannelRecord[] = []
+    for (const record of stored) {
+      const opened = fromCrash ? afterCrash(record) : record
+      if (opened !== record) corrected.push(opened)
+      ledger.open(opened)
+    }
+    if (fromCrash) {
+      // Written back at once, so that a later clean close cannot hide the crash.
+      await Promise.all(corrected.map((record) => options.store.put(record)))
+      await options.store.flush()
+      warn(
+        `the store was not closed cleanly: ${stored.length} channels reloaded, ${corrected.length} charges set to their held ceilings`,
+      )
+    }
+    const channels = stored.length
+    return new Payee(options, ledger, backend.name, { channels, fromCrash })
+  }
+
+  /**
+   * Decides a voucher for one request (rule `exact`) or a WebSocket session (rule `credit`). On
+   * `ok`, the voucher is durable and the channel is held: serve, then {@link commit} or
+   * {@link release}. A channel seen for the first time is read from chain once.
+   */
+  async decide(payment: VoucherPayment, rule: VoucherRule): Promise<Decision> {
+    let result = await this.ledger.begin(payment, rule)
+    if (!result.ok && result.unknownChannel) {
+      const refused = await this.openFromChain(payment)
+      if (refused) return refused
+      result = await this.ledger.begin(payment, rule)
+    }
+    if (!result.ok) return result
+    try {
+      await this.store.put(result.hold.record)
+    } catch (err) {
+      this.ledger.release(result.hold)
+      return reject('tollgate_store_failed', err instanceof Error ? err.message : String(err))
+    }
+    return result
+  }
+
+  /** Charges the actual price after the handler succeeded and releases the channel. */
+  commit(hold: Hold, actual: bigint): Decision & { readonly record?: ChannelRecord } {
+    const result = this.ledger.commit(hold, actual)
+    if (!result.ok) return result
+    this.persistBehind(result.record)
+    return { ok: true, hold: { ...hold, record: result.record }, record: result.record }
+  }
+
+  /** Releases the channel with nothing charged: the handler failed, or the session ended. */
+  release(hold: Hold): ChannelRecord {
+    const record = this.ledger.release(hold)
+    if (record !== hold.record) this.persistBehind(record)
+    return record
+  }
+
+  /** Charges within a held session (per message) and keeps the hold. */
+  chargeHeld(hold: Hold, amount: bigint) {
+    const result = this.ledger.chargeHeld(hold, amount)
+    if (result.ok) this.persistBehind(result.record)
+    return result
+  }
+
+  /** Accepts a credit top-up voucher on a held session; durable before it returns. */
+  async extend(hold: Hold, payment: VoucherPayment, rule: VoucherRule): Promise<Decision> {
+    const result = await this.ledger.extend(hold, payment.voucher, rule)
+    if (!result.ok) return result
+    try {
+      await this.store.put(result.hold.record)
+    } catch (err) {
+      return reject('tollgate_store_failed', err instanceof Error ? err.message : String(err))
+    }
+    return result
+  }
+
+  /** Mirrors an on-chain event. */
+  apply(event: ChainEvent): ChannelRecord | undefined {
+    const record = this.ledger.apply(event)
+    if (record) this.persistBehind(record)
+    return record
+  }
+
+  claimable(): ClaimCandidate[] {
+    return this.ledger.claimable()
+  }
+
+  /** Flushes and closes the store: the next open is a clean one. */
+  async close(): Promise<void> {
+    await this.store.close()
+  }
+
+  private async openFromChain(payment: VoucherPayment): Promise<Decision | undefined> {
+    const { channelConfig: config, voucher } = payment
+    const identity = this.ledger.checkIdentity(config)
+    if (identity) return identity
+    if (channelId(config, this.domainSeparator) !== voucher.channelId) {
+      return reject('invalid_batch_settlement_evm_channel_id_mismatch')
+    }
+    let pending = this.firstSight.get(voucher.channelId)
+    if (!pending) {
+      pending = this.readAndOpen(voucher.channelId, payment).finally(() =>
+        this.firstSight.delete(voucher.channelId),
+      )
+      this.firstSight.set(voucher.channelId, pending)
+    }
+    return pending
+  }
+
+  private async readAndOpen(id: Hex, payment: VoucherPayment): Promise<Decision | undefined> {
+    let onChain: Awaited<ReturnType<ChannelReader>>
+    try {
+      onChain = await this.readChannel(id)
+    } catch (err) {
+      return reject(
+        'invalid_batch_settlement_evm_channel_state_read_failed',
+        err instanceof Error ? err.message : '',
+      )
+    }
+    if (onChain.balance === 0n) return reject('invalid_batch_settlement_evm_channel_not_found')
+    this.ledger.open(recordFromChain(id, payment.channelConfig, onChain, this.now()))
+    return undefined
+  }
+
+  private persistBehind(record: ChannelRecord): void {
+    this.store.put(record).catch((err: unknown) => {
+      this.warn(
+        `could not store channel ${record.channelId}; it stays in memory and is retried on its next change`,
+        err,
+      )
+    })
+  }
+}
+
+/** Opens a {@link Payee}. */
+export function openPayee(options: PayeeOptions): Promise<Payee> {
+  if (!Number.isSafeInteger(options.chainId) || options.chainId <= 0) {
+    throw new TollgateError(
+      'tollgate_invalid_config',
+      `chainId must be a positive integer, got ${options.chainId}`,
+    )
+  }
+  return Payee.open(options)
+}
+
+/**
+ * The crash rule: the charged total is written behind the voucher, so after a crash the last
+ * charge of a channel may be missing from the store. Every acknowledged charge is covered by the
+ * stored voucher (it was stored first), so the charge is taken to be the held ceiling.
+ */
+function afterCrash(record: ChannelRecord): ChannelRecord {
+  return record.chargedCumulativeAmount < record.signedMaxClaimable
+    ? { ...record, chargedCumulativeAmount: record.signedMaxClaimable }
+    : record
+}

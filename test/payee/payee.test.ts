@@ -1,0 +1,179 @@
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { Hex } from 'viem'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import type { ChannelReader } from '../../src/chain/readChannel.js'
+import type { ChannelRecord } from '../../src/ledger/index.js'
+import { openPayee, type PayeeOptions } from '../../src/payee/index.js'
+import { CANONICAL_ADDRESSES } from '../../src/protocol/constants.js'
+import { type ChannelStore, LevelStore, MemoryStore } from '../../src/store/index.js'
+import { channelId } from '../../src/verify/index.js'
+import { CHAIN_ID, DOMAIN, IDENTITY, makeConfig, payment } from '../ledger/fixtures.js'
+
+const exact = (price: bigint) => ({ kind: 'exact', price }) as const
+const onChain = (balance: bigint) => ({
+  balance,
+  totalClaimed: 0n,
+  withdrawRequestedAt: 0,
+  refundNonce: 0n,
+})
+
+const cleanups: (() => Promise<void> | void)[] = []
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
+})
+
+async function payeeWith(
+  store: ChannelStore,
+  readChannel: ChannelReader,
+  extra: Partial<PayeeOptions> = {},
+) {
+  const payee = await openPayee({
+    chainId: CHAIN_ID,
+    escrow: CANONICAL_ADDRESSES.escrow,
+    identity: IDENTITY,
+    store,
+    readChannel,
+    ...extra,
+  })
+  return payee
+}
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-payee-'))
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+describe('first sight of a channel', () => {
+  it('reads the chain once, even for simultaneous first requests, then serves from memory', async () => {
+    const store = await MemoryStore.open()
+    const read = vi.fn(async () => onChain(10_000n))
+    const payee = await payeeWith(store, read)
+    const config = makeConfig()
+    const id = channelId(config, DOMAIN)
+    const results = await Promise.all(
+      Array.from({ length: 5 }, async () =>
+        payee.decide(await payment(config, id, 1000n), exact(1000n)),
+      ),
+    )
+    expect(read).toHaveBeenCalledTimes(1)
+    expect(results.filter((r) => r.ok)).toHaveLength(1)
+    const winner = results.find((r) => r.ok)
+    if (!winner?.ok) throw new Error('no request won')
+    payee.commit(winner.hold, 1000n)
+    const next = await payee.decide(await payment(config, id, 2000n), exact(1000n))
+    expect(next.ok).toBe(true)
+    expect(read).toHaveBeenCalledTimes(1)
+  })
+
+  it("refuses channels that are not this server's, do not match their id, have no deposit or cannot be read", async () => {
+    const store = await MemoryStore.open()
+    const read = vi.fn<ChannelReader>(async () => onChain(0n))
+    const payee = await payeeWith(store, read)
+
+    const foreign = makeConfig({ receiver: '0x0000000000000000000000000000000000000001' })
+    const r1 = await payee.decide(
+      await payment(foreign, channelId(foreign, DOMAIN), 1000n),
+      exact(1000n),
+    )
+    expect(!r1.ok && r1.code).toBe('invalid_batch_settlement_evm_receiver_mismatch')
+    expect(read).not.toHaveBeenCalled()
+
+    const config = makeConfig()
+    const wrongId = `0x${'12'.repeat(32)}` as Hex
+    const r2 = await payee.decide(await payment(config, wrongId, 1000n), exact(1000n))
+    expect(!r2.ok && r2.code).toBe('invalid_batch_settlement_evm_channel_id_mismatch')
+    expect(read).not.toHaveBeenCalled()
+
+    const id = channelId(config, DOMAIN)
+    const r3 = await payee.decide(await payment(config, id, 1000n), exact(1000n))
+    expect(!r3.ok && r3.code).toBe('invalid_batch_settlement_evm_channel_not_found')
+
+    read.mockRejectedValueOnce(new Error('connection refused'))
+    const r4 = await payee.decide(await payment(config, id, 1000n), exact(1000n))
+    expect(!r4.ok && r4.code).toBe('invalid_batch_settlement_evm_channel_state_read_failed')
+  })
+})
+
+describe('durability', () => {
+  it('has the voucher in the store before it hands out the hold', async () => {
+    const store = await MemoryStore.open()
+    const payee = await payeeWith(store, async () => onChain(10_000n))
+    const config = makeConfig()
+    const id = channelId(config, DOMAIN)
+    const decision = await payee.decide(await payment(config, id, 1000n), exact(1000n))
+    expect(decision.ok).toBe(true)
+    const stored = (await store.loadAll()).find((r) => r.channelId === id)
+    expect(stored?.signedMaxClaimable).toBe(1000n)
+    expect(stored?.signature).toMatch(/^0x[0-9a-f]{130}$/)
+  })
+
+  it('refuses to serve when the voucher cannot be stored, and releases the channel', async () => {
+    const store = await MemoryStore.open()
+    const payee = await payeeWith(store, async () => onChain(10_000n))
+    const config = makeConfig()
+    const id = channelId(config, DOMAIN)
+    store.failWrites(new Error('disk full'))
+    const failed = await payee.decide(await payment(config, id, 1000n), exact(1000n))
+    expect(!failed.ok && failed.code).toBe('tollgate_store_failed')
+    expect(payee.ledger.isHeld(id)).toBe(false)
+    expect(payee.ledger.get(id)?.signedMaxClaimable).toBe(0n)
+    store.failWrites(undefined)
+    expect((await payee.decide(await payment(config, id, 1000n), exact(1000n))).ok).toBe(true)
+  })
+
+  it('reloads every channel after a clean restart, exactly as it was', async () => {
+    const dir = tempDir()
+    const read = async () => onChain(10_000n)
+    const first = await payeeWith(await LevelStore.open(dir), read)
+    const configs = [makeConfig(), makeConfig(), makeConfig()]
+    for (const config of configs) {
+      const id = channelId(config, DOMAIN)
+      for (let k = 1n; k <= 3n; k++) {
+        const d = await first.decide(await payment(config, id, 300n * k), exact(300n))
+        if (!d.ok) throw new Error(d.message)
+        first.commit(d.hold, 300n)
+      }
+    }
+    const before = [...first.ledger.records()].sort(byId)
+    await first.close()
+    const second = await payeeWith(await LevelStore.open(dir), read)
+    cleanups.push(() => second.close())
+    expect(second.recovery).toEqual({ channels: 3, fromCrash: false })
+    expect([...second.ledger.records()].sort(byId)).toEqual(before)
+  })
+
+  it("after a crash, takes each channel's charge to be its stored ceiling, and writes the correction back", async () => {
+    const dir = tempDir()
+    // A real process writes a voucher ahead of its charge, then exits without closing the store.
+    const script = join(import.meta.dirname, 'crashedServer.ts')
+    const child = spawnSync(process.execPath, ['--import', 'tsx', script, dir], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    })
+    expect(child.stderr).toBe('')
+    expect(child.stdout.trim()).toMatch(/^stored 0x[0-9a-f]{64}$/)
+    const id = child.stdout.trim().split(' ')[1] as Hex
+
+    const warnings: string[] = []
+    const store = await LevelStore.open(dir)
+    const payee = await payeeWith(store, async () => onChain(10_000n), {
+      onWarning: (m) => warnings.push(m),
+    })
+    cleanups.push(() => payee.close())
+    expect(payee.recovery).toEqual({ channels: 1, fromCrash: true })
+    expect(payee.ledger.get(id)).toMatchObject({
+      chargedCumulativeAmount: 2000n,
+      signedMaxClaimable: 2000n,
+    })
+    expect(warnings.join()).toMatch(/not closed cleanly/)
+    expect((await store.loadAll())[0]?.chargedCumulativeAmount).toBe(2000n)
+  })
+})
+
+function byId(a: ChannelRecord, b: ChannelRecord): number {
+  return a.channelId < b.channelId ? -1 : 1
+}
