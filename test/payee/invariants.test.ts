@@ -200,7 +200,8 @@ describe('money invariants under random operations', () => {
               // Invariant 1. A payer's withdrawal can leave an unused part of the ceiling (a
               // request charged below its price) above the new balance; that part is void.
               expect(record.chargedCumulativeAmount).toBeLessThanOrEqual(record.signedMaxClaimable)
-              if (!withdrawn.has(cid)) expect(record.signedMaxClaimable).toBeLessThanOrEqual(record.balance)
+              if (!withdrawn.has(cid))
+                expect(record.signedMaxClaimable).toBeLessThanOrEqual(record.balance)
               // Invariant 7: every acknowledged charge is counted, and none twice.
               expect(record.chargedCumulativeAmount).toBe(acknowledged.get(cid))
               // No channel is left held between requests.
