@@ -1,0 +1,55 @@
+/**
+ * chain: the edge to the escrow contract. viem reads (channel state), the event watcher that
+ * mirrors on-chain state into the ledger, the packed claim encoding, the compiled contracts, and
+ * the local development chain the tests, the demo and the benchmarks run against.
+ */
+export {
+  type Anvil,
+  type AnvilOptions,
+  anvilBinary,
+  DEV_MNEMONIC,
+  freePort,
+  LOCAL_CHAIN_ID,
+  startAnvil,
+} from './anvil.js'
+export {
+  BatchSettlement,
+  ERC3009DepositCollector,
+  Multicall3,
+  TestUSDC,
+} from './contracts.generated.js'
+export {
+  BATCH_CLAIMED_ROW_BYTES,
+  type BatchClaimedRow,
+  decodeBatchClaimed,
+} from './decodeBatchClaimed.js'
+export {
+  DEV_ACCOUNT_COUNT,
+  DEV_FUNDING,
+  DEV_USDC_DOMAIN,
+  type DevChain,
+  type DevContracts,
+  deployDevContracts,
+  devAccounts,
+  devPublicClient,
+  LOCAL_POLLING_MS,
+  localChain,
+  startDevChain,
+} from './devChain.js'
+export { encodePackedClaim, type PackedClaimHeader, type PackedClaimRow } from './packedClaim.js'
+export { type ChannelReader, channelReader } from './readChannel.js'
+export {
+  type ChainEventSink,
+  type ChainEventSource,
+  type ChainWatcher,
+  type ChainWatcherOptions,
+  type ChainWatcherStatus,
+  createChainWatcher,
+  DEFAULT_CONFIRMATIONS,
+  DEFAULT_MAX_BACKOFF_MS,
+  DEFAULT_MAX_BLOCK_RANGE,
+  DEFAULT_POLL_INTERVAL_MS,
+  DEFAULT_WATCHER_META_KEY,
+  type PollResult,
+  type WatcherMeta,
+} from './watcher.js'
