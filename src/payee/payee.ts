@@ -189,6 +189,11 @@ export class Payee {
     return result
   }
 
+  /** Whether the payee holds a record of the channel (the chain watcher mirrors only those). */
+  isKnown(channelId: Hex): boolean {
+    return this.ledger.get(channelId) !== undefined
+  }
+
   /** Mirrors an on-chain event. */
   apply(event: ChainEvent): ChannelRecord | undefined {
     const record = this.ledger.apply(event)
