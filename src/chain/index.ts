@@ -36,6 +36,12 @@ export {
   localChain,
   startDevChain,
 } from './devChain.js'
+export {
+  type EscrowReceipt,
+  type EscrowWriter,
+  type EscrowWriterOptions,
+  escrowWriter,
+} from './escrowWriter.js'
 export { encodePackedClaim, type PackedClaimHeader, type PackedClaimRow } from './packedClaim.js'
 export { type ChannelReader, channelReader } from './readChannel.js'
 export {

@@ -284,11 +284,11 @@ export class Ledger {
     })
   }
 
-  /** As the escrow checks it: ECDSA by payerAuthorizer, else by payer or EIP-1271. */
-  private verifySignature(
-    config: ChannelConfig,
-    voucher: SignedVoucher,
-  ): boolean | Promise<boolean> {
+  /**
+   * Whether the voucher is signed as the escrow will check it: ECDSA by payerAuthorizer, else by
+   * payer or EIP-1271. Precondition: `voucher.channelId` is the id of `config`.
+   */
+  verifySignature(config: ChannelConfig, voucher: SignedVoucher): boolean | Promise<boolean> {
     return verifyVoucherFor(config, voucher, {
       verifier: this.verifier,
       contractCheck: this.contractSignatureCheck,

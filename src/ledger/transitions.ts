@@ -12,6 +12,11 @@ export type VoucherRule =
   | { readonly kind: 'exact'; readonly price: bigint }
   /** WebSocket: opens credit for at least `price` more (a credit window of several messages). */
   | { readonly kind: 'credit'; readonly price: bigint }
+  /**
+   * A cooperative refund: a zero-charge voucher whose ceiling is exactly what was charged
+   * (x402 batch-settlement `refund` payload). Allowed while a withdrawal is pending.
+   */
+  | { readonly kind: 'refund' }
 
 /**
  * Checks a voucher ceiling against the channel, before its signature is checked.
@@ -23,6 +28,17 @@ export function checkVoucher(
   rule: VoucherRule,
   exposureCap: bigint,
 ): Rejection | undefined {
+  if (rule.kind === 'refund') {
+    if (maxClaimableAmount !== record.chargedCumulativeAmount) {
+      return reject(
+        'invalid_batch_settlement_evm_cumulative_amount_mismatch',
+        `a refund voucher must be the charged total ${record.chargedCumulativeAmount}, got ${maxClaimableAmount}`,
+      )
+    }
+    if (record.balance <= record.chargedCumulativeAmount)
+      return reject('invalid_batch_settlement_evm_refund_no_balance')
+    return undefined
+  }
   if (record.withdrawRequestedAt !== 0) {
     return reject('tollgate_withdrawal_pending', `since ${record.withdrawRequestedAt}`)
   }

@@ -2,4 +2,12 @@
  * payee: the one small API the transports and settlement use. It joins the pure core
  * (ledger, verify) to the edges (store, chain reads) behind injected interfaces.
  */
-export { type Decision, openPayee, Payee, type PayeeOptions, type Recovery } from './payee.js'
+export {
+  type Decision,
+  type DepositDecision,
+  openPayee,
+  Payee,
+  type PayeeOptions,
+  type Recovery,
+  type RefundOutcome,
+} from './payee.js'

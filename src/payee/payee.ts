@@ -1,6 +1,7 @@
 import type { Address, Hex } from 'viem'
+import type { EscrowReceipt, EscrowWriter } from '../chain/escrowWriter.js'
 import type { ChannelReader } from '../chain/readChannel.js'
-import { type ErrorCode, reject, TollgateError } from '../errors/index.js'
+import { accept, type ErrorCode, type Result, reject, TollgateError } from '../errors/index.js'
 import {
   type ChainEvent,
   type ChannelRecord,
@@ -12,6 +13,7 @@ import {
   type VoucherPayment,
   type VoucherRule,
 } from '../ledger/index.js'
+import type { DepositPayload, RefundPayload } from '../protocol/types.js'
 import type { ChannelStore } from '../store/index.js'
 import {
   type BackendPreference,
@@ -55,6 +57,15 @@ export type Decision =
       /** The channel as the server holds it, for a corrective 402. */
       readonly record?: ChannelRecord
     }
+
+/** A decision on a `deposit` payload, with the deposit's receipt once it landed on chain. */
+export type DepositDecision = Decision & { readonly deposit?: EscrowReceipt }
+
+/** A cooperative refund that landed: its receipt and the channel after it. */
+export interface RefundOutcome {
+  readonly receipt: EscrowReceipt
+  readonly record: ChannelRecord
+}
 
 /** What {@link openPayee} found in the store. */
 export interface Recovery {
@@ -153,6 +164,85 @@ export class Payee {
       return reject('tollgate_store_failed', err instanceof Error ? err.message : String(err))
     }
     return result
+  }
+
+  /**
+   * A `deposit` payload: once the checks that cost nothing pass (the channel is this server's, its
+   * id matches its config, the voucher is signed by the channel's signer), the server submits the
+   * payer's ERC-3009 deposit on chain (paying the gas), mirrors the new balance, then decides the
+   * voucher the payload carries, as {@link decide} does. The receipt comes back even when the
+   * voucher is then refused, since the deposit stays on chain.
+   */
+  async decideDeposit(
+    payload: DepositPayload,
+    rule: VoucherRule,
+    writer: EscrowWriter,
+  ): Promise<DepositDecision> {
+    const { channelConfig: config, voucher } = payload
+    const identity = this.ledger.checkIdentity(config)
+    if (identity) return identity
+    if (channelId(config, this.domainSeparator) !== voucher.channelId) {
+      return reject('invalid_batch_settlement_evm_channel_id_mismatch')
+    }
+    if (!(await this.ledger.verifySignature(config, voucher)))
+      return reject('invalid_batch_settlement_evm_voucher_signature')
+    const deposited = await writer.deposit(payload)
+    if (!deposited.ok) return deposited
+    if (this.isKnown(voucher.channelId)) {
+      this.apply({
+        type: 'deposited',
+        channelId: voucher.channelId,
+        balance: deposited.value.balance,
+      })
+    } else {
+      const refused = await this.openFromChain(payload)
+      if (refused) return { ...refused, deposit: deposited.value }
+    }
+    const decision = await this.decide(payload, rule)
+    return { ...decision, deposit: deposited.value }
+  }
+
+  /**
+   * A cooperative `refund` payload: its zero-charge voucher (ceiling = charged) must be signed by
+   * the channel's signer; the writer then claims what was charged and returns `amount` (or all
+   * the rest) of the balance to the payer in one transaction. The channel is held meanwhile.
+   */
+  async refund(
+    payload: RefundPayload,
+    writer: EscrowWriter,
+  ): Promise<Result<RefundOutcome> & { record?: ChannelRecord }> {
+    const decision = await this.decide(payload, { kind: 'refund' })
+    if (!decision.ok) return decision
+    const { hold } = decision
+    const before = hold.record
+    const refundable = before.balance - before.chargedCumulativeAmount
+    if (payload.amount !== undefined && payload.amount > refundable) {
+      this.release(hold)
+      return reject(
+        'invalid_batch_settlement_evm_refund_amount_invalid',
+        `at most ${refundable} can be refunded`,
+      )
+    }
+    const result = await writer.refund(payload, before.chargedCumulativeAmount)
+    if (!result.ok) {
+      this.release(hold)
+      return result
+    }
+    if (before.chargedCumulativeAmount > before.totalClaimed) {
+      this.apply({
+        type: 'claimed',
+        channelId: hold.channelId,
+        totalClaimed: before.chargedCumulativeAmount,
+      })
+    }
+    this.apply({
+      type: 'refunded',
+      channelId: hold.channelId,
+      balance: result.value.balance,
+      refundNonce: before.refundNonce + 1n,
+    })
+    const record = this.release(hold)
+    return accept({ receipt: result.value, record })
   }
 
   /** Charges the actual price after the handler succeeded and releases the channel. */

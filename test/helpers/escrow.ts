@@ -164,6 +164,34 @@ export class EscrowHarness {
     })
   }
 
+  /** The payer's ERC-3009 `ReceiveWithAuthorization` to the collector, bound to a channel by its nonce. */
+  async signReceiveAuthorization(
+    payer: Account,
+    channelId: Hex,
+    amount: bigint,
+    salt: bigint,
+    validAfter = 0n,
+    validBefore = 2n ** 40n,
+  ): Promise<Hex> {
+    if (!payer.signTypedData) throw new Error('account cannot sign')
+    const nonce = keccak256(
+      encodeAbiParameters([{ type: 'bytes32' }, { type: 'uint256' }], [channelId, salt]),
+    )
+    return payer.signTypedData({
+      domain: { ...DEV_USDC_DOMAIN, chainId: this.chain.id, verifyingContract: this.usdc },
+      types: receiveTypes,
+      primaryType: 'ReceiveWithAuthorization',
+      message: {
+        from: payer.address,
+        to: this.collector,
+        value: amount,
+        validAfter,
+        validBefore,
+        nonce,
+      },
+    })
+  }
+
   /** ERC-3009 `collectorData` for a deposit, signed by the payer. */
   async erc3009CollectorData(
     payer: Account,
@@ -172,23 +200,14 @@ export class EscrowHarness {
     salt = 1n,
     validBefore = 2n ** 40n,
   ): Promise<Hex> {
-    if (!payer.signTypedData) throw new Error('account cannot sign')
-    const nonce = keccak256(
-      encodeAbiParameters([{ type: 'bytes32' }, { type: 'uint256' }], [channelId, salt]),
+    const signature = await this.signReceiveAuthorization(
+      payer,
+      channelId,
+      amount,
+      salt,
+      0n,
+      validBefore,
     )
-    const signature = await payer.signTypedData({
-      domain: { ...DEV_USDC_DOMAIN, chainId: this.chain.id, verifyingContract: this.usdc },
-      types: receiveTypes,
-      primaryType: 'ReceiveWithAuthorization',
-      message: {
-        from: payer.address,
-        to: this.collector,
-        value: amount,
-        validAfter: 0n,
-        validBefore,
-        nonce,
-      },
-    })
     return encodeAbiParameters(
       [{ type: 'uint256' }, { type: 'uint256' }, { type: 'uint256' }, { type: 'bytes' }],
       [0n, validBefore, salt, signature],
