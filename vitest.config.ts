@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config'
 
 /** Folders whose tests need no chain node. */
-const NO_CHAIN = ['errors', 'protocol', 'verify', 'ledger', 'store', 'payee']
+const NO_CHAIN = ['errors', 'protocol', 'verify', 'ledger', 'store', 'payee', 'transports']
 
 export default defineConfig({
   test: {

@@ -102,9 +102,15 @@ const table = {
     'The channel has too much unclaimed; retry after the server claims.',
   ],
   tollgate_escrow_mismatch: [402, 'The channel belongs to another escrow contract.'],
+  // WebSocket transport (src/transports/ws/PROTOCOL.md); the status is advisory there.
+  tollgate_ws_bad_frame: [400, 'The frame is not a valid tollgate WebSocket frame.'],
+  tollgate_ws_frame_too_large: [413, 'The frame exceeds the size limit.'],
+  tollgate_ws_no_credit: [402, 'The session has too little credit for this message; send a voucher.'],
+  tollgate_ws_too_many_requests: [429, 'Too many requests are in flight on this connection.'],
   tollgate_invalid_config: [500, 'tollgate was configured wrongly.'],
   tollgate_store_failed: [503, 'The voucher could not be stored; nothing was charged.'],
   tollgate_chain_unavailable: [502, 'The chain node could not be reached.'],
+  tollgate_rate_limited: [429, 'Too many requests; retry after the Retry-After seconds.'],
   tollgate_internal: [500, 'Internal error.'],
 } as const satisfies Record<string, Entry>
 

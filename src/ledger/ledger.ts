@@ -69,7 +69,8 @@ export interface OnChainChannel {
 export class Ledger {
   private readonly channels = new Map<Hex, ChannelRecord>()
   private readonly held = new Set<Hex>()
-  private readonly identity: ServerIdentity
+  /** The server's channel fields, addresses lowercase. */
+  readonly identity: ServerIdentity
   private readonly verifier: VoucherVerifier
   private readonly contractSignatureCheck: ContractSignatureCheck
   private readonly exposureCap: bigint

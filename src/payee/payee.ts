@@ -81,6 +81,10 @@ export interface Recovery {
  */
 export class Payee {
   readonly ledger: Ledger
+  /** The channel fields this payee accepts (receiver, receiver authorizer, token, withdraw delay). */
+  readonly identity: ServerIdentity
+  readonly chainId: number
+  readonly escrow: Address
   readonly domainSeparator: Hex
   /** The ECDSA backend in use: `native` or `js`. */
   readonly backend: string
@@ -93,6 +97,9 @@ export class Payee {
 
   private constructor(options: PayeeOptions, ledger: Ledger, backend: string, recovery: Recovery) {
     this.ledger = ledger
+    this.identity = ledger.identity
+    this.chainId = options.chainId
+    this.escrow = options.escrow
     this.backend = backend
     this.recovery = recovery
     this.store = options.store

@@ -1,0 +1,43 @@
+/**
+ * Defaults of the HTTP transport. Each is a named, frozen constant so that operators can see
+ * what they get without options, and tests can refer to it.
+ */
+
+/**
+ * `maxTimeoutSeconds` advertised in the requirements when none is configured: how long a payer
+ * may take between the 402 and its paid retry. batch-settlement vouchers carry no expiry, so
+ * this is only advice to clients.
+ */
+export const DEFAULT_MAX_TIMEOUT_SECONDS = 60
+
+/**
+ * `extra.minDeposit` of a route with no configured `minDeposit`: this many times its price, as
+ * the stock x402 servers advertise (x402.md section 3: stock clients deposit what is advertised).
+ */
+export const DEFAULT_MIN_DEPOSIT_MULTIPLIER = 10n
+
+/** One rate-limit rule: at most `max` requests per `timeWindowMs` milliseconds per key. */
+export interface RateLimitRule {
+  readonly max: number
+  readonly timeWindowMs: number
+}
+
+/**
+ * Requests per client IP to priced routes (paid or not): 5 000 per 10 s, so 250 paid calls/s
+ * for a stock client (it sends each call unpaid first). Bounds the signature checks one address
+ * can make the server do (the JS fallback checks about 800/s).
+ */
+export const DEFAULT_RATE_LIMIT_PER_IP: RateLimitRule = Object.freeze({
+  max: 5000,
+  timeWindowMs: 10_000,
+})
+
+/**
+ * Accepted vouchers per payer (the channel's `payer`, over all its channels): 5 000 per 10 s.
+ * Only accepted vouchers count, so a header naming someone else's address with a forged
+ * signature cannot use up that payer's allowance.
+ */
+export const DEFAULT_RATE_LIMIT_PER_PAYER: RateLimitRule = Object.freeze({
+  max: 5000,
+  timeWindowMs: 10_000,
+})

@@ -1,0 +1,16 @@
+/**
+ * transports/http: the x402 v2 HTTP transport, a Fastify plugin. Priced routes answer 402
+ * unpaid and serve requests paid by batch-settlement voucher (x402.md sections 1 and 2).
+ */
+export {
+  DEFAULT_MAX_TIMEOUT_SECONDS,
+  DEFAULT_MIN_DEPOSIT_MULTIPLIER,
+  DEFAULT_RATE_LIMIT_PER_IP,
+  DEFAULT_RATE_LIMIT_PER_PAYER,
+  type RateLimitRule,
+} from './constants.js'
+export type { Payment } from './paidRequest.js'
+export { type Price, parsePrice } from './parsePrice.js'
+export { tollgate } from './plugin.js'
+export type { ErrorBody } from './replies.js'
+export type { TollgateAsset, TollgateOptions, TollgateRateLimit } from './resolveOptions.js'

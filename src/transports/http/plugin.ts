@@ -1,0 +1,353 @@
+import type {
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+  onErrorHookHandler,
+  onRequestAbortHookHandler,
+  onRequestHookHandler,
+  onResponseHookHandler,
+  onSendHookHandler,
+  preHandlerHookHandler,
+  RouteOptions,
+} from 'fastify'
+import fp from 'fastify-plugin'
+import { TollgateError } from '../../errors/index.js'
+import {
+  decodePaymentHeader,
+  encodeHeader,
+  HEADERS,
+  type RefundPayload,
+  refundReceipt,
+  requirementsEqual,
+} from '../../protocol/index.js'
+import { PaidRequest, type Payment } from './paidRequest.js'
+import type { Price } from './parsePrice.js'
+import { priceRoute, type RoutePrice } from './priceRoute.js'
+import { createLimiters } from './rateLimits.js'
+import { errorPayload, sendCorrective, sendError, sendRefused, sendUnpaid } from './replies.js'
+import { type ResolvedOptions, resolveOptions, type TollgateOptions } from './resolveOptions.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The accepted payment of a priced route, from its `preHandler` on; `null` elsewhere. */
+    payment: Payment | null
+  }
+  interface FastifyReply {
+    /**
+     * Charges less than the route's price (dynamic pricing): token units as a bigint or a
+     * decimal string, in `[0, price]`. Call it before sending: the charge is committed when the
+     * headers go out. Anything else is a programming error: it throws `tollgate_internal`, the
+     * reply becomes a 500 and nothing is charged.
+     */
+    charge(amount: bigint | string): FastifyReply
+  }
+  interface FastifyContextConfig {
+    /** The route's price: `'$0.001'`, `'1000'` or `1000n` (token units). Unset: free. */
+    price?: Price
+    /** `resource.description` of the route's 402. */
+    description?: string
+    /** `resource.mimeType` of the route's 402. */
+    mimeType?: string
+  }
+}
+
+/** Where a request's payment state lives (declared up front, one object shape). */
+const kPaid = Symbol('tollgate.paid')
+
+type WithPaid = { [kPaid]: PaidRequest | null }
+
+function paidOf(request: FastifyRequest): PaidRequest | null {
+  return (request as unknown as WithPaid)[kPaid]
+}
+
+/**
+ * The x402 batch-settlement HTTP transport for Fastify. Routes with `config.price` answer 402
+ * unpaid, and serve a request paid by voucher (`PAYMENT-SIGNATURE` or `X-PAYMENT`) once the
+ * voucher is durable; the charge is committed before the response headers go out, with a
+ * `PAYMENT-RESPONSE` receipt, and released (nothing charged) when the handler fails.
+ *
+ * Register it before the priced routes: prices are read, checked and turned into requirements
+ * when each route is registered.
+ *
+ * @example
+ * await app.register(tollgate, { payee, network: 'eip155:84532', asset, payTo, receiverAuthorizer, withdrawDelay: 900 })
+ * app.get('/joke', { config: { price: '$0.001' } }, async () => ({ joke: '...' }))
+ */
+async function tollgatePlugin(fastify: FastifyInstance, raw: TollgateOptions): Promise<void> {
+  const options = resolveOptions(raw)
+  const limiters = await createLimiters(
+    fastify,
+    options,
+    (request) => paidOf(request)?.payment.payer ?? '',
+  )
+
+  fastify.decorateRequest('payment', null)
+  fastify.decorateRequest(kPaid, null)
+  fastify.decorateReply('charge', function charge(this: FastifyReply, amount: bigint | string) {
+    const paid = paidOf(this.request)
+    if (!paid) {
+      throw new TollgateError(
+        'tollgate_internal',
+        'reply.charge() was called on a request that is not paid (a route without a price?).',
+      )
+    }
+    paid.charge(amount)
+    return this
+  })
+
+  fastify.addHook('onRoute', (route) => {
+    const price = priceRoute(route.config, options, `${String(route.method)} ${route.url}`)
+    if (price) addPaymentHooks(route, routeHooks(options, limiters, price))
+  })
+}
+
+type Hooks = {
+  onRequest: onRequestHookHandler
+  preHandler: preHandlerHookHandler
+  onSend: onSendHookHandler
+  onError: onErrorHookHandler
+  onResponse: onResponseHookHandler
+  onRequestAbort: onRequestAbortHookHandler
+}
+
+/** The hooks of one priced route: closures over its price and requirements. */
+function routeHooks(
+  options: ResolvedOptions,
+  limiters: Awaited<ReturnType<typeof createLimiters>>,
+  route: RoutePrice,
+): Hooks {
+  const { payee, network, maxPaymentHeaderBytes } = options
+  const limited = (reply: FastifyReply, retryAfter: number) =>
+    sendError(reply.header('retry-after', String(retryAfter)), 'tollgate_rate_limited')
+
+  /** Cheap checks before the body is read: rate limit per IP, header, requirements. */
+  const onRequest = async (request: FastifyRequest, reply: FastifyReply) => {
+    if (limiters.perIp) {
+      const verdict = await limiters.perIp(request)
+      if (!verdict.ok) return limited(reply, verdict.retryAfter)
+    }
+    const signature = request.headers['payment-signature']
+    const xPayment = request.headers['x-payment']
+    const header = signature !== undefined ? HEADERS.paymentSignature : HEADERS.xPayment
+    const value = signature ?? xPayment
+    if (value === undefined) return sendUnpaid(request, reply, route)
+
+    const decoded = decodePaymentHeader(typeof value === 'string' ? value : undefined, {
+      maxBytes: maxPaymentHeaderBytes,
+    })
+    if (!decoded.ok) return sendRefused(request, reply, route, decoded.code, decoded.message)
+    const { accepted, payload } = decoded.value
+    if (accepted.network !== network) {
+      const detail = `This resource is paid on ${network}, not ${accepted.network}.`
+      return sendRefused(request, reply, route, 'invalid_network', detail)
+    }
+    if (!requirementsEqual(accepted, route.requirements)) {
+      // 402, not the table's 400: the client recovers by paying the requirements it is sent.
+      const detail = 'Pay the requirements in PAYMENT-REQUIRED as sent.'
+      return sendRefused(request, reply, route, 'invalid_payment_requirements', detail, 402)
+    }
+    if (payload.type !== 'voucher' && !options.escrowWriter) {
+      const detail = `${payload.type} payloads need a server configured with an escrowWriter: deposit on chain, then pay by voucher.`
+      return sendRefused(request, reply, route, 'invalid_batch_settlement_evm_payload_type', detail)
+    }
+    if (payload.type === 'refund') return refund(request, reply, route, payload)
+    ;(request as unknown as WithPaid)[kPaid] = new PaidRequest(
+      payee,
+      network,
+      route,
+      payload,
+      header,
+    )
+    return undefined
+  }
+
+  /**
+   * A cooperative refund (x402 `refund` payload): the route's handler does not run; the reply is
+   * the refund receipt.
+   */
+  const refund = async (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    route: RoutePrice,
+    payload: RefundPayload,
+  ) => {
+    const writer = options.escrowWriter
+    if (!writer) return sendError(reply, 'tollgate_internal')
+    const outcome = await payee.refund(payload, writer)
+    if (!outcome.ok) {
+      if (
+        outcome.code === 'invalid_batch_settlement_evm_cumulative_amount_mismatch' &&
+        outcome.record
+      ) {
+        return sendCorrective(request, reply, route, network, outcome.record, outcome.message)
+      }
+      return sendRefused(request, reply, route, outcome.code, outcome.message)
+    }
+    const { receipt, record } = outcome.value
+    const header = encodeHeader(
+      refundReceipt({
+        network,
+        payer: payload.channelConfig.payer,
+        transaction: receipt.transaction,
+        amount: receipt.amount,
+        channelState: record,
+      }),
+    )
+    reply.header(HEADERS.paymentResponse, header)
+    if (request.headers['payment-signature'] === undefined)
+      reply.header(HEADERS.xPaymentResponse, header)
+    return reply
+      .code(200)
+      .send({ refunded: receipt.amount.toString(), transaction: receipt.transaction })
+  }
+
+  /** After validation, just before the handler: the voucher is decided and made durable. */
+  const preHandler = async (request: FastifyRequest, reply: FastifyReply) => {
+    const paid = paidOf(request)
+    if (!paid || paid.held) return undefined
+    if (limiters.perPayer) {
+      const verdict = await limiters.perPayer(request, { count: false })
+      if (!verdict.ok) return limited(reply, verdict.retryAfter)
+    }
+    let decision: Awaited<ReturnType<typeof payee.decideDeposit>>
+    const rule = { kind: 'exact', price: route.price } as const
+    try {
+      decision =
+        paid.payload.type === 'deposit' && options.escrowWriter
+          ? await payee.decideDeposit(paid.payload, rule, options.escrowWriter)
+          : await payee.decide(paid.payload, rule)
+    } catch (err) {
+      request.log.error({ err }, 'tollgate: deciding a voucher failed')
+      return sendError(reply, 'tollgate_internal')
+    }
+    if (!decision.ok) {
+      const { code, message, record } = decision
+      if (code === 'invalid_batch_settlement_evm_cumulative_amount_mismatch' && record) {
+        return sendCorrective(request, reply, route, network, record, message)
+      }
+      return sendRefused(request, reply, route, code, message)
+    }
+    paid.accept(decision.hold, decision.deposit)
+    if (reply.raw.destroyed) {
+      // The client left while the voucher was decided: serve nothing, charge nothing.
+      end(request, paid)
+      return reply.hijack()
+    }
+    // A client that leaves before the headers are sent is not charged.
+    reply.raw.once('close', () => end(request, paid))
+    request.payment = paid.payment
+    if (limiters.perPayer) await limiters.perPayer(request)
+    return undefined
+  }
+
+  /** Headers are about to go out: commit on success (status < 400), release otherwise. */
+  const onSend = (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    payload: unknown,
+    done: (err: Error | null, payload?: unknown) => void,
+  ) => {
+    const paid = paidOf(request)
+    if (!paid) return done(null, payload)
+    if (paid.faulted !== undefined) return done(null, fault(request, reply, paid, payload))
+    if (!paid.held) return done(null, payload)
+    if (reply.statusCode >= 400 || reply.raw.destroyed) {
+      end(request, paid)
+      return done(null, payload)
+    }
+    let result: ReturnType<PaidRequest['commit']>
+    try {
+      result = paid.commit()
+    } catch (err) {
+      request.log.error({ err }, 'tollgate: committing a charge failed')
+      result = { ok: false, message: 'the charge could not be committed.' }
+    }
+    if (!result.ok) return done(null, fault(request, reply, paid, payload, result.message))
+    reply.header(HEADERS.paymentResponse, result.receipt)
+    if (paid.payment.header === HEADERS.xPayment) {
+      reply.header(HEADERS.xPaymentResponse, result.receipt)
+    }
+    return done(null, payload)
+  }
+
+  const onError = (
+    request: FastifyRequest,
+    _reply: FastifyReply,
+    _error: Error,
+    done: () => void,
+  ) => {
+    const paid = paidOf(request)
+    if (paid) end(request, paid)
+    done()
+  }
+
+  /** Safety nets: a hijacked or otherwise unfinished reply never leaves the channel held. */
+  const onResponse = (request: FastifyRequest, _reply: FastifyReply, done: () => void) => {
+    const paid = paidOf(request)
+    if (paid) end(request, paid)
+    done()
+  }
+  const onRequestAbort = (request: FastifyRequest, done: () => void) => {
+    const paid = paidOf(request)
+    if (paid) end(request, paid)
+    done()
+  }
+
+  return {
+    onRequest,
+    preHandler,
+    onSend,
+    onError,
+    onResponse,
+    onRequestAbort,
+  } as unknown as Hooks
+}
+
+/** Releases the hold if the request still has it; never throws (hooks must not). */
+function end(request: FastifyRequest, paid: PaidRequest): void {
+  try {
+    paid.release()
+  } catch (err) {
+    request.log.error({ err }, 'tollgate: releasing a channel failed')
+  }
+}
+
+/**
+ * Turns the reply into a 500 `tollgate_internal` with nothing charged: the handler charged an
+ * invalid amount (even if it caught the error), or the commit failed.
+ */
+function fault(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  paid: PaidRequest,
+  payload: unknown,
+  message = paid.faulted,
+): string {
+  end(request, paid)
+  request.log.error({ detail: message }, 'tollgate: request not charged')
+  if (payload && typeof (payload as { destroy?: unknown }).destroy === 'function') {
+    ;(payload as { destroy: () => void }).destroy()
+  }
+  reply.code(500).type('application/json; charset=utf-8').removeHeader('content-length')
+  return errorPayload('tollgate_internal', message)
+}
+
+/** Appends the payment hooks after the route's own: authentication and the like run first. */
+function addPaymentHooks(route: RouteOptions, hooks: Hooks): void {
+  const target = route as unknown as Record<string, unknown>
+  for (const [name, hook] of Object.entries(hooks)) {
+    const existing = target[name]
+    target[name] =
+      existing === undefined
+        ? [hook]
+        : Array.isArray(existing)
+          ? [...existing, hook]
+          : [existing, hook]
+  }
+}
+
+/**
+ * The `tollgate` Fastify plugin, wrapped with fastify-plugin: `request.payment` and
+ * `reply.charge()` must reach the application's routes.
+ */
+export const tollgate = fp(tollgatePlugin, { fastify: '5.x', name: 'tollgate' })

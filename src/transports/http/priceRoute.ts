@@ -1,0 +1,68 @@
+import { TollgateError } from '../../errors/index.js'
+import { type BatchRequirements, buildRequirements } from '../../protocol/index.js'
+import { DEFAULT_MIN_DEPOSIT_MULTIPLIER } from './constants.js'
+import { parsePrice } from './parsePrice.js'
+import type { ResolvedOptions } from './resolveOptions.js'
+
+/** What a priced route charges and advertises, built once when the route is registered. */
+export interface RoutePrice {
+  /** The per-request ceiling in token units. */
+  readonly price: bigint
+  /** The requirements this route issues, byte for byte the same on every 402. */
+  readonly requirements: BatchRequirements
+  readonly description: string | undefined
+  readonly mimeType: string | undefined
+}
+
+/**
+ * Reads a route's `config: { price, description?, mimeType? }` and builds its requirements.
+ *
+ * @param config The route's `config`.
+ * @param route `METHOD /url`, for error messages.
+ * @returns `undefined` for a route without a price (free).
+ * @throws TollgateError `tollgate_invalid_config` for a malformed price or one below one token unit.
+ */
+export function priceRoute(
+  config: unknown,
+  options: ResolvedOptions,
+  route: string,
+): RoutePrice | undefined {
+  if (typeof config !== 'object' || config === null) return undefined
+  const { price: configured, description, mimeType } = config as Record<string, unknown>
+  if (configured === undefined) return undefined
+  const price = parsePrice(configured, options.asset.decimals, `price of ${route}`)
+  for (const [field, value] of [
+    ['description', description],
+    ['mimeType', mimeType],
+  ] as const) {
+    if (value !== undefined && typeof value !== 'string') {
+      throw new TollgateError('tollgate_invalid_config', `${field} of ${route} is not a string.`)
+    }
+  }
+  const minDeposit = options.minDeposit ?? price * DEFAULT_MIN_DEPOSIT_MULTIPLIER
+  if (minDeposit < price) {
+    throw new TollgateError(
+      'tollgate_invalid_config',
+      `minDeposit ${minDeposit} is below the price ${price} of ${route}.`,
+    )
+  }
+  const requirements = buildRequirements({
+    network: options.network,
+    amount: price,
+    asset: options.asset.address,
+    payTo: options.payTo,
+    maxTimeoutSeconds: options.maxTimeoutSeconds,
+    receiverAuthorizer: options.receiverAuthorizer,
+    withdrawDelay: options.withdrawDelay,
+    name: options.asset.name,
+    version: options.asset.version,
+    minDeposit,
+  })
+  Object.freeze(requirements.extra)
+  return Object.freeze({
+    price,
+    requirements: Object.freeze(requirements),
+    description: description as string | undefined,
+    mimeType: mimeType as string | undefined,
+  })
+}

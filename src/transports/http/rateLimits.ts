@@ -1,0 +1,58 @@
+import rateLimit from '@fastify/rate-limit'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { RateLimitRule } from './constants.js'
+
+/** The verdict of a limiter: allowed, or refused with the seconds to wait. */
+export type LimitVerdict =
+  | { readonly ok: true }
+  | { readonly ok: false; readonly retryAfter: number }
+
+/** Counts a request under a key and says whether it is within the limit. */
+export type Limiter = (
+  request: FastifyRequest,
+  options?: { count: boolean },
+) => Promise<LimitVerdict>
+
+/** The limiters of priced routes. */
+export interface Limiters {
+  readonly perIp: Limiter | undefined
+  readonly perPayer: Limiter | undefined
+}
+
+/**
+ * Builds the limiters on @fastify/rate-limit (its local store), registered in a child context
+ * with `global: false` so that it neither limits nor decorates the application's other routes.
+ *
+ * @param payerOf The payer of a request, read once its payment header is decoded.
+ */
+export async function createLimiters(
+  fastify: FastifyInstance,
+  rules: { perIp: RateLimitRule | undefined; perPayer: RateLimitRule | undefined },
+  payerOf: (request: FastifyRequest) => string,
+): Promise<Limiters> {
+  if (!rules.perIp && !rules.perPayer) return { perIp: undefined, perPayer: undefined }
+  let limiters: Limiters = { perIp: undefined, perPayer: undefined }
+  await fastify.register(async (child) => {
+    await child.register(rateLimit, { global: false, skipOnError: true })
+    const make = (rule: RateLimitRule, keyGenerator?: (request: FastifyRequest) => string) => {
+      const check = child.createRateLimit({
+        max: rule.max,
+        timeWindow: rule.timeWindowMs,
+        ...(keyGenerator ? { keyGenerator } : {}),
+      })
+      const limiter: Limiter = async (request, options) => {
+        const result = await check(request, { increment: options?.count ?? true })
+        if (result.isAllowed) return { ok: true }
+        // Counting: refused once over the limit. Peeking: refused when no request is left.
+        const refused = options?.count === false ? result.remaining <= 0 : result.isExceeded
+        return refused ? { ok: false, retryAfter: Math.max(1, result.ttlInSeconds) } : { ok: true }
+      }
+      return limiter
+    }
+    limiters = {
+      perIp: rules.perIp ? make(rules.perIp) : undefined,
+      perPayer: rules.perPayer ? make(rules.perPayer, payerOf) : undefined,
+    }
+  })
+  return limiters
+}

@@ -1,0 +1,134 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { describe, type ErrorCode, statusOf } from '../../errors/index.js'
+import type { ChannelRecord } from '../../ledger/index.js'
+import {
+  correctiveRequired,
+  encodeHeader,
+  HEADERS,
+  type Network,
+  type PaymentRequired,
+  paymentRequired,
+  type ResourceInfo,
+} from '../../protocol/index.js'
+import type { RoutePrice } from './priceRoute.js'
+
+/**
+ * The body of every error reply: a stable code and a human-readable message. Replies that carry
+ * `PAYMENT-REQUIRED` send the `PaymentRequired` object itself, whose `error` is the same code,
+ * plus `message`.
+ */
+export interface ErrorBody {
+  error: ErrorCode
+  message: string
+}
+
+const JSON_TYPE = 'application/json; charset=utf-8'
+
+/** `resource` of a 402: the URL requested, with the route's description and MIME type. */
+export function resourceOf(request: FastifyRequest, route: RoutePrice): ResourceInfo {
+  const host = request.host
+  const resource: ResourceInfo = {
+    url: host ? `${request.protocol}://${host}${request.url}` : request.url,
+  }
+  if (route.description !== undefined) resource.description = route.description
+  if (route.mimeType !== undefined) resource.mimeType = route.mimeType
+  return resource
+}
+
+/**
+ * Sends a 402 (or the status given) with `PAYMENT-REQUIRED` and the same JSON in the body; an
+ * error reply adds `message` to the body.
+ */
+export function sendPaymentRequired(
+  reply: FastifyReply,
+  status: number,
+  required: PaymentRequired,
+  message?: string,
+): FastifyReply {
+  return reply
+    .code(status)
+    .header(HEADERS.paymentRequired, encodeHeader(required))
+    .type(JSON_TYPE)
+    .send(message === undefined ? required : { ...required, message })
+}
+
+/** The 402 of a request that carried no payment. */
+export function sendUnpaid(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  route: RoutePrice,
+): FastifyReply {
+  const required = paymentRequired({
+    resource: resourceOf(request, route),
+    accepts: [route.requirements],
+  })
+  return sendPaymentRequired(reply, 402, required)
+}
+
+/**
+ * A payment refused with `code`: status from the code table unless given, `PAYMENT-REQUIRED`
+ * with `error` = the code.
+ */
+export function sendRefused(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  route: RoutePrice,
+  code: ErrorCode,
+  message: string,
+  status = statusOf(code),
+): FastifyReply {
+  const required = paymentRequired({
+    resource: resourceOf(request, route),
+    accepts: [route.requirements],
+    error: code,
+  })
+  return sendPaymentRequired(reply, status, required, message)
+}
+
+/**
+ * The corrective 402 (`cumulative_amount_mismatch`): the server's `channelState` and, when it
+ * holds one, its highest `voucherState`, so that the client can check and resync.
+ */
+export function sendCorrective(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  route: RoutePrice,
+  network: Network,
+  record: ChannelRecord,
+  message: string,
+): FastifyReply {
+  const code = 'invalid_batch_settlement_evm_cumulative_amount_mismatch'
+  const required = correctiveRequired({
+    resource: resourceOf(request, route),
+    accepts: [route.requirements],
+    network,
+    channelState: record,
+    ...(record.signature === '0x'
+      ? {}
+      : {
+          voucherState: {
+            signedMaxClaimable: record.signedMaxClaimable,
+            signature: record.signature,
+          },
+        }),
+  })
+  return sendPaymentRequired(reply, statusOf(code), required, message)
+}
+
+/** An error reply that is not about the payment itself (rate limit, internal error). */
+export function sendError(reply: FastifyReply, code: ErrorCode, detail?: string): FastifyReply {
+  const body: ErrorBody = {
+    error: code,
+    message: detail ? `${describe(code)} ${detail}` : describe(code),
+  }
+  return reply.code(statusOf(code)).type(JSON_TYPE).send(body)
+}
+
+/** The body of an error reply, serialized: for replacing a payload in `onSend`. */
+export function errorPayload(code: ErrorCode, detail?: string): string {
+  const body: ErrorBody = {
+    error: code,
+    message: detail ? `${describe(code)} ${detail}` : describe(code),
+  }
+  return JSON.stringify(body)
+}
