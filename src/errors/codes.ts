@@ -105,7 +105,10 @@ const table = {
   // WebSocket transport (src/transports/ws/PROTOCOL.md); the status is advisory there.
   tollgate_ws_bad_frame: [400, 'The frame is not a valid tollgate WebSocket frame.'],
   tollgate_ws_frame_too_large: [413, 'The frame exceeds the size limit.'],
-  tollgate_ws_no_credit: [402, 'The session has too little credit for this message; send a voucher.'],
+  tollgate_ws_no_credit: [
+    402,
+    'The session has too little credit for this message; send a voucher.',
+  ],
   tollgate_ws_too_many_requests: [429, 'Too many requests are in flight on this connection.'],
   tollgate_invalid_config: [500, 'tollgate was configured wrongly.'],
   tollgate_store_failed: [503, 'The voucher could not be stored; nothing was charged.'],
