@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config'
 
 /** Folders whose tests need no chain node. */
-const NO_CHAIN = ['errors', 'protocol', 'verify', 'ledger', 'store', 'payee', 'transports']
+const NO_CHAIN = ['errors', 'protocol', 'verify', 'ledger', 'store', 'payee', 'transports', 'server']
 
 export default defineConfig({
   test: {

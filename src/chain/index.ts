@@ -12,6 +12,7 @@ export {
   LOCAL_CHAIN_ID,
   startAnvil,
 } from './anvil.js'
+export { contractSignatureCheck } from './contractSignatureCheck.js'
 export {
   BatchSettlement,
   ERC3009DepositCollector,
@@ -43,6 +44,7 @@ export {
   escrowWriter,
 } from './escrowWriter.js'
 export { encodePackedClaim, type PackedClaimHeader, type PackedClaimRow } from './packedClaim.js'
+export { type ChainPreset, PRESETS, type PresetName } from './presets.js'
 export { type ChannelReader, channelReader } from './readChannel.js'
 export {
   type ChainEventSink,

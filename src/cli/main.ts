@@ -1,14 +1,18 @@
 #!/usr/bin/env node
 import { chainCommand } from './chain.js'
+import { serveCommand } from './serve.js'
 
 const USAGE = `usage: tollgate <command> [options]
 
 commands:
-  chain [--port N]   (default 8545) start a local chain with tollgate's contracts deployed, print the addresses
+  chain [--port N]          start a local chain (default port 8545) with tollgate's contracts, print the addresses
+  serve [--config FILE]     run the paid gateway from a JSON config (default tollgate.json);
+                            the key comes from TOLLGATE_PRIVATE_KEY or TOLLGATE_KEY_FILE
 `
 
 const commands: Record<string, (args: readonly string[]) => Promise<void>> = {
   chain: chainCommand,
+  serve: serveCommand,
 }
 
 async function main(argv: readonly string[]): Promise<number> {

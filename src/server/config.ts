@@ -1,0 +1,211 @@
+import { readFileSync } from 'node:fs'
+import { dirname, isAbsolute, resolve } from 'node:path'
+import { type Address, type Hex, isAddress } from 'viem'
+import { type ChainPreset, PRESETS, type PresetName } from '../chain/presets.js'
+import { TollgateError } from '../errors/index.js'
+import type { StoreMode } from '../store/index.js'
+
+/** Where the server listens unless told otherwise: loopback only. */
+export const DEFAULT_LISTEN = Object.freeze({ host: '127.0.0.1', port: 4020 })
+/** One day: how long a payer must wait to take back an unclaimed deposit. */
+export const DEFAULT_WITHDRAW_DELAY = 86_400
+export const DEFAULT_DATA_DIR = '.tollgate'
+/** The environment variable holding the server's key (never a command-line argument). */
+export const KEY_ENV = 'TOLLGATE_PRIVATE_KEY'
+
+/** A paid HTTP route proxied to an upstream. */
+export interface RouteConfig {
+  /** Fastify path, e.g. `/api/*`. */
+  readonly path: string
+  /** `'$0.001'` (USD) or token units as a decimal string. */
+  readonly price: string
+  /** Base URL the request is forwarded to (path and query kept). */
+  readonly upstream: string
+  /** @default ['GET'] */
+  readonly methods: readonly string[]
+  readonly description?: string
+}
+
+/** The standalone server's configuration, resolved and validated. */
+export interface ServerConfig {
+  readonly chain: ChainPreset
+  readonly rpcUrl: string
+  readonly receiver: Address | undefined
+  readonly withdrawDelay: number
+  /** Absolute path of the data folder (the voucher store lives in `<dataDir>/vouchers`). */
+  readonly dataDir: string
+  readonly storeMode: StoreMode
+  readonly listen: { readonly host: string; readonly port: number }
+  readonly routes: readonly RouteConfig[]
+  /** Blocks before an escrow event is mirrored. */
+  readonly confirmations: number | undefined
+}
+
+/**
+ * Reads and validates a JSON configuration file. Relative paths in it are relative to the file.
+ *
+ * ```json
+ * {
+ *   "network": "base-sepolia",
+ *   "rpcUrl": "https://sepolia.base.org",
+ *   "withdrawDelay": 86400,
+ *   "dataDir": "./data",
+ *   "listen": { "host": "127.0.0.1", "port": 4020 },
+ *   "routes": [{ "path": "/api/*", "price": "$0.001", "upstream": "http://127.0.0.1:9000" }]
+ * }
+ * ```
+ *
+ * @throws TollgateError `tollgate_invalid_config` naming the field that is wrong.
+ */
+export function loadConfig(path: string): ServerConfig {
+  let raw: unknown
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'))
+  } catch (err) {
+    throw new TollgateError(
+      'tollgate_invalid_config',
+      `cannot read ${path}: ${(err as Error).message}`,
+    )
+  }
+  return parseConfig(raw, dirname(resolve(path)))
+}
+
+/** Validates a configuration object (see {@link loadConfig}). */
+export function parseConfig(raw: unknown, baseDir: string): ServerConfig {
+  const o = object(raw, 'the configuration')
+  const network = o.network ?? 'local'
+  let chain: ChainPreset
+  if (typeof network === 'string') {
+    if (!Object.hasOwn(PRESETS, network)) {
+      invalid(
+        `network "${network}" is not one of ${Object.keys(PRESETS).join(', ')} (or give an object)`,
+      )
+    }
+    chain = PRESETS[network as PresetName]
+  } else {
+    const n = object(network, 'network')
+    const chainId = integer(n.chainId, 'network.chainId', 1)
+    const usdc = object(n.usdc, 'network.usdc')
+    chain = {
+      name: string(n.name ?? `eip155:${chainId}`, 'network.name'),
+      chainId,
+      network: `eip155:${chainId}`,
+      usdc: {
+        address: address(usdc.address, 'network.usdc.address'),
+        name: string(usdc.name, 'network.usdc.name'),
+        version: string(usdc.version, 'network.usdc.version'),
+        decimals: integer(usdc.decimals ?? 6, 'network.usdc.decimals', 0),
+      },
+      escrow: address(n.escrow ?? PRESETS.base.escrow, 'network.escrow'),
+      erc3009Collector: address(
+        n.erc3009Collector ?? PRESETS.base.erc3009Collector,
+        'network.erc3009Collector',
+      ),
+    }
+  }
+  const rpcUrl = string(o.rpcUrl ?? chain.publicRpcUrl, 'rpcUrl')
+  if (!/^https?:\/\//.test(rpcUrl)) invalid(`rpcUrl "${rpcUrl}" must be an http(s) URL`)
+  const listen = object(o.listen ?? {}, 'listen')
+  const storeMode = o.storeMode ?? 'durable'
+  if (storeMode !== 'durable' && storeMode !== 'relaxed')
+    invalid('storeMode must be "durable" or "relaxed"')
+  const routes = Array.isArray(o.routes) ? o.routes : invalid('routes must be a list')
+  const dataDir = string(o.dataDir ?? DEFAULT_DATA_DIR, 'dataDir')
+  return {
+    chain,
+    rpcUrl,
+    receiver: o.receiver === undefined ? undefined : address(o.receiver, 'receiver'),
+    withdrawDelay: integer(
+      o.withdrawDelay ?? DEFAULT_WITHDRAW_DELAY,
+      'withdrawDelay',
+      900,
+      2_592_000,
+    ),
+    dataDir: isAbsolute(dataDir) ? dataDir : resolve(baseDir, dataDir),
+    storeMode,
+    listen: {
+      host: string(listen.host ?? DEFAULT_LISTEN.host, 'listen.host'),
+      port: integer(listen.port ?? DEFAULT_LISTEN.port, 'listen.port', 0, 65_535),
+    },
+    routes: routes.map((r, i) => route(r, `routes[${i}]`)),
+    confirmations:
+      o.confirmations === undefined ? undefined : integer(o.confirmations, 'confirmations', 0),
+  }
+}
+
+/**
+ * The server's key, from the environment (`TOLLGATE_PRIVATE_KEY`) or a key file named by
+ * `TOLLGATE_KEY_FILE`; never from a command-line argument, which other users can read in `ps`.
+ */
+export function loadKey(env: NodeJS.ProcessEnv = process.env): Hex {
+  const file = env.TOLLGATE_KEY_FILE
+  const value = env[KEY_ENV] ?? (file ? readFileSync(file, 'utf8').trim() : undefined)
+  if (value === undefined) {
+    invalid(`set ${KEY_ENV} (or TOLLGATE_KEY_FILE) to the key of the receiver authorizer`)
+  }
+  const key = value.startsWith('0x') ? value : `0x${value}`
+  if (!/^0x[0-9a-fA-F]{64}$/.test(key)) invalid(`${KEY_ENV} is not a 32-byte hex private key`)
+  return key as Hex
+}
+
+function route(raw: unknown, where: string): RouteConfig {
+  const r = object(raw, where)
+  const path = string(r.path, `${where}.path`)
+  if (!path.startsWith('/')) invalid(`${where}.path must start with /`)
+  const upstream = string(r.upstream, `${where}.upstream`)
+  try {
+    new URL(upstream)
+  } catch {
+    invalid(`${where}.upstream "${upstream}" is not a URL`)
+  }
+  const methods = r.methods ?? ['GET']
+  if (
+    !Array.isArray(methods) ||
+    methods.length === 0 ||
+    !methods.every((m) => typeof m === 'string')
+  ) {
+    invalid(`${where}.methods must be a non-empty list of HTTP methods`)
+  }
+  return {
+    path,
+    price: string(r.price, `${where}.price`),
+    upstream,
+    methods: methods.map((m: string) => m.toUpperCase()),
+    ...(r.description === undefined
+      ? {}
+      : { description: string(r.description, `${where}.description`) }),
+  }
+}
+
+function object(value: unknown, where: string): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    invalid(`${where} must be an object`)
+  return value as Record<string, unknown>
+}
+
+function string(value: unknown, where: string): string {
+  if (typeof value !== 'string' || value === '') invalid(`${where} must be a non-empty string`)
+  return value
+}
+
+function integer(
+  value: unknown,
+  where: string,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
+  if (!Number.isSafeInteger(value) || (value as number) < min || (value as number) > max) {
+    invalid(`${where} must be an integer in [${min}, ${max}], got ${JSON.stringify(value)}`)
+  }
+  return value as number
+}
+
+function address(value: unknown, where: string): Address {
+  if (typeof value !== 'string' || !isAddress(value, { strict: false }))
+    invalid(`${where} must be an address`)
+  return value as Address
+}
+
+function invalid(detail: string): never {
+  throw new TollgateError('tollgate_invalid_config', detail)
+}

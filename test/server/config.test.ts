@@ -1,0 +1,102 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { PRESETS } from '../../src/chain/presets.js'
+import type { TollgateError } from '../../src/errors/index.js'
+import {
+  DEFAULT_LISTEN,
+  DEFAULT_WITHDRAW_DELAY,
+  loadConfig,
+  loadKey,
+  parseConfig,
+} from '../../src/server/config.js'
+
+const route = { path: '/api/*', price: '$0.001', upstream: 'http://127.0.0.1:9000' }
+const dirs: string[] = []
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
+})
+
+function code(fn: () => unknown): string | undefined {
+  try {
+    fn()
+    return undefined
+  } catch (err) {
+    return `${(err as TollgateError).code}: ${(err as Error).message}`
+  }
+}
+
+describe('server configuration', () => {
+  it('fills in defaults, resolves a preset and paths relative to the file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tollgate-config-'))
+    dirs.push(dir)
+    const file = join(dir, 'tollgate.json')
+    writeFileSync(
+      file,
+      JSON.stringify({ network: 'base-sepolia', dataDir: './data', routes: [route] }),
+    )
+    const config = loadConfig(file)
+    expect(config.chain).toBe(PRESETS['base-sepolia'])
+    expect(config.chain.usdc).toMatchObject({
+      address: '0x036CbD53842c5426634e7929541eC2318f3dCF7e',
+      name: 'USDC',
+      version: '2',
+    })
+    expect(PRESETS.base.usdc).toMatchObject({ name: 'USD Coin', version: '2' })
+    expect(config.rpcUrl).toBe('https://sepolia.base.org')
+    expect(config.dataDir).toBe(join(dir, 'data'))
+    expect(config.listen).toEqual(DEFAULT_LISTEN)
+    expect(config.withdrawDelay).toBe(DEFAULT_WITHDRAW_DELAY)
+    expect(config.routes).toEqual([{ ...route, methods: ['GET'] }])
+  })
+
+  it.each([
+    [{ network: 'mainnet', routes: [] }, /network "mainnet"/],
+    [{ routes: 'all' }, /routes must be a list/],
+    [{ routes: [{ ...route, path: 'api' }] }, /routes\[0\]\.path/],
+    [{ routes: [{ ...route, upstream: 'nowhere' }] }, /routes\[0\]\.upstream/],
+    [{ routes: [{ ...route, price: 3 }] }, /routes\[0\]\.price/],
+    [{ routes: [], withdrawDelay: 60 }, /withdrawDelay/],
+    [{ routes: [], listen: { port: 70_000 } }, /listen\.port/],
+    [{ routes: [], storeMode: 'fast' }, /storeMode/],
+    [{ routes: [], rpcUrl: 'ws://x' }, /rpcUrl/],
+    [
+      {
+        routes: [],
+        network: { chainId: 10, usdc: { address: '0x12', name: 'USDC', version: '2' } },
+      },
+      /network\.usdc\.address/,
+    ],
+  ])('refuses %j with tollgate_invalid_config naming the field', (raw, message) => {
+    const result = code(() => parseConfig(raw, '/tmp'))
+    expect(result).toMatch(/^tollgate_invalid_config: /)
+    expect(result).toMatch(message)
+  })
+
+  it('reports an unreadable or malformed file', () => {
+    expect(code(() => loadConfig('/nonexistent/tollgate.json'))).toMatch(
+      /tollgate_invalid_config: .*cannot read/,
+    )
+    const dir = mkdtempSync(join(tmpdir(), 'tollgate-config-'))
+    dirs.push(dir)
+    writeFileSync(join(dir, 'bad.json'), '{ "routes": [')
+    expect(code(() => loadConfig(join(dir, 'bad.json')))).toMatch(
+      /tollgate_invalid_config: .*cannot read/,
+    )
+  })
+
+  it('takes the key from the environment or a key file, never anything malformed', () => {
+    const key = `0x${'ab'.repeat(32)}`
+    expect(loadKey({ TOLLGATE_PRIVATE_KEY: key })).toBe(key)
+    expect(loadKey({ TOLLGATE_PRIVATE_KEY: key.slice(2) })).toBe(key)
+    const dir = mkdtempSync(join(tmpdir(), 'tollgate-key-'))
+    dirs.push(dir)
+    writeFileSync(join(dir, 'key'), `${key}\n`)
+    expect(loadKey({ TOLLGATE_KEY_FILE: join(dir, 'key') })).toBe(key)
+    expect(code(() => loadKey({}))).toMatch(/TOLLGATE_PRIVATE_KEY/)
+    expect(code(() => loadKey({ TOLLGATE_PRIVATE_KEY: '0x1234' }))).toMatch(
+      /not a 32-byte hex private key/,
+    )
+  })
+})
