@@ -1,7 +1,16 @@
 import { defineConfig } from 'vitest/config'
 
 /** Folders whose tests need no chain node. */
-const NO_CHAIN = ['errors', 'protocol', 'verify', 'ledger', 'store', 'payee', 'transports', 'server']
+const NO_CHAIN = [
+  'errors',
+  'protocol',
+  'verify',
+  'ledger',
+  'store',
+  'payee',
+  'transports',
+  'server',
+]
 
 export default defineConfig({
   test: {
