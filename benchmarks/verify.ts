@@ -10,9 +10,11 @@ import { performance } from 'node:perf_hooks'
 import { type Hex, hashTypedData, recoverTypedDataAddress, toHex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import {
+  BATCH_SETTLEMENT_TYPES,
   channelId,
   createVoucherVerifier,
   domainSeparator,
+  escrowDomain,
   jsBackend,
   loadBackend,
   type Secp256k1Backend,
@@ -27,27 +29,8 @@ const POOL_SIZE = 20_000
 const CHAIN_ID = 84532
 const ESCROW = '0x4020074e9dF2ce1deE5A9C1b5c3f541D02a10003' as const
 
-const domain = {
-  name: 'x402 Batch Settlement',
-  version: '1',
-  chainId: CHAIN_ID,
-  verifyingContract: ESCROW,
-} as const
-const types = {
-  Voucher: [
-    { name: 'channelId', type: 'bytes32' },
-    { name: 'maxClaimableAmount', type: 'uint128' },
-  ],
-  ChannelConfig: [
-    { name: 'payer', type: 'address' },
-    { name: 'payerAuthorizer', type: 'address' },
-    { name: 'receiver', type: 'address' },
-    { name: 'receiverAuthorizer', type: 'address' },
-    { name: 'token', type: 'address' },
-    { name: 'withdrawDelay', type: 'uint40' },
-    { name: 'salt', type: 'bytes32' },
-  ],
-} as const
+const domain = escrowDomain(CHAIN_ID, ESCROW)
+const types = BATCH_SETTLEMENT_TYPES
 
 interface SignedVoucher {
   maxClaimableAmount: bigint

@@ -25,6 +25,11 @@ export { loadNativeBackend, NATIVE_MODULE } from './nativeBackend.js'
 export { refundDigest } from './refundDigest.js'
 export { normalizeSignature, type ParsedSignature, parseSignature } from './signature.js'
 export { DEFAULT_SIGNER_CACHE_SIZE } from './signerCache.js'
+export {
+  BATCH_SETTLEMENT_TYPES,
+  escrowDomain,
+  RECEIVE_WITH_AUTHORIZATION_TYPES,
+} from './typedData.js'
 export { DOMAIN_NAME, DOMAIN_VERSION, TYPE_STRINGS, TYPEHASHES } from './typehashes.js'
 export {
   type ContractSignatureCheck,

@@ -20,6 +20,11 @@ import {
 import { privateKeyToAccount } from 'viem/accounts'
 import { BatchSettlement, TestUSDC } from '../../src/chain/contracts.generated.js'
 import { DEV_USDC_DOMAIN, LOCAL_POLLING_MS } from '../../src/chain/devChain.js'
+import {
+  BATCH_SETTLEMENT_TYPES,
+  escrowDomain,
+  RECEIVE_WITH_AUTHORIZATION_TYPES,
+} from '../../src/verify/index.js'
 
 export interface ChannelConfig {
   payer: Address
@@ -31,64 +36,19 @@ export interface ChannelConfig {
   salt: Hex
 }
 
-export const channelConfigTypes = {
-  ChannelConfig: [
-    { name: 'payer', type: 'address' },
-    { name: 'payerAuthorizer', type: 'address' },
-    { name: 'receiver', type: 'address' },
-    { name: 'receiverAuthorizer', type: 'address' },
-    { name: 'token', type: 'address' },
-    { name: 'withdrawDelay', type: 'uint40' },
-    { name: 'salt', type: 'bytes32' },
-  ],
-} as const
-
-export const voucherTypes = {
-  Voucher: [
-    { name: 'channelId', type: 'bytes32' },
-    { name: 'maxClaimableAmount', type: 'uint128' },
-  ],
-} as const
-
-export const refundTypes = {
-  Refund: [
-    { name: 'channelId', type: 'bytes32' },
-    { name: 'nonce', type: 'uint256' },
-    { name: 'amount', type: 'uint128' },
-  ],
-} as const
-
+export const channelConfigTypes = { ChannelConfig: BATCH_SETTLEMENT_TYPES.ChannelConfig }
+export const voucherTypes = { Voucher: BATCH_SETTLEMENT_TYPES.Voucher }
+export const refundTypes = { Refund: BATCH_SETTLEMENT_TYPES.Refund }
 export const claimBatchTypes = {
-  ClaimBatch: [{ name: 'claims', type: 'ClaimEntry[]' }],
-  ClaimEntry: [
-    { name: 'channelId', type: 'bytes32' },
-    { name: 'maxClaimableAmount', type: 'uint128' },
-    { name: 'totalClaimed', type: 'uint128' },
-  ],
-} as const
+  ClaimBatch: BATCH_SETTLEMENT_TYPES.ClaimBatch,
+  ClaimEntry: BATCH_SETTLEMENT_TYPES.ClaimEntry,
+}
+const receiveTypes = RECEIVE_WITH_AUTHORIZATION_TYPES
 
-const receiveTypes = {
-  ReceiveWithAuthorization: [
-    { name: 'from', type: 'address' },
-    { name: 'to', type: 'address' },
-    { name: 'value', type: 'uint256' },
-    { name: 'validAfter', type: 'uint256' },
-    { name: 'validBefore', type: 'uint256' },
-    { name: 'nonce', type: 'bytes32' },
-  ],
-} as const
+export { escrowDomain }
 
 /** A local node mines at once; a receipt this late means the transaction is stuck. */
 const RECEIPT_TIMEOUT_MS = 10_000
-
-export function escrowDomain(chainId: number, escrow: Address) {
-  return {
-    name: 'x402 Batch Settlement',
-    version: '1',
-    chainId,
-    verifyingContract: escrow,
-  } as const
-}
 
 /** A test harness bound to one dev chain. */
 export class EscrowHarness {

@@ -2,42 +2,14 @@
 import fc from 'fast-check'
 import { type Address, getAddress, type Hex, hashTypedData, toHex } from 'viem'
 import { type PrivateKeyAccount, privateKeyToAccount } from 'viem/accounts'
-import type { ChannelConfig } from '../../src/verify/index.js'
+import { BATCH_SETTLEMENT_TYPES, type ChannelConfig, escrowDomain } from '../../src/verify/index.js'
 
 export const N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n
 export const CANONICAL_ESCROW: Address = '0x4020074e9dF2ce1deE5A9C1b5c3f541D02a10003'
 export const ZERO_ADDRESS: Address = '0x0000000000000000000000000000000000000000'
 
-export const types = {
-  ChannelConfig: [
-    { name: 'payer', type: 'address' },
-    { name: 'payerAuthorizer', type: 'address' },
-    { name: 'receiver', type: 'address' },
-    { name: 'receiverAuthorizer', type: 'address' },
-    { name: 'token', type: 'address' },
-    { name: 'withdrawDelay', type: 'uint40' },
-    { name: 'salt', type: 'bytes32' },
-  ],
-  Voucher: [
-    { name: 'channelId', type: 'bytes32' },
-    { name: 'maxClaimableAmount', type: 'uint128' },
-  ],
-  Refund: [
-    { name: 'channelId', type: 'bytes32' },
-    { name: 'nonce', type: 'uint256' },
-    { name: 'amount', type: 'uint128' },
-  ],
-  ClaimBatch: [{ name: 'claims', type: 'ClaimEntry[]' }],
-  ClaimEntry: [
-    { name: 'channelId', type: 'bytes32' },
-    { name: 'maxClaimableAmount', type: 'uint128' },
-    { name: 'totalClaimed', type: 'uint128' },
-  ],
-} as const
-
-export function escrowDomain(chainId: number, verifyingContract: Address) {
-  return { name: 'x402 Batch Settlement', version: '1', chainId, verifyingContract } as const
-}
+export const types = BATCH_SETTLEMENT_TYPES
+export { escrowDomain }
 
 const hex = (length: number) =>
   fc.uint8Array({ minLength: length, maxLength: length }).map((b) => toHex(b))
