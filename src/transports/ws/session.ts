@@ -1,0 +1,417 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { Address, Hex } from 'viem'
+import type { WebSocket } from 'ws'
+import { describe, type ErrorCode } from '../../errors/index.js'
+import type { ChannelRecord, Hold } from '../../ledger/index.js'
+import {
+  correctiveRequired,
+  decodePaymentPayload,
+  type PaymentRequired,
+  paymentRequired,
+  type ResourceInfo,
+  requirementsEqual,
+  voucherReceipt,
+} from '../../protocol/index.js'
+import { CLOSE_CODES, MAX_PENDING_PAYMENTS } from './constants.js'
+import type { ErrorFrame, RequestFrame, RequestId, ServerFrame, SubscribeFrame } from './frames.js'
+import { parseClientFrame } from './parseClientFrame.js'
+import type { ResolvedRoute, ResolvedWsOptions } from './resolveOptions.js'
+
+/** What a route adds to a session: a feed pump or a request runner. */
+export interface SessionMode {
+  /** Handles `subscribe`; absent: the frame is refused as a bad frame. */
+  subscribe?(frame: SubscribeFrame): void
+  /** Handles `request`; absent: the frame is refused as a bad frame. */
+  request?(frame: RequestFrame): void
+  /** Credit or room in the socket's send queue may have grown. */
+  wake(): void
+  /** The session stops: produce and charge nothing more, free what was taken. Idempotent. */
+  stop(): void
+  /** Resolves when work already charged or about to be (requests in flight) has finished. */
+  idle(): Promise<void>
+}
+
+/** Where a session is: open; ending (an `end` frame: finishing work in flight); closed. */
+type State = 'open' | 'ending' | 'closed'
+
+/** Error codes that are part of normal flow and do not count against a connection. */
+const NO_STRIKE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'invalid_batch_settlement_evm_cumulative_amount_mismatch',
+  'invalid_batch_settlement_evm_channel_state_read_failed',
+  'tollgate_withdrawal_pending',
+  'tollgate_exposure_cap',
+  'tollgate_store_failed',
+  'tollgate_ws_no_credit',
+  'tollgate_ws_too_many_requests',
+  'tollgate_internal',
+])
+
+const OPEN = 1
+
+/**
+ * One billed WebSocket connection: its frames, its payments and the hold on its channel.
+ *
+ * Invariants (DESIGN.md, money invariants 1, 2 and 7):
+ * - The channel is held from the first accepted voucher until the session closes, then released
+ *   exactly once; a connection that never paid holds nothing.
+ * - A billed frame is sent only after {@link charge} committed its price in the ledger, under a
+ *   voucher that `decide`/`extend` stored before returning; nothing is charged once the session
+ *   is no longer open to sending (closing, closed).
+ * - Vouchers of one connection are decided one at a time, in the order they came.
+ */
+export class Session {
+  private state: State = 'open'
+  private hold: Hold | undefined
+  private mode: SessionMode | undefined
+  /** Credit set aside for requests in flight (their price), not yet charged. */
+  private reserved = 0n
+  /** `chargedCumulativeAmount` at the last receipt: the next receipt's `chargedAmount` starts here. */
+  private receiptCharged = 0n
+  private lowWaterSent = false
+  private strikes = 0
+  private pendingPayments = 0
+  private payments: Promise<void> = Promise.resolve()
+  private payTimer: NodeJS.Timeout | undefined
+  private heartbeat: NodeJS.Timeout | undefined
+  private readonly onFlushed = (): void => this.mode?.wake()
+
+  constructor(
+    readonly socket: WebSocket,
+    readonly route: ResolvedRoute,
+    readonly options: ResolvedWsOptions,
+    readonly resource: ResourceInfo,
+    readonly log: FastifyBaseLogger,
+    private readonly onClosed: (session: Session) => void,
+  ) {}
+
+  /** Attaches the route's mode, listens to the socket and sends `payment-required`. */
+  start(mode: SessionMode): void {
+    this.mode = mode
+    const { socket } = this
+    socket.on('message', (data, isBinary) => this.onMessage(data, isBinary))
+    socket.on('close', () => this.closed())
+    // @fastify/websocket routes socket errors to its error handler; this one only keeps the
+    // session's state right (a 'close' event follows every error).
+    socket.on('error', () => {})
+    if (this.options.heartbeatMs > 0) {
+      // A payer that vanished without closing must not hold its channel for ever.
+      let alive = true
+      socket.on('pong', () => {
+        alive = true
+      })
+      this.heartbeat = setInterval(() => {
+        if (!alive) return socket.terminate()
+        alive = false
+        socket.ping()
+      }, this.options.heartbeatMs)
+      this.heartbeat.unref()
+    }
+    if (this.options.payTimeoutMs > 0) {
+      this.payTimer = setTimeout(() => {
+        if (!this.hold) this.close(CLOSE_CODES.policy, 'no voucher within the pay timeout')
+      }, this.options.payTimeoutMs)
+      this.payTimer.unref()
+    }
+    this.send({ type: 'payment-required', paymentRequired: this.paymentRequired() })
+  }
+
+  /** The channel's payer, once a voucher was accepted. */
+  get payer(): Address | undefined {
+    return this.hold ? this.record()?.config.payer : undefined
+  }
+
+  get channelId(): Hex | undefined {
+    return this.hold?.channelId
+  }
+
+  /** Whether charges may be made: a channel is held and the socket still takes frames. */
+  get billable(): boolean {
+    return this.hold !== undefined && this.state !== 'closed' && this.socket.readyState === OPEN
+  }
+
+  /** Whether the session takes new work: open, not ending nor closed. */
+  get open(): boolean {
+    return this.state === 'open' && this.socket.readyState === OPEN
+  }
+
+  /** Credit left for new work: the held ceiling minus what is charged and what is reserved. */
+  available(): bigint {
+    const record = this.record()
+    if (!record) return 0n
+    return record.signedMaxClaimable - record.chargedCumulativeAmount - this.reserved
+  }
+
+  /** Sets `amount` of credit aside (a request in flight). */
+  reserve(amount: bigint): boolean {
+    if (!this.billable || this.available() < amount) return false
+    this.reserved += amount
+    return true
+  }
+
+  unreserve(amount: bigint): void {
+    this.reserved -= amount
+  }
+
+  /**
+   * Commits a charge in the ledger, then sends the billed frame (serialized beforehand) and, when
+   * the credit left has fallen to the low-water mark, `voucher-needed`. Returns false, charging
+   * and sending nothing, when the session is not billable or the held voucher does not cover it.
+   */
+  chargeAndSend(amount: bigint, text: string): boolean {
+    const hold = this.hold
+    if (!hold || !this.billable) return false
+    const result = this.options.payee.chargeHeld(hold, amount)
+    if (!result.ok) {
+      this.log.error({ code: result.code, detail: result.message }, 'tollgate-ws: charge refused')
+      return false
+    }
+    this.sendText(text)
+    this.checkLowWater()
+    return true
+  }
+
+  /** Sends a frame; false when the socket no longer takes frames. */
+  send(frame: ServerFrame): boolean {
+    return this.sendText(JSON.stringify(frame))
+  }
+
+  /** Sends a serialized frame; the mode is woken when it has been written out. */
+  sendText(text: string): boolean {
+    if (this.socket.readyState !== OPEN) return false
+    this.socket.send(text, this.onFlushed)
+    return true
+  }
+
+  /** Sends an error frame; codes outside normal flow count against the connection. */
+  refuse(
+    code: ErrorCode,
+    message?: string,
+    extra: { id?: RequestId; paymentRequired?: PaymentRequired } = {},
+  ): void {
+    const frame: ErrorFrame = {
+      type: 'error',
+      code,
+      message: message ?? describe(code),
+      ...(extra.id === undefined ? {} : { id: extra.id }),
+      ...(extra.paymentRequired === undefined ? {} : { paymentRequired: extra.paymentRequired }),
+    }
+    this.send(frame)
+    if (!NO_STRIKE.has(code) && ++this.strikes >= this.options.maxBadFrames) {
+      this.close(CLOSE_CODES.policy, 'too many bad frames')
+    }
+  }
+
+  /** The route's `PaymentRequired`: price per message in `accepts[].amount`, `extra.creditWindow`. */
+  paymentRequired(error?: string): PaymentRequired {
+    return paymentRequired({
+      resource: this.resource,
+      accepts: [this.route.requirements],
+      ...(error === undefined ? {} : { error }),
+    })
+  }
+
+  /**
+   * Ends the session gracefully: no new work; work in flight and queued vouchers finish; then the
+   * hold is released, a final receipt sent and the socket closed with `code`.
+   */
+  async end(code: number, reason: string): Promise<void> {
+    if (this.state !== 'open') return
+    this.state = 'ending'
+    this.mode?.stop()
+    await this.payments
+    await this.mode?.idle()
+    this.close(code, reason)
+  }
+
+  /**
+   * Closes now: stops the mode, releases the hold (the final charge is already committed: charges
+   * are made before frames are sent), sends a final receipt when a voucher was held, and closes.
+   */
+  close(code: number, reason: string): void {
+    if (this.state === 'closed') return
+    this.state = 'closed'
+    const record = this.finish()
+    if (record && this.socket.readyState === OPEN) {
+      this.send({
+        type: 'receipt',
+        paymentResponse: this.receipt(record),
+        creditRemaining: '0',
+        final: true,
+      })
+    }
+    if (this.socket.readyState === OPEN) this.socket.close(code, reason)
+  }
+
+  /** The socket closed, by either side: release whatever is still held. */
+  private closed(): void {
+    this.state = 'closed'
+    this.finish()
+    this.onClosed(this)
+  }
+
+  /** Stops the mode and releases the hold once; returns the channel as released. */
+  private finish(): ChannelRecord | undefined {
+    if (this.payTimer) clearTimeout(this.payTimer)
+    this.payTimer = undefined
+    if (this.heartbeat) clearInterval(this.heartbeat)
+    this.heartbeat = undefined
+    this.mode?.stop()
+    const hold = this.hold
+    if (!hold) return undefined
+    this.hold = undefined
+    try {
+      return this.options.payee.release(hold)
+    } catch (err) {
+      this.log.error({ err }, 'tollgate-ws: releasing a channel failed')
+      return undefined
+    }
+  }
+
+  private onMessage(data: Parameters<typeof parseClientFrame>[0]['data'], isBinary: boolean) {
+    if (this.state !== 'open') return
+    const parsed = parseClientFrame({ data, isBinary }, this.options.maxFrameBytes)
+    if (!parsed.ok) return this.refuse(parsed.code, parsed.message)
+    const frame = parsed.value
+    switch (frame.type) {
+      case 'pay':
+        return this.queuePayment(frame.payment)
+      case 'end':
+        void this.end(CLOSE_CODES.normal, 'session ended')
+        return
+      case 'subscribe':
+        if (!this.mode?.subscribe) {
+          return this.refuse('tollgate_ws_bad_frame', 'This route takes requests, not subscribe.')
+        }
+        return this.mode.subscribe(frame)
+      case 'request':
+        if (!this.mode?.request) {
+          return this.refuse('tollgate_ws_bad_frame', 'This route is a feed: send subscribe.')
+        }
+        return this.mode.request(frame)
+    }
+  }
+
+  private queuePayment(payment: unknown): void {
+    if (this.pendingPayments >= MAX_PENDING_PAYMENTS) {
+      this.refuse('tollgate_ws_too_many_requests', 'Too many pay frames are waiting.')
+      return
+    }
+    this.pendingPayments++
+    this.payments = this.payments
+      .then(() => this.pay(payment))
+      .catch((err: unknown) => {
+        this.log.error({ err }, 'tollgate-ws: deciding a voucher failed')
+        this.refuse('tollgate_internal')
+      })
+      .finally(() => {
+        this.pendingPayments--
+      })
+  }
+
+  /** Decides one voucher: opens the session's credit (`decide`) or tops it up (`extend`). */
+  private async pay(value: unknown): Promise<void> {
+    if (this.state === 'closed') return
+    const { network, payee } = this.options
+    const decoded = decodePaymentPayload(value)
+    if (!decoded.ok) return this.refuse(decoded.code, decoded.message)
+    const { accepted, payload } = decoded.value
+    if (accepted.network !== network) {
+      return this.refuse('invalid_network', `This route is paid on ${network}.`)
+    }
+    if (!requirementsEqual(accepted, this.route.requirements)) {
+      return this.refuse(
+        'invalid_payment_requirements',
+        'Pay the requirements of the payment-required frame as sent.',
+        { paymentRequired: this.paymentRequired('invalid_payment_requirements') },
+      )
+    }
+    if (payload.type !== 'voucher') {
+      return this.refuse(
+        'invalid_batch_settlement_evm_payload_type',
+        `${payload.type} payloads are not accepted here: deposit on chain, then pay by voucher.`,
+      )
+    }
+    const payment = { channelConfig: payload.channelConfig, voucher: payload.voucher }
+    const held = this.hold
+    const decision = held
+      ? await payee.extend(held, payment, this.route.rule)
+      : await payee.decide(payment, this.route.rule)
+    if (!decision.ok) {
+      const { code, message, record } = decision
+      if (code === 'invalid_batch_settlement_evm_cumulative_amount_mismatch' && record) {
+        return this.refuse(code, message, { paymentRequired: this.corrective(record) })
+      }
+      return this.refuse(code, message)
+    }
+    if ((this.state as State) === 'closed') {
+      // The socket closed while the voucher was decided: a new hold is released at once.
+      if (!held) payee.release(decision.hold)
+      return
+    }
+    if (!held) {
+      this.receiptCharged = decision.hold.record.chargedCumulativeAmount
+      if (this.payTimer) clearTimeout(this.payTimer)
+      this.payTimer = undefined
+    }
+    this.hold = decision.hold
+    const record = this.record() ?? decision.hold.record
+    this.send({
+      type: 'receipt',
+      paymentResponse: this.receipt(record),
+      creditRemaining: this.creditOf(record).toString(),
+    })
+    this.lowWaterSent = false
+    this.checkLowWater()
+    this.mode?.wake()
+  }
+
+  /** `voucherReceipt`: `chargedAmount` is what was charged since the previous receipt. */
+  private receipt(record: ChannelRecord) {
+    const chargedAmount = record.chargedCumulativeAmount - this.receiptCharged
+    this.receiptCharged = record.chargedCumulativeAmount
+    return voucherReceipt({
+      network: this.options.network,
+      payer: record.config.payer,
+      chargedAmount: chargedAmount > 0n ? chargedAmount : 0n,
+      channelState: record,
+    })
+  }
+
+  private corrective(record: ChannelRecord): PaymentRequired {
+    return correctiveRequired({
+      resource: this.resource,
+      accepts: [this.route.requirements],
+      network: this.options.network,
+      channelState: record,
+      ...(record.signature === '0x'
+        ? {}
+        : {
+            voucherState: {
+              signedMaxClaimable: record.signedMaxClaimable,
+              signature: record.signature,
+            },
+          }),
+    })
+  }
+
+  /** Sends `voucher-needed` once per voucher when the messages left fall to the low-water mark. */
+  private checkLowWater(): void {
+    if (this.lowWaterSent || !this.hold || this.state !== 'open') return
+    const available = this.available()
+    if (available / this.route.price > BigInt(this.route.lowWater)) return
+    this.lowWaterSent = true
+    this.send({
+      type: 'voucher-needed',
+      paymentRequired: this.paymentRequired(),
+      creditRemaining: (available > 0n ? available : 0n).toString(),
+    })
+  }
+
+  private creditOf(record: ChannelRecord): bigint {
+    return record.signedMaxClaimable - record.chargedCumulativeAmount - this.reserved
+  }
+
+  private record(): ChannelRecord | undefined {
+    return this.hold ? this.options.payee.ledger.get(this.hold.channelId) : undefined
+  }
+}

@@ -1,0 +1,307 @@
+import { EventEmitter } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { afterEach, describe, expect, it } from 'vitest'
+import type { FeedContext } from '../../../src/transports/ws/index.js'
+import {
+  FrameClient,
+  makeApp,
+  openChannel,
+  PRICE,
+  type TestApp,
+  until,
+  voucherPayment,
+} from './fixtures.js'
+
+const apps: TestApp[] = []
+afterEach(async () => {
+  for (const t of apps.splice(0)) await t.app.close()
+})
+
+/** An endless pull source: `{ n }` for n = 1, 2, …, every `delayMs`; stops when the session ends. */
+function counter(delayMs = 0, bytes = 0) {
+  const pad = 'x'.repeat(bytes)
+  return async function* ({ signal }: FeedContext) {
+    let n = 0
+    while (!signal.aborted) {
+      if (delayMs > 0) await sleep(delayMs)
+      yield bytes > 0 ? { n: ++n, pad } : { n: ++n }
+    }
+  }
+}
+
+async function feedApp(
+  route: Partial<Parameters<TestApp['app']['tollgateFeed']>[1]>,
+  plugin: Parameters<typeof makeApp>[1] = {},
+) {
+  const t = await makeApp(
+    (app) =>
+      app.tollgateFeed('/feed', {
+        price: PRICE,
+        creditWindow: 5,
+        lowWater: 2,
+        source: counter(),
+        ...route,
+      }),
+    plugin,
+  )
+  apps.push(t)
+  return t
+}
+
+describe('credit windows', () => {
+  it('advertises the price per message and the window, charges each message, pauses at zero and resumes on a top-up', async () => {
+    const t = await feedApp({})
+    const channel = openChannel(t)
+    const c = await FrameClient.connect(t.app, '/feed')
+    const accepted = await c.accepted()
+    expect(accepted.amount).toBe('10')
+    expect(accepted.extra).toMatchObject({ creditWindow: 5, minDeposit: '50' })
+
+    c.send({ type: 'subscribe' })
+    expect(await c.next('paused')).toEqual({ type: 'paused', reason: 'credit' })
+
+    const first = await c.pay(accepted, channel, 5n * PRICE)
+    expect(first.creditRemaining).toBe('50')
+    expect(first.paymentResponse.extra).toMatchObject({ chargedAmount: '0' })
+    await c.next('resumed')
+    await c.count('data', 5)
+    expect(await c.next('paused')).toEqual({ type: 'paused', reason: 'credit' })
+
+    // Nothing more is sent unpaid, and the connection stays open.
+    await sleep(50)
+    expect(c.all('data')).toHaveLength(5)
+    expect(c.all('data').map((d) => d.seq)).toEqual([1, 2, 3, 4, 5])
+    expect(c.all('data').every((d) => d.charged === '10')).toBe(true)
+    const held = t.payee.ledger.get(channel.id)
+    expect(held?.chargedCumulativeAmount).toBe(50n)
+    expect(t.payee.ledger.isHeld(channel.id)).toBe(true)
+
+    // voucher-needed came when two messages of credit were left: after message 3.
+    const types = c.log.map((f) => (f.type === 'data' ? `data${f.seq}` : f.type))
+    expect(types.indexOf('voucher-needed')).toBe(types.indexOf('data3') + 1)
+    expect(types.indexOf('data4')).toBe(types.indexOf('voucher-needed') + 1)
+    const needed = c.all('voucher-needed')[0]
+    expect(needed?.creditRemaining).toBe('20')
+
+    // The top-up resumes the feed from where it paused.
+    const topUp = await c.pay(accepted, channel, 10n * PRICE)
+    expect(topUp.creditRemaining).toBe('50')
+    expect(topUp.paymentResponse.extra).toMatchObject({
+      chargedAmount: '50',
+      channelState: { chargedCumulativeAmount: '50' },
+    })
+    await c.count('data', 10)
+    expect(c.all('data').map((d) => d.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+
+    c.send({ type: 'end' })
+    const final = await c.next('receipt')
+    expect(final.final).toBe(true)
+    expect(final.paymentResponse.extra).toMatchObject({
+      chargedAmount: '50',
+      channelState: { chargedCumulativeAmount: '100' },
+    })
+    expect(await c.closed).toEqual({ code: 1000, reason: 'session ended' })
+    expect(t.payee.ledger.isHeld(channel.id)).toBe(false)
+    expect(t.payee.ledger.get(channel.id)?.chargedCumulativeAmount).toBe(100n)
+    const stored = (await t.store.loadAll()).find((r) => r.channelId === channel.id)
+    expect(stored?.signedMaxClaimable).toBe(100n)
+  })
+
+  it('never stalls a prompt client: it tops up on voucher-needed across several windows', async () => {
+    const t = await feedApp({ source: counter(8), creditWindow: 10, lowWater: 6 })
+    const channel = openChannel(t)
+    const c = await FrameClient.connect(t.app, '/feed')
+    const accepted = await c.accepted()
+    let ceiling = 10n * PRICE
+    await c.pay(accepted, channel, ceiling)
+    c.send({ type: 'subscribe' })
+    for (let window = 0; window < 3; window++) {
+      await c.next('voucher-needed')
+      ceiling += 10n * PRICE
+      await c.pay(accepted, channel, ceiling)
+    }
+    await c.count('data', 30, 5_000)
+    c.send({ type: 'end' })
+    await c.closed
+    expect(c.all('paused')).toEqual([])
+    const delivered = BigInt(c.all('data').length)
+    expect(t.payee.ledger.get(channel.id)?.chargedCumulativeAmount).toBe(delivered * PRICE)
+  })
+
+  it('accepts a first voucher that opens more than one window, and a top-up ceiling above the window', async () => {
+    const t = await feedApp({})
+    const channel = openChannel(t)
+    const c = await FrameClient.connect(t.app, '/feed')
+    const accepted = await c.accepted()
+    const receipt = await c.pay(accepted, channel, 12n * PRICE)
+    expect(receipt.creditRemaining).toBe('120')
+    c.send({ type: 'subscribe' })
+    await c.count('data', 12)
+    await c.next('paused')
+    expect(t.payee.ledger.get(channel.id)?.chargedCumulativeAmount).toBe(120n)
+    await c.close()
+  })
+})
+
+describe('session end', () => {
+  it('commits every delivered message and releases the hold when the client closes', async () => {
+    const t = await feedApp({ source: counter(1), creditWindow: 1000 })
+    const channel = openChannel(t)
+    const c = await FrameClient.connect(t.app, '/feed')
+    const accepted = await c.accepted()
+    await c.pay(accepted, channel, 1000n * PRICE)
+    c.send({ type: 'subscribe' })
+    await c.count('data', 20)
+    await c.close()
+    await until(() => !t.payee.ledger.isHeld(channel.id))
+    const delivered = BigInt(c.all('data').length)
+    expect(delivered).toBeGreaterThanOrEqual(20n)
+    expect(t.payee.ledger.get(channel.id)?.chargedCumulativeAmount).toBe(delivered * PRICE)
+  })
+
+  it('holds nothing for a connection that never paid', async () => {
+    const t = await feedApp({})
+    const channel = openChannel(t)
+    const c = await FrameClient.connect(t.app, '/feed')
+    await c.accepted()
+    c.send({ type: 'subscribe' })
+    await c.next('paused')
+    await c.close()
+    expect(t.payee.ledger.get(channel.id)).toBeUndefined()
+    expect(t.payee.ledger.size).toBe(0)
+    expect(c.all('data')).toEqual([])
+  })
+
+  it('ends the session with a final receipt when the source finishes', async () => {
+    const t = await feedApp({
+      source: async function* () {
+        yield 'a'
+        yield 'b'
+      },
+    })
+    const channel = openChannel(t)
+    const c = await FrameClient.connect(t.app, '/feed')
+    const accepted = await c.accepted()
+    await c.pay(accepted, channel, 5n * PRICE)
+    c.send({ type: 'subscribe' })
+    const final = await c.next('receipt')
+    expect(final.final).toBe(true)
+    expect(c.all('data').map((d) => d.body)).toEqual(['a', 'b'])
+    expect((await c.closed).code).toBe(1000)
+    expect(t.payee.ledger.isHeld(channel.id)).toBe(false)
+    expect(t.payee.ledger.get(channel.id)?.chargedCumulativeAmount).toBe(20n)
+  })
+
+  it('closes a failing source with 1011 and charges only what was sent', async () => {
+    const t = await feedApp({
+      source: async function* () {
+        yield 1
+        throw new Error('upstream down')
+      },
+    })
+    const channel = openChannel(t)
+    const c = await FrameClient.connect(t.app, '/feed')
+    const accepted = await c.accepted()
+    await c.pay(accepted, channel, 5n * PRICE)
+    c.send({ type: 'subscribe' })
+    expect((await c.next('error')).code).toBe('tollgate_internal')
+    expect((await c.closed).code).toBe(1011)
+    expect(t.payee.ledger.isHeld(channel.id)).toBe(false)
+    expect(t.payee.ledger.get(channel.id)?.chargedCumulativeAmount).toBe(10n)
+  })
+
+  it('ends every session with a final receipt (1001) when the server closes', async () => {
+    const t = await feedApp({})
+    apps.pop()
+    const channel = openChannel(t)
+    const c = await FrameClient.connect(t.app, '/feed')
+    const accepted = await c.accepted()
+    await c.pay(accepted, channel, 3n * PRICE)
+    c.send({ type: 'subscribe' })
+    await c.count('data', 3)
+    await t.app.close()
+    const final = await c.next('receipt')
+    expect(final.final).toBe(true)
+    expect((await c.closed).code).toBe(1001)
+    expect(t.payee.ledger.isHeld(channel.id)).toBe(false)
+    expect(t.payee.ledger.get(channel.id)?.chargedCumulativeAmount).toBe(30n)
+  })
+})
+
+describe('live sources', () => {
+  it('keeps the latest messages while paused (bounded), drops older ones uncharged, and shows them as a seq gap', async () => {
+    const ticker = new EventEmitter()
+    const t = await feedApp({ source: ticker, event: 'tick', liveBuffer: 3 })
+    const channel = openChannel(t)
+    const c = await FrameClient.connect(t.app, '/feed')
+    const accepted = await c.accepted()
+    c.send({ type: 'subscribe' })
+    await c.next('paused')
+    for (let i = 1; i <= 10; i++) ticker.emit('tick', { i })
+    await c.pay(accepted, channel, 5n * PRICE)
+    await c.count('data', 3)
+    expect(c.all('data').map((d) => d.seq)).toEqual([8, 9, 10])
+    ticker.emit('tick', { i: 11 })
+    await c.count('data', 4)
+    expect(c.all('data').at(-1)).toMatchObject({ seq: 11, body: { i: 11 } })
+    await c.close()
+    await until(() => ticker.listenerCount('tick') === 0)
+    expect(t.payee.ledger.get(channel.id)?.chargedCumulativeAmount).toBe(40n)
+  })
+})
+
+describe('backpressure', () => {
+  it('stops sending to a consumer that does not read, within the high-water mark, and resumes when it reads', async () => {
+    const body = 4096
+    const high = 16 * 1024
+    const t = await feedApp(
+      { source: counter(0, body), creditWindow: 100_000 },
+      { highWaterBytes: high },
+    )
+    const channel = openChannel(t, 100_000_000n)
+    const c = await FrameClient.inject(t.app, '/feed')
+    const accepted = await c.accepted()
+    await c.pay(accepted, channel, 100_000n * PRICE)
+    c.ws.pause()
+    c.send({ type: 'subscribe' })
+
+    // The charge settles: the feed stopped, not buffering without bound.
+    let last = -1n
+    await until(() => {
+      const charged = t.payee.ledger.get(channel.id)?.chargedCumulativeAmount ?? 0n
+      const settled = charged > 0n && charged === last
+      last = charged
+      return settled
+    })
+    await sleep(100)
+    const charged = t.payee.ledger.get(channel.id)?.chargedCumulativeAmount ?? 0n
+    expect(charged).toBe(last)
+    const [server] = t.app.websocketServer.clients
+    expect(server?.bufferedAmount).toBeLessThanOrEqual(high + body + 1024)
+    // Messages in flight: the server queue plus the in-memory pipe's buffers, not thousands.
+    expect(charged / PRICE).toBeLessThan(60n)
+
+    c.ws.resume()
+    await c.count('data', Number(charged / PRICE) + 20)
+    expect(c.all('paused')).toContainEqual({ type: 'paused', reason: 'backpressure' })
+    expect(c.all('resumed').length).toBeGreaterThanOrEqual(2)
+    c.send({ type: 'end' })
+    await c.closed
+    const delivered = BigInt(c.all('data').length)
+    expect(t.payee.ledger.get(channel.id)?.chargedCumulativeAmount).toBe(delivered * PRICE)
+  })
+})
+
+describe('payments', () => {
+  it('pays and subscribes in either order, and takes a voucher paid before subscribe', async () => {
+    const t = await feedApp({})
+    const channel = openChannel(t)
+    const c = await FrameClient.connect(t.app, '/feed')
+    const accepted = await c.accepted()
+    c.send({ type: 'pay', payment: await voucherPayment(accepted, channel, 2n * PRICE) })
+    c.send({ type: 'subscribe' })
+    await c.count('data', 2)
+    expect(c.all('receipt')).toHaveLength(1)
+    await c.close()
+  })
+})

@@ -1,0 +1,264 @@
+/**
+ * A Fastify app with the tollgateWs plugin over a real Payee (MemoryStore, real signature checks)
+ * and a fake chain reader, a frame client on `injectWS` (no port), and a payer that signs real
+ * vouchers.
+ */
+
+import { once } from 'node:events'
+import type { AddressInfo } from 'node:net'
+import Fastify, { type FastifyInstance } from 'fastify'
+import type { Hex } from 'viem'
+import type { PrivateKeyAccount } from 'viem/accounts'
+import WebSocket from 'ws'
+import type { OnChainChannel } from '../../../src/ledger/index.js'
+import { openPayee, type Payee, type PayeeOptions } from '../../../src/payee/payee.js'
+import {
+  CANONICAL_ADDRESSES,
+  type ChannelConfig,
+  type PaymentPayload,
+  type PaymentRequirements,
+  paymentPayload,
+} from '../../../src/protocol/index.js'
+import { MemoryStore } from '../../../src/store/index.js'
+import {
+  type ServerFrame,
+  type TollgateWsOptions,
+  tollgateWs,
+} from '../../../src/transports/ws/index.js'
+import { channelId } from '../../../src/verify/index.js'
+import { CHAIN_ID, DOMAIN, IDENTITY, makeConfig, sessionKey, sign } from '../../ledger/fixtures.js'
+
+export const NETWORK = `eip155:${CHAIN_ID}` as const
+export const ASSET = { address: IDENTITY.token, name: 'USDC', version: '2' }
+export const PRICE = 10n
+/** How long a test waits for one frame before failing. */
+export const FRAME_TIMEOUT_MS = 3_000
+
+export interface TestApp {
+  app: FastifyInstance
+  payee: Payee
+  store: MemoryStore
+  /** On-chain state the fake reader answers; unknown channels read as never deposited. */
+  chain: Map<Hex, OnChainChannel>
+}
+
+export function pluginOptions(payee: Payee): TollgateWsOptions {
+  return {
+    payee,
+    network: NETWORK,
+    asset: ASSET,
+    payTo: IDENTITY.receiver,
+    receiverAuthorizer: IDENTITY.receiverAuthorizer,
+    withdrawDelay: IDENTITY.withdrawDelay,
+  }
+}
+
+/** Builds (does not listen) an app; `routes` adds routes after the plugin. */
+export async function makeApp(
+  routes: (app: FastifyInstance) => void,
+  options: Partial<TollgateWsOptions> = {},
+  payeeOptions: Partial<PayeeOptions> = {},
+): Promise<TestApp> {
+  const store = await MemoryStore.open()
+  const chain = new Map<Hex, OnChainChannel>()
+  const payee = await openPayee({
+    chainId: CHAIN_ID,
+    escrow: CANONICAL_ADDRESSES.escrow,
+    identity: IDENTITY,
+    store,
+    readChannel: async (id) =>
+      chain.get(id) ?? { balance: 0n, totalClaimed: 0n, withdrawRequestedAt: 0, refundNonce: 0n },
+    ...payeeOptions,
+  })
+  const app = Fastify({ logger: false })
+  await app.register(tollgateWs, { ...pluginOptions(payee), ...options })
+  routes(app)
+  await app.ready()
+  return { app, payee, store, chain }
+}
+
+/** A channel deposited on the fake chain. */
+export function openChannel(
+  t: TestApp,
+  balance = 1_000_000n,
+  overrides: Partial<ChannelConfig> = {},
+): Channel {
+  const config = makeConfig(overrides)
+  const id = channelId(config, DOMAIN)
+  t.chain.set(id, { balance, totalClaimed: 0n, withdrawRequestedAt: 0, refundNonce: 0n })
+  return { config, id }
+}
+
+export interface Channel {
+  config: ChannelConfig
+  id: Hex
+}
+
+/** A `PaymentPayload` paying `accepted` with a voucher of ceiling `max`. */
+export async function voucherPayment(
+  accepted: PaymentRequirements,
+  channel: Channel,
+  max: bigint,
+  signer: PrivateKeyAccount = sessionKey,
+): Promise<PaymentPayload> {
+  return paymentPayload({
+    accepted,
+    payload: {
+      type: 'voucher',
+      channelConfig: channel.config,
+      voucher: {
+        channelId: channel.id,
+        maxClaimableAmount: max,
+        signature: await sign(signer, channel.id, max),
+      },
+    },
+  })
+}
+
+const listens = new WeakMap<FastifyInstance, Promise<string>>()
+
+type FrameOf<T extends ServerFrame['type']> = Extract<ServerFrame, { type: T }>
+
+/**
+ * A WebSocket client that records every frame. `next(type)` takes the first unread frame of that
+ * type (frames of other types stay unread), waiting up to {@link FRAME_TIMEOUT_MS}.
+ */
+export class FrameClient {
+  /** Every frame received, in order. */
+  readonly log: ServerFrame[] = []
+  private readonly unread: ServerFrame[] = []
+  private waiter: (() => void) | undefined
+  readonly closed: Promise<{ code: number; reason: string }>
+
+  constructor(readonly ws: WebSocket) {
+    ws.on('message', (data) => {
+      const frame = JSON.parse(String(data)) as ServerFrame
+      this.log.push(frame)
+      this.unread.push(frame)
+      this.waiter?.()
+    })
+    this.closed = new Promise((resolve) => {
+      ws.on('close', (code, reason) => {
+        resolve({ code, reason: reason.toString() })
+        this.waiter?.()
+      })
+    })
+  }
+
+  /** Connects over a real socket on 127.0.0.1 (the app listens on port 0 on first use). */
+  static async connect(
+    app: FastifyInstance,
+    path: string,
+    protocols?: string | string[],
+  ): Promise<FrameClient> {
+    let listening = listens.get(app)
+    if (!listening) {
+      listening = app.listen({ port: 0, host: '127.0.0.1' })
+      listens.set(app, listening)
+    }
+    await listening
+    const { port } = app.server.address() as AddressInfo
+    const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`, protocols)
+    const client = new FrameClient(ws)
+    await once(ws, 'open')
+    return client
+  }
+
+  /** Connects through `injectWS` (an in-memory pipe, no port). */
+  static async inject(app: FastifyInstance, path: string): Promise<FrameClient> {
+    let client: FrameClient | undefined
+    await app.injectWS(path, {}, { onInit: (ws) => (client = new FrameClient(ws)) })
+    if (!client) throw new Error('no client')
+    return client
+  }
+
+  send(frame: unknown): void {
+    this.ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame))
+  }
+
+  /** The first unread frame of `type`, taken from the unread list. */
+  async next<T extends ServerFrame['type']>(
+    type: T,
+    timeoutMs = FRAME_TIMEOUT_MS,
+  ): Promise<FrameOf<T>> {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const index = this.unread.findIndex((frame) => frame.type === type)
+      if (index >= 0) return this.unread.splice(index, 1)[0] as FrameOf<T>
+      const left = deadline - Date.now()
+      if (left <= 0 || this.ws.readyState === this.ws.CLOSED) {
+        throw new Error(`no ${type} frame; got ${JSON.stringify(this.log.map((f) => f.type))}`)
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left)
+        this.waiter = () => {
+          clearTimeout(timer)
+          this.waiter = undefined
+          resolve()
+        }
+      })
+    }
+  }
+
+  /** Takes the next `count` unread frames of `type`. */
+  async take<T extends ServerFrame['type']>(type: T, count: number): Promise<FrameOf<T>[]> {
+    const frames: FrameOf<T>[] = []
+    for (let i = 0; i < count; i++) frames.push(await this.next(type))
+    return frames
+  }
+
+  /** Waits until `count` frames of `type` were received in all (read or not). */
+  async count(
+    type: ServerFrame['type'],
+    count: number,
+    timeoutMs = FRAME_TIMEOUT_MS,
+  ): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    while (this.all(type).length < count) {
+      const left = deadline - Date.now()
+      if (left <= 0) throw new Error(`${this.all(type).length} ${type} frames, wanted ${count}`)
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left)
+        this.waiter = () => {
+          clearTimeout(timer)
+          this.waiter = undefined
+          resolve()
+        }
+      })
+    }
+  }
+
+  /** Every frame of `type` received. */
+  all<T extends ServerFrame['type']>(type: T): FrameOf<T>[] {
+    return this.log.filter((frame): frame is FrameOf<T> => frame.type === type)
+  }
+
+  /** The requirements of the connection's first `payment-required` frame. */
+  async accepted(): Promise<PaymentRequirements> {
+    const frame = await this.next('payment-required')
+    const [accepted] = frame.paymentRequired.accepts
+    if (!accepted) throw new Error('no requirements')
+    return accepted
+  }
+
+  /** Pays a voucher of ceiling `max` and returns the receipt (or throws with the error frame). */
+  async pay(accepted: PaymentRequirements, channel: Channel, max: bigint) {
+    this.send({ type: 'pay', payment: await voucherPayment(accepted, channel, max) })
+    return this.next('receipt')
+  }
+
+  /** Closes from the client side and waits for the close to complete. */
+  async close(): Promise<{ code: number; reason: string }> {
+    if (this.ws.readyState === this.ws.OPEN) this.ws.close(1000)
+    return this.closed
+  }
+}
+
+/** Waits until `check` holds, polling every 5 ms, up to `timeoutMs`. */
+export async function until(check: () => boolean, timeoutMs = FRAME_TIMEOUT_MS): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time')
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+}
