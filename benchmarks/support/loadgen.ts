@@ -1,0 +1,441 @@
+/**
+ * The HTTP load generator of the benchmarks, the same code for tollgate and for the stock x402
+ * server. One payment channel per connection (keep-alive, a node:http Agent with one socket),
+ * each channel's requests in order, all connections at once. Every request carries an x402
+ * `PAYMENT-SIGNATURE` built with tollgate's protocol codecs (`paymentPayload` + `encodeHeader`)
+ * around a cumulative voucher: `accepted` is the server's own requirements, as its 402 issued
+ * them, and the k-th request of a channel carries the ceiling `charged + k * price`.
+ *
+ * The generator runs in a child process of its own (forked with tsx), so that it does not share
+ * an event loop with the server and its CPU time can be told apart. The child signs every
+ * voucher (native libsecp256k1) and encodes every header before the clock starts, sends a
+ * warm-up, then measures: requests per second, per-request latency (from the write of the
+ * request to the end of the response) and its own CPU share (process.cpuUsage over wall time).
+ * Bounded both in count (requests per channel) and in time.
+ */
+import { fork } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import http from 'node:http'
+import { createRequire } from 'node:module'
+import { performance } from 'node:perf_hooks'
+import { fileURLToPath } from 'node:url'
+import type { Account, Address, Hex } from 'viem'
+import { privateKeyToAccount, sign } from 'viem/accounts'
+import {
+  type ChannelConfig,
+  decodeSettleResponse,
+  encodeHeader,
+  type PaymentRequirements,
+  paymentPayload,
+} from '../../src/protocol/index.js'
+import { bytesToHex, channelId, domainSeparator, voucherDigest } from '../../src/verify/index.js'
+import type { EscrowHarness } from '../../test/helpers/escrow.js'
+
+/** A channel the generator pays on, opened beforehand; its session key signs the vouchers. */
+export interface LoadChannel {
+  config: ChannelConfig
+  channelId: Hex
+  /** Private key of `config.payerAuthorizer`. */
+  sessionKey: Hex
+  /** What the server has charged on it already: the first voucher is `charged + price`. */
+  charged: bigint
+}
+
+export interface LoadSpec {
+  /** The route, `http://127.0.0.1:<port>/<path>`. */
+  url: string
+  /** The requirements the vouchers pay, exactly as the server issued them in its 402. */
+  accepted: PaymentRequirements
+  /** Per-request price: the step between consecutive vouchers. */
+  price: bigint
+  /** The escrow's EIP-712 domain. */
+  chainId: number
+  escrow: Address
+  /** One per connection. */
+  channels: LoadChannel[]
+  /** Requests per channel before the clock starts (JIT, sockets, first sight of the channel). */
+  warmup: number
+  /** At most this many measured requests per channel. */
+  requests: number
+  /** The measured phase stops sending after this long. */
+  durationMs: number
+  /** Total requests per second, spread evenly over the connections; unset: each connection sends as fast as it is answered. */
+  rate?: number
+  /**
+   * The route ignores payments (a free route): sign a short sequence per channel and send it
+   * round and round, instead of one fresh voucher per request.
+   */
+  reuse?: boolean
+}
+
+export interface LoadResult {
+  /** Measured requests completed (any status). */
+  requests: number
+  /** Measured requests answered 200 (and, when paid, with a `PAYMENT-RESPONSE`). */
+  ok: number
+  errors: number
+  /** The first unexpected answer: status and the start of its body. */
+  firstError?: string
+  /** Measured responses carrying a `PAYMENT-RESPONSE`. */
+  receipts: number
+  wallMs: number
+  rps: number
+  meanMs: number
+  p50Ms: number
+  p90Ms: number
+  p99Ms: number
+  maxMs: number
+  /** The generator's CPU time over wall time in the measured phase (1 = one core busy). */
+  generatorCpuShare: number
+  /** This (the server's) process's CPU time over wall time in the measured phase. */
+  serverCpuShare: number
+  /** The server's CPU time per measured request, in microseconds. */
+  serverCpuUsPerRequest: number
+  /** Per channel: answers 200 in warm-up and measurement (what the server charged, when paid). */
+  served: number[]
+  /** Per channel: the last `PAYMENT-RESPONSE` received. */
+  lastReceipts: (string | undefined)[]
+  /** Vouchers signed and encoded before the clock started. */
+  signed: number
+  signMs: number
+}
+
+/** A free route is answered round a sequence this long per channel. */
+const REUSED_SEQUENCE = 64
+
+/** Child-side bound on one request, so that a stuck server cannot hang the benchmark. */
+const REQUEST_TIMEOUT_MS = 30_000
+
+const CHILD_FLAG = 'TOLLGATE_LOADGEN_CHILD'
+
+// ---------------------------------------------------------------------------------------------
+// Parent side
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Runs one measurement in a forked generator process and returns its figures, with this
+ * process's CPU share over the same phase (the server runs here).
+ *
+ * @example
+ * const result = await runLoad({ url, accepted, price: 1000n, chainId, escrow, channels, warmup: 5, requests: 500, durationMs: 10_000 })
+ */
+export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
+  const child = fork(fileURLToPath(import.meta.url), [], {
+    execArgv: ['--import', 'tsx'],
+    env: { ...process.env, [CHILD_FLAG]: '1' },
+    serialization: 'advanced',
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  })
+  let cpu0: NodeJS.CpuUsage | undefined
+  let wall0 = 0
+  let server = { share: 0, us: 0 }
+  try {
+    const result = await new Promise<ChildResult>((resolve, reject) => {
+      child.on('message', (message: ChildMessage) => {
+        if (message.kind === 'started') {
+          cpu0 = process.cpuUsage()
+          wall0 = performance.now()
+        } else if (message.kind === 'stopped') {
+          const wall = performance.now() - wall0
+          const used = cpu0 ? process.cpuUsage(cpu0) : { user: 0, system: 0 }
+          const us = used.user + used.system
+          server = { share: us / 1000 / wall, us }
+        } else if (message.kind === 'result') {
+          resolve(message.result)
+        } else {
+          reject(new Error(`load generator failed: ${message.error}`))
+        }
+      })
+      child.once('exit', (code) => reject(new Error(`load generator exited with ${code}`)))
+      child.once('error', reject)
+      child.send(spec)
+    })
+    return {
+      ...result,
+      serverCpuShare: server.share,
+      serverCpuUsPerRequest: result.requests > 0 ? server.us / result.requests : 0,
+    }
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill()
+  }
+}
+
+/**
+ * Opens `count` channels for the route whose requirements are `accepted`, each by a direct
+ * deposit of `deposit` from `payer` (who must have approved the escrow), with a fresh session key
+ * as payer authorizer. The channel's receiver, receiver authorizer, token and withdraw delay are
+ * the requirements'.
+ */
+export async function openChannels(
+  harness: EscrowHarness,
+  payer: Account,
+  accepted: PaymentRequirements,
+  count: number,
+  deposit: bigint,
+): Promise<LoadChannel[]> {
+  const extra = accepted.extra as { receiverAuthorizer: string; withdrawDelay: number }
+  const domain = domainSeparator({
+    chainId: harness.chain.id,
+    verifyingContract: harness.escrow,
+  })
+  const lower = (a: string) => a.toLowerCase() as Address
+  const channels: LoadChannel[] = []
+  for (let i = 0; i < count; i++) {
+    const sessionKey = bytesToHex(randomBytes(32))
+    const config: ChannelConfig = {
+      payer: lower(payer.address),
+      payerAuthorizer: lower(privateKeyToAccount(sessionKey).address),
+      receiver: lower(accepted.payTo),
+      receiverAuthorizer: lower(extra.receiverAuthorizer),
+      token: lower(accepted.asset),
+      withdrawDelay: Number(extra.withdrawDelay),
+      salt: bytesToHex(randomBytes(32)),
+    }
+    await harness.depositDirect(payer, { ...config }, deposit)
+    channels.push({ config, channelId: channelId(config, domain), sessionKey, charged: 0n })
+  }
+  return channels
+}
+
+/**
+ * Checks a paid run against the server's own receipts: on every channel the last
+ * `PAYMENT-RESPONSE` reports `chargedCumulativeAmount = charged + served * price`.
+ *
+ * @returns The channels whose receipts disagree (empty when all agree).
+ */
+export function receiptMismatches(spec: LoadSpec, result: LoadResult): string[] {
+  const problems: string[] = []
+  spec.channels.forEach((channel, i) => {
+    const expected = channel.charged + BigInt(result.served[i] ?? 0) * spec.price
+    const decoded = decodeSettleResponse(result.lastReceipts[i])
+    const got = decoded.ok ? decoded.value.channelState?.chargedCumulativeAmount : undefined
+    if (got !== expected)
+      problems.push(`${channel.channelId}: receipt ${got}, expected ${expected}`)
+  })
+  return problems
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child side
+// ---------------------------------------------------------------------------------------------
+
+type ChildResult = Omit<LoadResult, 'serverCpuShare' | 'serverCpuUsPerRequest'>
+type ChildMessage =
+  | { kind: 'started' }
+  | { kind: 'stopped' }
+  | { kind: 'result'; result: ChildResult }
+  | { kind: 'failed'; error: string }
+
+type Signer = (digest: Uint8Array, key: Uint8Array) => Hex
+
+/** libsecp256k1 (about 50 µs a signature) when it loads; `undefined` otherwise. */
+function nativeSigner(): Signer | undefined {
+  try {
+    const native = createRequire(import.meta.url)('secp256k1') as {
+      ecdsaSign(msg32: Uint8Array, key: Uint8Array): { signature: Uint8Array; recid: number }
+    }
+    return (digest, key) => {
+      const { signature, recid } = native.ecdsaSign(digest, key)
+      return `${bytesToHex(signature)}${(27 + recid).toString(16)}` as Hex
+    }
+  } catch {
+    return undefined
+  }
+}
+
+/** Every channel's headers, in order: the k-th carries the ceiling `charged + k * price`. */
+async function signSequences(spec: LoadSpec): Promise<string[][]> {
+  const domain = domainSeparator({ chainId: spec.chainId, verifyingContract: spec.escrow })
+  const total = spec.warmup + spec.requests
+  const length = spec.reuse ? Math.min(total, REUSED_SEQUENCE) : total
+  const native = nativeSigner()
+  const out: string[][] = []
+  for (const channel of spec.channels) {
+    const key = Buffer.from(channel.sessionKey.slice(2), 'hex')
+    const headers: string[] = []
+    for (let k = 1; k <= length; k++) {
+      const maxClaimableAmount = channel.charged + BigInt(k) * spec.price
+      const digest = voucherDigest(domain, channel.channelId, maxClaimableAmount)
+      const signature = native
+        ? native(digest, key)
+        : await sign({ hash: bytesToHex(digest), privateKey: channel.sessionKey, to: 'hex' })
+      headers.push(
+        encodeHeader(
+          paymentPayload({
+            accepted: spec.accepted,
+            payload: {
+              type: 'voucher',
+              channelConfig: channel.config,
+              voucher: { channelId: channel.channelId, maxClaimableAmount, signature },
+            },
+          }),
+        ),
+      )
+    }
+    out.push(headers)
+  }
+  return out
+}
+
+interface Answer {
+  status: number
+  receipt: string | undefined
+  body?: string
+}
+
+/** One connection: a keep-alive agent with a single socket, so requests go out in order. */
+function connection(url: URL): (header: string) => Promise<Answer> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  const base = { host: url.hostname, port: url.port, path: url.pathname + url.search, agent }
+  return (header) =>
+    new Promise<Answer>((resolve, reject) => {
+      const request = http.request(
+        { ...base, method: 'GET', headers: { 'payment-signature': header } },
+        (response) => {
+          const status = response.statusCode ?? 0
+          const receipt = response.headers['payment-response'] as string | undefined
+          if (status === 200) {
+            response.resume()
+            response.once('end', () => resolve({ status, receipt }))
+          } else {
+            let body = ''
+            response.setEncoding('utf8')
+            response.on('data', (chunk: string) => {
+              if (body.length < 400) body += chunk
+            })
+            response.once('end', () => resolve({ status, receipt, body }))
+          }
+          response.once('error', reject)
+        },
+      )
+      request.setTimeout(REQUEST_TIMEOUT_MS, () => request.destroy(new Error('request timed out')))
+      request.once('error', reject)
+      request.end()
+    })
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+async function measure(spec: LoadSpec, send: (m: ChildMessage) => void): Promise<ChildResult> {
+  const paid = !spec.reuse
+  const signStart = performance.now()
+  const sequences = await signSequences(spec)
+  const signMs = performance.now() - signStart
+  const url = new URL(spec.url)
+  const conns = spec.channels.map(() => connection(url))
+  const served = spec.channels.map(() => 0)
+  const lastReceipts: (string | undefined)[] = spec.channels.map(() => undefined)
+  const broken = spec.channels.map(() => false)
+  let firstError: string | undefined
+  let errors = 0
+  let receipts = 0
+  let ok = 0
+  let count = 0
+  const capacity = spec.channels.length * spec.requests
+  const latencies = new Float64Array(Math.min(capacity, 5_000_000))
+
+  /** Sends the channel's i-th request; true when it was answered as expected. */
+  const call = async (c: number, i: number, measured: boolean): Promise<boolean> => {
+    const sequence = sequences[c] as string[]
+    const header = sequence[i % sequence.length] as string
+    const sent = performance.now()
+    let answer: Answer
+    try {
+      answer = await (conns[c] as (h: string) => Promise<Answer>)(header)
+    } catch (err) {
+      answer = { status: 0, receipt: undefined, body: String(err) }
+    }
+    const good = answer.status === 200 && (!paid || answer.receipt !== undefined)
+    if (good) {
+      served[c] = (served[c] ?? 0) + 1
+      if (answer.receipt !== undefined) lastReceipts[c] = answer.receipt
+    } else {
+      firstError ??= `HTTP ${answer.status}${paid && answer.status === 200 ? ' without PAYMENT-RESPONSE' : ''}: ${answer.body ?? ''}`
+    }
+    if (measured) {
+      if (count < latencies.length) latencies[count] = performance.now() - sent
+      count += 1
+      if (good) ok += 1
+      else errors += 1
+      if (answer.receipt !== undefined) receipts += 1
+    }
+    return good
+  }
+
+  // Warm-up, off the clock. A paid channel whose request failed is out of step with the server
+  // (the next voucher would not match what it charged): it sends nothing more.
+  await Promise.all(
+    spec.channels.map(async (_channel, c) => {
+      for (let i = 0; i < spec.warmup && !broken[c]; i++) {
+        if (!(await call(c, i, false)) && paid) broken[c] = true
+      }
+    }),
+  )
+
+  send({ kind: 'started' })
+  const cpu0 = process.cpuUsage()
+  const start = performance.now()
+  const deadline = start + spec.durationMs
+  const interval = spec.rate ? (spec.channels.length * 1000) / spec.rate : 0
+  await Promise.all(
+    spec.channels.map(async (_channel, c) => {
+      for (let k = 0; k < spec.requests && !broken[c]; k++) {
+        if (spec.rate) {
+          const due = start + (c * interval) / spec.channels.length + k * interval
+          if (due >= deadline) break
+          const wait = due - performance.now()
+          if (wait > 1) await sleep(wait)
+        } else if (performance.now() >= deadline) {
+          break
+        }
+        if (!(await call(c, spec.warmup + k, true)) && paid) broken[c] = true
+      }
+    }),
+  )
+  const wallMs = performance.now() - start
+  const used = process.cpuUsage(cpu0)
+  send({ kind: 'stopped' })
+
+  const measured = latencies.subarray(0, Math.min(count, latencies.length)).sort()
+  const at = (q: number) => measured[Math.floor(q * (measured.length - 1))] ?? 0
+  let sum = 0
+  for (const v of measured) sum += v
+  return {
+    requests: count,
+    ok,
+    errors,
+    ...(firstError === undefined ? {} : { firstError }),
+    receipts,
+    wallMs,
+    rps: (count * 1000) / wallMs,
+    meanMs: measured.length > 0 ? sum / measured.length : 0,
+    p50Ms: at(0.5),
+    p90Ms: at(0.9),
+    p99Ms: at(0.99),
+    maxMs: measured.length > 0 ? (measured[measured.length - 1] ?? 0) : 0,
+    generatorCpuShare: (used.user + used.system) / 1000 / wallMs,
+    served,
+    lastReceipts,
+    signed: sequences.reduce((n, s) => n + s.length, 0),
+    signMs,
+  }
+}
+
+if (process.env[CHILD_FLAG] === '1' && process.send) {
+  const send = (message: ChildMessage) => process.send?.(message)
+  process.once('message', (spec: LoadSpec) => {
+    measure(spec, send).then(
+      (result) => {
+        send({ kind: 'result', result })
+        process.disconnect()
+      },
+      (err: unknown) => {
+        send({
+          kind: 'failed',
+          error: err instanceof Error ? (err.stack ?? err.message) : String(err),
+        })
+        process.disconnect()
+      },
+    )
+  })
+}
