@@ -1,0 +1,250 @@
+/**
+ * The benchmark table: each figure next to the reference it is compared with, both measured in
+ * the same run (or, where marked, a published figure), and their ratio. `npm run bench` prints it
+ * as markdown and keeps it, with the raw figures, in `benchmarks/results/<date>.json`.
+ */
+import { cpus, totalmem } from 'node:os'
+import type { Figures } from './run.js'
+
+export interface Row {
+  benchmark: string
+  figure: string
+  value: number | undefined
+  reference: string
+  referenceValue: number | undefined
+  /** `higher`: more is better (throughput); `lower`: less is better (gas, time). */
+  better: 'higher' | 'lower'
+  /** What the issues ask of the ratio, e.g. `≥ 0.6x`. */
+  target?: string
+}
+
+type RowSpec = Omit<Row, 'benchmark' | 'value' | 'referenceValue'> & {
+  value: string
+  referenceValue?: string
+  /** A published figure (not measured in this run). */
+  published?: number
+}
+
+/** Which figures of each benchmark are compared with which; keys are paths into its figures. */
+const SPECS: Record<string, RowSpec[]> = {
+  gas: [
+    row(
+      'claimPacked gas / channel, 1',
+      'claim_gas_per_channel.1',
+      'x402 `claim` ABI, same contract',
+      'claim_gas_per_channel_x402_abi.1',
+      'lower',
+    ),
+    row(
+      'claimPacked gas / channel, 10',
+      'claim_gas_per_channel.10',
+      'x402 `claim` ABI, same contract',
+      'claim_gas_per_channel_x402_abi.10',
+      'lower',
+    ),
+    row(
+      'claimPacked gas / channel, 100',
+      'claim_gas_per_channel.100',
+      'x402 `claim` ABI, same contract',
+      'claim_gas_per_channel_x402_abi.100',
+      'lower',
+    ),
+    published(
+      'claimPacked gas / channel, 10',
+      'claim_gas_per_channel.10',
+      'x402 reference escrow (published)',
+      19_204,
+      'lower',
+    ),
+    published('settle gas', 'settle_gas', 'x402 reference escrow (published)', 31_204, 'lower'),
+    published(
+      'first ERC-3009 deposit gas',
+      'deposit_erc3009_gas',
+      'x402 reference escrow (published)',
+      111_738,
+      'lower',
+    ),
+  ],
+  verify: [
+    row(
+      'voucher signatures / s, native',
+      'native_per_s',
+      'viem `recoverTypedDataAddress`',
+      'viem_recover_per_s',
+      'higher',
+      '≥ 25x',
+    ),
+    row(
+      'voucher signatures / s, JS fallback',
+      'js_fallback_per_s',
+      'viem `recoverTypedDataAddress`',
+      'viem_recover_per_s',
+      'higher',
+    ),
+  ],
+  ledger: [
+    row(
+      'vouchers / s, decode + verify + ledger + LevelDB (durable)',
+      'vouchers_per_s',
+      'signature checks alone',
+      'verify_only_per_s',
+      'higher',
+    ),
+    row(
+      'vouchers / s, durable LevelDB',
+      'vouchers_per_s',
+      'same path, in-memory store',
+      'memory_store_vouchers_per_s',
+      'higher',
+    ),
+  ],
+  http: [
+    row('paid requests / s', 'paid_rps', 'same route unpaid', 'unpaid_rps', 'higher', '≥ 0.6x'),
+    row(
+      'paid requests / s',
+      'paid_rps',
+      'stock x402 server (@x402/express), paid',
+      'stock_x402_paid_rps',
+      'higher',
+      '≥ 20x',
+    ),
+    published(
+      'added p99 latency at half of peak, ms',
+      'p99_added_ms',
+      'target',
+      1,
+      'lower',
+      '< 1x',
+    ),
+  ],
+  ws: [
+    row(
+      'billed feed messages / s',
+      'billed_msgs_per_s',
+      'same feed unbilled',
+      'unbilled_msgs_per_s',
+      'higher',
+      '≥ 0.9x',
+    ),
+  ],
+  client: [
+    row(
+      'sequential paid calls / s',
+      'ours_calls_per_s',
+      'stock `@x402/fetch` client',
+      'stock_calls_per_s',
+      'higher',
+      '≥ 5x',
+    ),
+    row(
+      'round trips per paid call',
+      'ours_round_trips_per_call',
+      'stock `@x402/fetch` client',
+      'stock_round_trips_per_call',
+      'lower',
+    ),
+  ],
+  settle: [
+    published(
+      'engine claim gas / channel, 10',
+      'claim_gas_per_channel.10',
+      'x402 reference escrow (published)',
+      19_204,
+      'lower',
+    ),
+    row('claim + settle 1 000 channels, wall time s', 'claim_settle_1000_s', 'none', '', 'lower'),
+  ],
+}
+
+function row(
+  figure: string,
+  value: string,
+  reference: string,
+  referenceValue: string,
+  better: Row['better'],
+  target?: string,
+): RowSpec {
+  return { figure, value, reference, referenceValue, better, ...(target ? { target } : {}) }
+}
+
+function published(
+  figure: string,
+  value: string,
+  reference: string,
+  publishedValue: number,
+  better: Row['better'],
+  target?: string,
+): RowSpec {
+  return {
+    figure,
+    value,
+    reference,
+    published: publishedValue,
+    better,
+    ...(target ? { target } : {}),
+  }
+}
+
+/** The value at a dotted path of a benchmark's figures, if it is a number. */
+function pick(figures: Figures, path: string): number | undefined {
+  let value: unknown = figures
+  for (const key of path.split('.')) {
+    if (value === null || typeof value !== 'object') return undefined
+    value = (value as Record<string, unknown>)[key]
+  }
+  return typeof value === 'number' ? value : typeof value === 'bigint' ? Number(value) : undefined
+}
+
+/** The rows of one benchmark's figures; figures it did not produce show as `-`. */
+export function rowsOf(benchmark: string, figures: Figures): Row[] {
+  return (SPECS[benchmark] ?? []).map((spec) => ({
+    benchmark,
+    figure: spec.figure,
+    value: pick(figures, spec.value),
+    reference: spec.reference,
+    referenceValue:
+      spec.published ?? (spec.referenceValue ? pick(figures, spec.referenceValue) : undefined),
+    better: spec.better,
+    ...(spec.target ? { target: spec.target } : {}),
+  }))
+}
+
+const formatNumber = (n: number | undefined): string =>
+  n === undefined
+    ? '-'
+    : Number.isInteger(n)
+      ? n.toLocaleString('en-US')
+      : n.toLocaleString('en-US', { maximumFractionDigits: 3 })
+
+/** `value / reference`, the way the issues state their targets. */
+export function ratioOf(r: Row): number | undefined {
+  if (r.value === undefined || r.referenceValue === undefined || r.referenceValue === 0)
+    return undefined
+  return r.value / r.referenceValue
+}
+
+/** The markdown table of rows. */
+export function markdownTable(rows: readonly Row[]): string {
+  const lines = [
+    '| benchmark | figure | tollgate | reference | reference value | ratio | target |',
+    '|---|---|---:|---|---:|---:|---|',
+  ]
+  for (const r of rows) {
+    const ratio = ratioOf(r)
+    lines.push(
+      `| ${r.benchmark} | ${r.figure} | ${formatNumber(r.value)} | ${r.reference} | ${formatNumber(r.referenceValue)} | ${ratio === undefined ? '-' : `${ratio.toFixed(2)}x`} | ${r.target ?? ''} |`,
+    )
+  }
+  return lines.join('\n')
+}
+
+/** Where the run was taken, for the results file and the README. */
+export function machine(): { cpu: string; cores: number; memoryGb: number; node: string } {
+  const all = cpus()
+  return {
+    cpu: all[0]?.model.trim() ?? 'unknown',
+    cores: all.length,
+    memoryGb: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+  }
+}
