@@ -97,6 +97,15 @@ const SPECS: Record<string, RowSpec[]> = {
       'memory_store_vouchers_per_s',
       'higher',
     ),
+    published(
+      'heap bytes per open channel, 100 000 loaded',
+      'bytes_per_channel',
+      'target',
+      1024,
+      'lower',
+      '≤ 1x',
+    ),
+    published('reload of 100 000 channels, ms', 'reload_100k_ms', 'target', 2000, 'lower', '≤ 1x'),
   ],
   http: [
     row('paid requests / s', 'paid_rps', 'same route unpaid', 'unpaid_rps', 'higher', '≥ 0.6x'),
