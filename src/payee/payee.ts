@@ -267,11 +267,14 @@ export class Payee {
     return record
   }
 
-  /** Charges within a held session (per message) and keeps the hold. */
+  /**
+   * Charges within a held session (per message) and keeps the hold. In memory only: the charged
+   * total reaches the store with the session's next voucher ({@link extend}) and when it is
+   * released. Every such charge is covered by the voucher stored before it, which is all a
+   * recovery after a crash needs (the stored ceiling is then taken as charged).
+   */
   chargeHeld(hold: Hold, amount: bigint) {
-    const result = this.ledger.chargeHeld(hold, amount)
-    if (result.ok) this.persistBehind(result.record)
-    return result
+    return this.ledger.chargeHeld(hold, amount)
   }
 
   /** Accepts a credit top-up voucher on a held session; durable before it returns. */

@@ -49,6 +49,14 @@ export const DEFAULT_HEARTBEAT_MS = 30_000
 /** Requests of one connection handled at once; more get `tollgate_ws_too_many_requests`. */
 export const DEFAULT_MAX_IN_FLIGHT = 8
 
+/**
+ * Messages a feed sends in a row before it yields to the event loop (64). A pull source that
+ * resolves at once and a client that reads as fast as it is sent never fill the send queue, so
+ * without this the feed's loop would run in microtasks only: other connections, pings, incoming
+ * vouchers and the sockets' write callbacks would wait for ever.
+ */
+export const FEED_BURST = 64
+
 /** Live (emitter) feed messages kept per connection while it cannot send; oldest dropped first. */
 export const DEFAULT_LIVE_BUFFER = 64
 

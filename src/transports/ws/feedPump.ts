@@ -1,9 +1,16 @@
+import { setImmediate as nextLoop } from 'node:timers/promises'
 import type { FastifyRequest } from 'fastify'
-import { CLOSE_CODES } from './constants.js'
+import { CLOSE_CODES, FEED_BURST } from './constants.js'
 import type { PauseReason, SubscribeFrame } from './frames.js'
 import { LiveBuffer } from './liveBuffer.js'
 import type { FeedEmitter, ResolvedFeedRoute } from './resolveOptions.js'
 import type { Session, SessionMode } from './session.js'
+
+/**
+ * The start of a `data` frame. Frames are built around the body's JSON, byte for byte as
+ * `JSON.stringify({ type: 'data', seq, body, charged })` would (without the object).
+ */
+const DATA_HEAD = '{"type":"data","seq":'
 
 /**
  * Delivers a feed route's messages on one connection, one billed `data` frame each.
@@ -13,6 +20,9 @@ import type { Session, SessionMode } from './session.js'
  * (`ws.bufferedAmount`) is below the high-water mark, else it pauses with reason `backpressure`
  * until the queue has drained to half of it. Each message is charged in the ledger before its
  * frame is sent.
+ *
+ * After {@link FEED_BURST} messages in a row the loop yields to the event loop, so that a source
+ * that never waits cannot starve the other connections.
  *
  * A pull source (async iterable) is not read while paused: delivery resumes with the next message,
  * nothing is lost. A live source (emitter) keeps pushing: the connection keeps the latest
@@ -29,14 +39,15 @@ export class FeedPump implements SessionMode {
   private unsubscribe: (() => void) | undefined
   private pulled = 0
   private readonly abort = new AbortController()
-  private readonly charged: string
+  /** The end of every `data` frame of this route: `,"charged":"<price>"}`. */
+  private readonly tail: string
 
   constructor(
     private readonly session: Session,
     private readonly route: ResolvedFeedRoute,
     private readonly httpRequest: FastifyRequest,
   ) {
-    this.charged = route.price.toString()
+    this.tail = `,"charged":"${route.price}"}`
   }
 
   subscribe(frame: SubscribeFrame): void {
@@ -101,12 +112,25 @@ export class FeedPump implements SessionMode {
 
   private async run(): Promise<void> {
     const { session, route } = this
+    const { price } = route
     const high = session.options.highWaterBytes
+    // Credit left after the last charge. Only this loop charges a feed session, so it can only
+    // be below the session's credit (a voucher came since): it is looked up again before pausing.
+    let credit = 0n
+    let burst = 0
     while (!this.stopped) {
-      if (!session.billable || session.available() < route.price) {
-        this.pause('credit')
-        await this.sleep()
+      if (burst >= FEED_BURST) {
+        burst = 0
+        await nextLoop()
         continue
+      }
+      if (credit < price) {
+        credit = session.billable ? session.available() : 0n
+        if (credit < price) {
+          this.pause('credit')
+          await this.sleep()
+          continue
+        }
       }
       const queued = session.socket.bufferedAmount
       if (queued >= high || (this.paused === 'backpressure' && queued > high / 2)) {
@@ -118,48 +142,53 @@ export class FeedPump implements SessionMode {
         this.paused = undefined
         session.send({ type: 'resumed' })
       }
-      const next = this.live ? this.live.shift() : await this.pull()
-      if (next === undefined) {
-        await this.sleep()
-        continue
+      let seq: number
+      let body: unknown
+      if (this.live) {
+        const message = this.live.shift()
+        if (message === undefined) {
+          await this.sleep()
+          continue
+        }
+        seq = message.seq
+        body = message.body
+      } else {
+        const iterator = this.iterator
+        if (!iterator) return
+        let result: IteratorResult<unknown>
+        try {
+          result = await iterator.next()
+        } catch (err) {
+          if (!this.stopped) this.failed(err)
+          return
+        }
+        if (result.done) {
+          if (!this.stopped) void session.end(CLOSE_CODES.normal, 'feed ended')
+          return
+        }
+        seq = ++this.pulled
+        body = result.value
       }
-      if (next === 'done') {
-        if (!this.stopped) void session.end(CLOSE_CODES.normal, 'feed ended')
-        return
-      }
-      // Only this loop charges a feed session, so the credit checked above still holds, unless the
-      // session stopped while the source was read: then the message is neither sent nor charged.
+      // The session may have stopped while the source was read: then the message is neither sent
+      // nor charged.
       if (this.stopped) return
       let text: string
       try {
-        text = JSON.stringify({
-          type: 'data',
-          seq: next.seq,
-          body: next.body,
-          charged: this.charged,
-        })
+        const json = JSON.stringify(body)
+        text =
+          json === undefined
+            ? `${DATA_HEAD}${seq}${this.tail}`
+            : `${DATA_HEAD}${seq},"body":${json}${this.tail}`
       } catch (err) {
-        session.log.error({ err, seq: next.seq }, 'tollgate-ws: a feed message is not JSON')
+        session.log.error({ err, seq }, 'tollgate-ws: a feed message is not JSON')
         session.refuse(
           'tollgate_internal',
-          `Feed message ${next.seq} could not be serialized; it was skipped, not charged.`,
+          `Feed message ${seq} could not be serialized; it was skipped, not charged.`,
         )
         continue
       }
-      session.chargeAndSend(route.price, text)
-    }
-  }
-
-  /** The next message of a pull source; `done` when it finished or failed. */
-  private async pull(): Promise<{ seq: number; body: unknown } | 'done'> {
-    const iterator = this.iterator
-    if (!iterator) return 'done'
-    try {
-      const result = await iterator.next()
-      return result.done ? 'done' : { seq: ++this.pulled, body: result.value }
-    } catch (err) {
-      if (!this.stopped) this.failed(err)
-      return 'done'
+      credit = session.chargeAndSend(price, text) ?? 0n
+      burst++
     }
   }
 

@@ -141,7 +141,7 @@ export class RequestRunner implements SessionMode {
       }
       // The reservation covered the price; the actual charge (at most the price) takes its place.
       unreserve()
-      if (session.chargeAndSend(amount, text)) this.checkBackpressure()
+      if (session.chargeAndSend(amount, text) !== undefined) this.checkBackpressure()
     } finally {
       unreserve()
     }

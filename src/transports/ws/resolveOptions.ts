@@ -166,6 +166,11 @@ export interface ResolvedRoute {
   readonly price: bigint
   readonly creditWindow: number
   readonly lowWater: number
+  /**
+   * Credit below which `voucher-needed` is sent: `price × (lowWater + 1)`, so that it goes out
+   * once `floor(credit / price) <= lowWater`.
+   */
+  readonly voucherNeededBelow: bigint
   /** The credit rule of every voucher: it must open credit for at least one more message. */
   readonly rule: VoucherRule
   /** The route's requirements, `extra.creditWindow` included; payments must echo them. */
@@ -368,6 +373,7 @@ function resolveRoute(
     price,
     creditWindow,
     lowWater,
+    voucherNeededBelow: price * BigInt(lowWater + 1),
     rule: Object.freeze({ kind: 'credit', price }),
     requirements: deepFreeze(requirements),
     description: options.description,

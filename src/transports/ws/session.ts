@@ -53,7 +53,8 @@ const OPEN = 1
  *
  * Invariants (DESIGN.md, money invariants 1, 2 and 7):
  * - The channel is held from the first accepted voucher until the session closes, then released
- *   exactly once; a connection that never paid holds nothing.
+ *   exactly once (which stores the final charged total); a connection that never paid holds
+ *   nothing.
  * - A billed frame is sent only after {@link charge} committed its price in the ledger, under a
  *   voucher that `decide`/`extend` stored before returning; nothing is charged once the session
  *   is no longer open to sending (closing, closed).
@@ -154,20 +155,29 @@ export class Session {
 
   /**
    * Commits a charge in the ledger, then sends the billed frame (serialized beforehand) and, when
-   * the credit left has fallen to the low-water mark, `voucher-needed`. Returns false, charging
-   * and sending nothing, when the session is not billable or the held voucher does not cover it.
+   * the credit left has fallen to the low-water mark, `voucher-needed`. Returns the credit left,
+   * or undefined, charging and sending nothing, when the session is not billable or the held
+   * voucher does not cover the charge.
+   *
+   * The charge is made in the ledger's memory only: the store gets the channel's charged total
+   * with each voucher accepted (`decide`, `extend`) and when the session releases the channel,
+   * not once a message. Every charge is covered by the voucher stored before it, which is all a
+   * recovery after a crash relies on (the stored ceiling is then taken as charged).
    */
-  chargeAndSend(amount: bigint, text: string): boolean {
+  chargeAndSend(amount: bigint, text: string): bigint | undefined {
     const hold = this.hold
-    if (!hold || !this.billable) return false
+    if (!hold || !this.billable) return undefined
     const result = this.options.payee.chargeHeld(hold, amount)
     if (!result.ok) {
       this.log.error({ code: result.code, detail: result.message }, 'tollgate-ws: charge refused')
-      return false
+      return undefined
     }
     this.sendText(text)
-    this.checkLowWater()
-    return true
+    const { record } = result
+    const left = record.signedMaxClaimable - record.chargedCumulativeAmount
+    const credit = this.reserved === 0n ? left : left - this.reserved
+    if (!this.lowWaterSent) this.checkLowWater(credit)
+    return credit
   }
 
   /** Sends a frame; false when the socket no longer takes frames. */
@@ -395,10 +405,9 @@ export class Session {
   }
 
   /** Sends `voucher-needed` once per voucher when the messages left fall to the low-water mark. */
-  private checkLowWater(): void {
+  private checkLowWater(available = this.available()): void {
     if (this.lowWaterSent || !this.hold || this.state !== 'open') return
-    const available = this.available()
-    if (available / this.route.price > BigInt(this.route.lowWater)) return
+    if (available >= this.route.voucherNeededBelow) return
     this.lowWaterSent = true
     this.send({
       type: 'voucher-needed',

@@ -1,12 +1,17 @@
 import { EventEmitter } from 'node:events'
-import { setTimeout as sleep } from 'node:timers/promises'
+import { setImmediate as nextLoop, setTimeout as sleep } from 'node:timers/promises'
+import type { FastifyRequest } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
-import type { FeedContext } from '../../../src/transports/ws/index.js'
+import { FeedPump } from '../../../src/transports/ws/feedPump.js'
+import { FEED_BURST, type FeedContext } from '../../../src/transports/ws/index.js'
+import { resolveFeedRoute, resolveWsOptions } from '../../../src/transports/ws/resolveOptions.js'
+import { Session } from '../../../src/transports/ws/session.js'
 import {
   FrameClient,
   makeApp,
   openChannel,
   PRICE,
+  pluginOptions,
   type TestApp,
   until,
   voucherPayment,
@@ -105,6 +110,29 @@ describe('credit windows', () => {
     expect(t.payee.ledger.get(channel.id)?.chargedCumulativeAmount).toBe(100n)
     const stored = (await t.store.loadAll()).find((r) => r.channelId === channel.id)
     expect(stored?.signedMaxClaimable).toBe(100n)
+    expect(stored?.chargedCumulativeAmount).toBe(100n)
+  })
+
+  it('writes the channel to the store with each voucher and at the end, not once a message', async () => {
+    const t = await feedApp({ creditWindow: 500 })
+    const channel = openChannel(t)
+    const c = await FrameClient.connect(t.app, '/feed')
+    const accepted = await c.accepted()
+    await c.pay(accepted, channel, 500n * PRICE)
+    await t.store.flush()
+    const before = t.store.stats.records
+    c.send({ type: 'subscribe' })
+    await c.count('data', 500)
+    await c.next('paused')
+    await c.pay(accepted, channel, 1000n * PRICE)
+    await c.count('data', 1000)
+    c.send({ type: 'end' })
+    await c.closed
+    await t.store.flush()
+    // The top-up voucher and the release: at most two writes for a thousand messages.
+    expect(t.store.stats.records - before).toBeLessThanOrEqual(2)
+    const stored = (await t.store.loadAll()).find((r) => r.channelId === channel.id)
+    expect(stored?.chargedCumulativeAmount).toBe(1000n * PRICE)
   })
 
   it('never stalls a prompt client: it tops up on voucher-needed across several windows', async () => {
@@ -190,6 +218,31 @@ describe('session end', () => {
     expect((await c.closed).code).toBe(1000)
     expect(t.payee.ledger.isHeld(channel.id)).toBe(false)
     expect(t.payee.ledger.get(channel.id)?.chargedCumulativeAmount).toBe(20n)
+  })
+
+  it('sends each message as the JSON of its data frame, byte for byte', async () => {
+    const bodies = ['a"b\\', { x: [1, null, 2.5] }, undefined, 0, null, 'é\u2028😀', [], true]
+    const t = await feedApp({
+      source: async function* () {
+        yield* bodies
+      },
+      creditWindow: 10,
+    })
+    const channel = openChannel(t)
+    const c = await FrameClient.connect(t.app, '/feed')
+    const raw: string[] = []
+    c.ws.on('message', (data) => {
+      const text = String(data)
+      if (text.startsWith('{"type":"data"')) raw.push(text)
+    })
+    const accepted = await c.accepted()
+    await c.pay(accepted, channel, 10n * PRICE)
+    c.send({ type: 'subscribe' })
+    await c.closed
+    expect(raw).toEqual(
+      bodies.map((body, i) => JSON.stringify({ type: 'data', seq: i + 1, body, charged: '10' })),
+    )
+    expect(t.payee.ledger.get(channel.id)?.chargedCumulativeAmount).toBe(80n)
   })
 
   it('closes a failing source with 1011 and charges only what was sent', async () => {
@@ -303,5 +356,64 @@ describe('payments', () => {
     await c.count('data', 2)
     expect(c.all('receipt')).toHaveLength(1)
     await c.close()
+  })
+})
+
+/**
+ * A socket that takes every frame at once and never queues: what a client in another process
+ * that reads as fast as it is sent looks like to the feed.
+ */
+class InstantSocket extends EventEmitter {
+  readyState = 1
+  readonly bufferedAmount = 0
+  data = 0
+  receipts = 0
+  send(text: string, flushed?: () => void): void {
+    if (text.startsWith('{"type":"data"')) this.data++
+    else if (text.startsWith('{"type":"receipt"')) this.receipts++
+    flushed?.()
+  }
+  ping(): void {}
+  close(): void {
+    this.readyState = 3
+    this.emit('close')
+  }
+}
+
+describe('fairness', () => {
+  it('yields to the event loop after a burst when neither the source nor the socket ever waits', async () => {
+    const t = await feedApp({})
+    const options = resolveWsOptions({ ...pluginOptions(t.payee), heartbeatMs: 0 })
+    const route = resolveFeedRoute('/fast', { price: PRICE, source: counter() }, options)
+    const socket = new InstantSocket()
+    const session = new Session(
+      socket as never,
+      route,
+      options,
+      { url: 'ws://test/fast' },
+      t.app.log,
+      () => {},
+    )
+    session.start(new FeedPump(session, route, {} as FastifyRequest))
+    const channel = openChannel(t)
+    const payment = await voucherPayment(route.requirements, channel, 100_000n * PRICE)
+    socket.emit('message', Buffer.from(JSON.stringify({ type: 'pay', payment })), false)
+    await until(() => socket.receipts === 1)
+    socket.emit('message', Buffer.from('{"type":"subscribe"}'), false)
+
+    // Every turn of the event loop comes round, with at most one burst sent in between.
+    let sent = socket.data
+    for (let turn = 0; turn < 20; turn++) {
+      await nextLoop()
+      expect(socket.data - sent).toBeLessThanOrEqual(FEED_BURST)
+      sent = socket.data
+    }
+    // Still streaming: twenty turns did not wait for the whole credit to be spent.
+    expect(sent).toBeGreaterThan(0)
+    expect(sent).toBeLessThan(100_000)
+    session.close(1000, 'done')
+    expect(t.payee.ledger.get(channel.id)?.chargedCumulativeAmount).toBe(
+      BigInt(socket.data) * PRICE,
+    )
   })
 })
