@@ -9,7 +9,7 @@ import {
   MAX_UINT128,
   type Network,
 } from '../../protocol/index.js'
-import { parseUint } from '../../protocol/parse.js'
+import { parsePrice } from '../http/parsePrice.js'
 import {
   DEFAULT_HEARTBEAT_MS,
   DEFAULT_HIGH_WATER_BYTES,
@@ -33,6 +33,8 @@ export interface WsAsset {
   address: Address
   name: string
   version: string
+  /** The token's decimals: needed to price routes in dollars (`'$0.0001'`), as the HTTP plugin does. */
+  decimals?: number
 }
 
 /** Options of the `tollgateWs` Fastify plugin. */
@@ -212,6 +214,12 @@ export function resolveWsOptions(options: TollgateWsOptions): ResolvedWsOptions 
     invalid('asset must be { address, name, version }.')
   if (typeof asset.name !== 'string' || asset.name === '')
     invalid('asset.name must be the token EIP-712 name.')
+  if (
+    asset.decimals !== undefined &&
+    (!Number.isInteger(asset.decimals) || asset.decimals < 0 || asset.decimals > 36)
+  ) {
+    invalid('asset.decimals must be an integer from 0 to 36.')
+  }
   if (typeof asset.version !== 'string' || asset.version === '') {
     invalid('asset.version must be the token EIP-712 version.')
   }
@@ -242,6 +250,7 @@ export function resolveWsOptions(options: TollgateWsOptions): ResolvedWsOptions 
       address: probe.asset as Address,
       name: asset.name,
       version: asset.version,
+      ...(asset.decimals === undefined ? {} : { decimals: asset.decimals }),
     }),
     payTo: probe.payTo as Address,
     receiverAuthorizer: probe.extra.receiverAuthorizer as Address,
@@ -307,23 +316,16 @@ export function resolveRequestRoute(
 }
 
 /**
- * A price in token units: a positive bigint or canonical decimal string, at most 2^128 - 1.
+ * A route's price: `'$0.0001'` (dollars, converted exactly with `decimals`, as the HTTP plugin
+ * does), a canonical decimal string of token units or a bigint; positive, at most 2^128 - 1.
  *
- * @throws TollgateError `tollgate_invalid_config`.
+ * @throws TollgateError `tollgate_invalid_config`, also for a dollar price without `decimals`.
  */
-export function parseWsPrice(price: unknown, field: string): bigint {
-  const value =
-    typeof price === 'bigint'
-      ? price
-      : typeof price === 'string'
-        ? parseUint(price, MAX_UINT128)
-        : 0n
-  if (value === undefined || value <= 0n || value > MAX_UINT128) {
-    invalid(
-      `${field} ${String(price)} is not a positive amount of token units (bigint or decimal string).`,
-    )
+export function parseWsPrice(price: unknown, field: string, decimals?: number): bigint {
+  if (typeof price === 'string' && price.startsWith('$') && decimals === undefined) {
+    invalid(`${field} ${price} is in dollars: give asset.decimals to convert it.`)
   }
-  return value
+  return parsePrice(price, decimals ?? 0, field)
 }
 
 function resolveRoute(
@@ -335,7 +337,7 @@ function resolveRoute(
     invalid(`route path ${String(path)} must start with /.`)
   if (typeof options !== 'object' || options === null)
     invalid(`${path}: options must be an object.`)
-  const price = parseWsPrice(options.price, `${path}: price`)
+  const price = parseWsPrice(options.price, `${path}: price`, plugin.asset.decimals)
   const creditWindow = positive(
     options.creditWindow,
     DEFAULT_CREDIT_WINDOW,

@@ -5,6 +5,7 @@ import { TollgateError } from '../../../src/errors/index.js'
 import {
   DEFAULT_CREDIT_WINDOW,
   parseClientFrame,
+  parseWsPrice,
   tollgateWs,
 } from '../../../src/transports/ws/index.js'
 import { makeApp, PRICE, pluginOptions, type TestApp } from './fixtures.js'
@@ -72,6 +73,18 @@ describe('options', () => {
     apps.push(t)
     expect(checked).toBe(true)
     expect(DEFAULT_CREDIT_WINDOW).toBe(100)
+  })
+})
+
+describe('parseWsPrice', () => {
+  it('takes dollars with the token decimals, token units, and refuses what it cannot price exactly', () => {
+    expect(parseWsPrice('$0.0001', 'price', 6)).toBe(100n)
+    expect(parseWsPrice('250', 'price')).toBe(250n)
+    expect(parseWsPrice(7n, 'price', 6)).toBe(7n)
+    expectInvalid(() => parseWsPrice('$0.0001', 'price'), /decimals/)
+    expectInvalid(() => parseWsPrice('$0.0000001', 'price', 6), /below one token unit/)
+    expectInvalid(() => parseWsPrice('0.5', 'price', 6), /ambiguous/)
+    expectInvalid(() => parseWsPrice(0n, 'price', 6), /below one token unit/)
   })
 })
 
