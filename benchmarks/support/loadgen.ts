@@ -1,26 +1,27 @@
 /**
  * The HTTP load generator of the benchmarks, the same code for tollgate and for the stock x402
- * server. One payment channel per connection (keep-alive, a node:http Agent with one socket),
- * each channel's requests in order, all connections at once. Every request carries an x402
- * `PAYMENT-SIGNATURE` built with tollgate's protocol codecs (`paymentPayload` + `encodeHeader`)
- * around a cumulative voucher: `accepted` is the server's own requirements, as its 402 issued
- * them, and the k-th request of a channel carries the ceiling `charged + k * price`.
+ * server. One payment channel per connection (a keep-alive HTTP/1.1 connection on a bare
+ * socket), each channel's requests in order, all connections at once. Every request carries an
+ * x402 `PAYMENT-SIGNATURE` built with tollgate's protocol codecs (`paymentPayload` +
+ * `encodeHeader`) around a cumulative voucher: `accepted` is the server's own requirements, as
+ * its 402 issued them, and the k-th request of a channel carries the ceiling `charged + k * price`.
  *
  * The generator runs in a child process of its own (forked with tsx), so that it does not share
  * an event loop with the server and its CPU time can be told apart. The child signs every
- * voucher (native libsecp256k1) and encodes every header before the clock starts, sends a
- * warm-up, then measures: requests per second, per-request latency (from the write of the
+ * voucher (native libsecp256k1) and writes every request's bytes before the clock starts, sends
+ * a warm-up, then measures: requests per second, per-request latency (from the write of the
  * request to the end of the response) and its own CPU share (process.cpuUsage over wall time).
  * Bounded both in count (requests per channel) and in time.
  */
 import { fork } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import http from 'node:http'
 import { createRequire } from 'node:module'
+import { createConnection, type Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
-import type { Account, Address, Hex } from 'viem'
+import { type Account, type Address, type Hex, zeroAddress } from 'viem'
 import { privateKeyToAccount, sign } from 'viem/accounts'
+import { BatchSettlement } from '../../src/chain/contracts.generated.js'
 import {
   type ChannelConfig,
   decodeSettleResponse,
@@ -132,7 +133,9 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   try {
     const result = await new Promise<ChildResult>((resolve, reject) => {
       child.on('message', (message: ChildMessage) => {
-        if (message.kind === 'started') {
+        if (message.kind === 'ready') {
+          child.send(spec)
+        } else if (message.kind === 'started') {
           cpu0 = process.cpuUsage()
           wall0 = performance.now()
         } else if (message.kind === 'stopped') {
@@ -148,7 +151,6 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
       })
       child.once('exit', (code) => reject(new Error(`load generator exited with ${code}`)))
       child.once('error', reject)
-      child.send(spec)
     })
     return {
       ...result,
@@ -161,14 +163,16 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
 }
 
 /**
- * Opens `count` channels for the route whose requirements are `accepted`, each by a direct
- * deposit of `deposit` from `payer` (who must have approved the escrow), with a fresh session key
- * as payer authorizer. The channel's receiver, receiver authorizer, token and withdraw delay are
- * the requirements'.
+ * Opens `count` channels for the route whose requirements are `accepted`, each a payer of its
+ * own: a fresh key is both the channel's `payer` and its `payerAuthorizer` (it signs the
+ * vouchers). `funder`, who must have approved the escrow, deposits `deposit` on each by direct
+ * deposit. The channel's receiver, receiver authorizer, token and withdraw delay are the
+ * requirements'. The deposits are sent back to back (a local node mines each on arrival), then
+ * their receipts are awaited together.
  */
 export async function openChannels(
   harness: EscrowHarness,
-  payer: Account,
+  funder: Account,
   accepted: PaymentRequirements,
   count: number,
   deposit: bigint,
@@ -179,21 +183,38 @@ export async function openChannels(
     verifyingContract: harness.escrow,
   })
   const lower = (a: string) => a.toLowerCase() as Address
+  const wallet = harness.wallet(funder)
   const channels: LoadChannel[] = []
+  const hashes: Hex[] = []
   for (let i = 0; i < count; i++) {
     const sessionKey = bytesToHex(randomBytes(32))
+    const payer = lower(privateKeyToAccount(sessionKey).address)
     const config: ChannelConfig = {
-      payer: lower(payer.address),
-      payerAuthorizer: lower(privateKeyToAccount(sessionKey).address),
+      payer,
+      payerAuthorizer: payer,
       receiver: lower(accepted.payTo),
       receiverAuthorizer: lower(extra.receiverAuthorizer),
       token: lower(accepted.asset),
       withdrawDelay: Number(extra.withdrawDelay),
       salt: bytesToHex(randomBytes(32)),
     }
-    await harness.depositDirect(payer, { ...config }, deposit)
+    hashes.push(
+      await wallet.writeContract({
+        address: harness.escrow,
+        abi: BatchSettlement.abi,
+        functionName: 'deposit',
+        args: [config, deposit, zeroAddress, '0x'],
+        chain: harness.chain,
+        account: funder,
+      }),
+    )
     channels.push({ config, channelId: channelId(config, domain), sessionKey, charged: 0n })
   }
+  const receipts = await Promise.all(
+    hashes.map((hash) => harness.publicClient.waitForTransactionReceipt({ hash })),
+  )
+  const failed = receipts.filter((r) => r.status !== 'success').length
+  if (failed > 0) throw new Error(`${failed} of ${count} deposits reverted`)
   return channels
 }
 
@@ -221,6 +242,7 @@ export function receiptMismatches(spec: LoadSpec, result: LoadResult): string[] 
 
 type ChildResult = Omit<LoadResult, 'serverCpuShare' | 'serverCpuUsPerRequest'>
 type ChildMessage =
+  | { kind: 'ready' }
   | { kind: 'started' }
   | { kind: 'stopped' }
   | { kind: 'result'; result: ChildResult }
@@ -243,36 +265,39 @@ function nativeSigner(): Signer | undefined {
   }
 }
 
-/** Every channel's headers, in order: the k-th carries the ceiling `charged + k * price`. */
-async function signSequences(spec: LoadSpec): Promise<string[][]> {
+/**
+ * Every channel's requests, in order, as the bytes sent on the wire: the k-th carries a voucher
+ * for the ceiling `charged + k * price`.
+ */
+async function signSequences(spec: LoadSpec, url: URL): Promise<Buffer[][]> {
   const domain = domainSeparator({ chainId: spec.chainId, verifyingContract: spec.escrow })
   const total = spec.warmup + spec.requests
   const length = spec.reuse ? Math.min(total, REUSED_SEQUENCE) : total
+  const head = `GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\npayment-signature: `
   const native = nativeSigner()
-  const out: string[][] = []
+  const out: Buffer[][] = []
   for (const channel of spec.channels) {
     const key = Buffer.from(channel.sessionKey.slice(2), 'hex')
-    const headers: string[] = []
+    const requests: Buffer[] = []
     for (let k = 1; k <= length; k++) {
       const maxClaimableAmount = channel.charged + BigInt(k) * spec.price
       const digest = voucherDigest(domain, channel.channelId, maxClaimableAmount)
       const signature = native
         ? native(digest, key)
         : await sign({ hash: bytesToHex(digest), privateKey: channel.sessionKey, to: 'hex' })
-      headers.push(
-        encodeHeader(
-          paymentPayload({
-            accepted: spec.accepted,
-            payload: {
-              type: 'voucher',
-              channelConfig: channel.config,
-              voucher: { channelId: channel.channelId, maxClaimableAmount, signature },
-            },
-          }),
-        ),
+      const header = encodeHeader(
+        paymentPayload({
+          accepted: spec.accepted,
+          payload: {
+            type: 'voucher',
+            channelConfig: channel.config,
+            voucher: { channelId: channel.channelId, maxClaimableAmount, signature },
+          },
+        }),
       )
+      requests.push(Buffer.from(`${head}${header}\r\n\r\n`, 'latin1'))
     }
-    out.push(headers)
+    out.push(requests)
   }
   return out
 }
@@ -283,46 +308,123 @@ interface Answer {
   body?: string
 }
 
-/** One connection: a keep-alive agent with a single socket, so requests go out in order. */
-function connection(url: URL): (header: string) => Promise<Answer> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
-  const base = { host: url.hostname, port: url.port, path: url.pathname + url.search, agent }
-  return (header) =>
-    new Promise<Answer>((resolve, reject) => {
-      const request = http.request(
-        { ...base, method: 'GET', headers: { 'payment-signature': header } },
-        (response) => {
-          const status = response.statusCode ?? 0
-          const receipt = response.headers['payment-response'] as string | undefined
-          if (status === 200) {
-            response.resume()
-            response.once('end', () => resolve({ status, receipt }))
-          } else {
-            let body = ''
-            response.setEncoding('utf8')
-            response.on('data', (chunk: string) => {
-              if (body.length < 400) body += chunk
-            })
-            response.once('end', () => resolve({ status, receipt, body }))
-          }
-          response.once('error', reject)
-        },
-      )
-      request.setTimeout(REQUEST_TIMEOUT_MS, () => request.destroy(new Error('request timed out')))
-      request.once('error', reject)
-      request.end()
+const HEAD_END = Buffer.from('\r\n\r\n')
+const CRLF = Buffer.from('\r\n')
+
+/**
+ * One keep-alive HTTP/1.1 connection on a bare socket, one request at a time: it writes the
+ * request's prebuilt bytes and reads just enough of the answer (status, `PAYMENT-RESPONSE`, a
+ * `content-length` or chunked body), so that the generator spends little CPU per request.
+ */
+class Connection {
+  private readonly socket: Socket
+  private buffered: Buffer = Buffer.alloc(0)
+  private waiting:
+    | { resolve: (answer: Answer) => void; reject: (err: Error) => void; timer: NodeJS.Timeout }
+    | undefined
+  private failure: Error | undefined
+
+  constructor(url: URL) {
+    this.socket = createConnection({ host: url.hostname, port: Number(url.port) })
+    this.socket.setNoDelay(true)
+    this.socket.on('data', (chunk: Buffer) => {
+      this.buffered = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk])
+      this.parse()
     })
+    const fail = (err: Error) => {
+      this.failure ??= err
+      const waiting = this.waiting
+      this.waiting = undefined
+      if (waiting) {
+        clearTimeout(waiting.timer)
+        waiting.reject(err)
+      }
+    }
+    this.socket.on('error', fail)
+    this.socket.on('close', () => fail(new Error('connection closed by the server')))
+  }
+
+  send(request: Buffer): Promise<Answer> {
+    if (this.failure) return Promise.reject(this.failure)
+    return new Promise<Answer>((resolve, reject) => {
+      const timer = setTimeout(
+        () => this.socket.destroy(new Error('request timed out')),
+        REQUEST_TIMEOUT_MS,
+      )
+      this.waiting = { resolve, reject, timer }
+      this.socket.write(request)
+    })
+  }
+
+  close(): void {
+    this.socket.destroy()
+  }
+
+  /** Completes the waiting request once its whole answer is buffered. */
+  private parse(): void {
+    const end = this.buffered.indexOf(HEAD_END)
+    if (end < 0) return
+    const head = this.buffered.toString('latin1', 0, end)
+    const status = Number(head.slice(9, 12))
+    let length = -1
+    let chunked = false
+    let receipt: string | undefined
+    for (const line of head.split('\r\n')) {
+      const colon = line.indexOf(':')
+      if (colon < 0) continue
+      const name = line.slice(0, colon).toLowerCase()
+      if (name === 'content-length') length = Number(line.slice(colon + 1))
+      else if (name === 'payment-response') receipt = line.slice(colon + 1).trim()
+      else if (name === 'transfer-encoding') chunked = line.toLowerCase().includes('chunked')
+    }
+    const bodyStart = end + HEAD_END.length
+    let body: Buffer
+    let consumed: number
+    if (chunked) {
+      const parts: Buffer[] = []
+      let at = bodyStart
+      for (;;) {
+        const lineEnd = this.buffered.indexOf(CRLF, at)
+        if (lineEnd < 0) return
+        const size = Number.parseInt(this.buffered.toString('latin1', at, lineEnd), 16)
+        const dataEnd = lineEnd + CRLF.length + size
+        if (this.buffered.length < dataEnd + CRLF.length) return
+        if (size === 0) {
+          consumed = dataEnd + CRLF.length
+          break
+        }
+        parts.push(this.buffered.subarray(lineEnd + CRLF.length, dataEnd))
+        at = dataEnd + CRLF.length
+      }
+      body = Buffer.concat(parts)
+    } else {
+      const size = Math.max(length, 0)
+      if (this.buffered.length < bodyStart + size) return
+      body = this.buffered.subarray(bodyStart, bodyStart + size)
+      consumed = bodyStart + size
+    }
+    this.buffered = this.buffered.subarray(consumed)
+    const waiting = this.waiting
+    this.waiting = undefined
+    if (!waiting) return
+    clearTimeout(waiting.timer)
+    waiting.resolve(
+      status === 200
+        ? { status, receipt }
+        : { status, receipt, body: body.toString('utf8', 0, 400) },
+    )
+  }
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
 async function measure(spec: LoadSpec, send: (m: ChildMessage) => void): Promise<ChildResult> {
   const paid = !spec.reuse
-  const signStart = performance.now()
-  const sequences = await signSequences(spec)
-  const signMs = performance.now() - signStart
   const url = new URL(spec.url)
-  const conns = spec.channels.map(() => connection(url))
+  const signStart = performance.now()
+  const sequences = await signSequences(spec, url)
+  const signMs = performance.now() - signStart
+  const conns = spec.channels.map(() => new Connection(url))
   const served = spec.channels.map(() => 0)
   const lastReceipts: (string | undefined)[] = spec.channels.map(() => undefined)
   const broken = spec.channels.map(() => false)
@@ -336,12 +438,12 @@ async function measure(spec: LoadSpec, send: (m: ChildMessage) => void): Promise
 
   /** Sends the channel's i-th request; true when it was answered as expected. */
   const call = async (c: number, i: number, measured: boolean): Promise<boolean> => {
-    const sequence = sequences[c] as string[]
-    const header = sequence[i % sequence.length] as string
+    const sequence = sequences[c] as Buffer[]
+    const request = sequence[i % sequence.length] as Buffer
     const sent = performance.now()
     let answer: Answer
     try {
-      answer = await (conns[c] as (h: string) => Promise<Answer>)(header)
+      answer = await (conns[c] as Connection).send(request)
     } catch (err) {
       answer = { status: 0, receipt: undefined, body: String(err) }
     }
@@ -395,6 +497,7 @@ async function measure(spec: LoadSpec, send: (m: ChildMessage) => void): Promise
   const wallMs = performance.now() - start
   const used = process.cpuUsage(cpu0)
   send({ kind: 'stopped' })
+  for (const conn of conns) conn.close()
 
   const measured = latencies.subarray(0, Math.min(count, latencies.length)).sort()
   const at = (q: number) => measured[Math.floor(q * (measured.length - 1))] ?? 0
@@ -438,4 +541,5 @@ if (process.env[CHILD_FLAG] === '1' && process.send) {
       },
     )
   })
+  send({ kind: 'ready' })
 }
