@@ -1,5 +1,13 @@
 #!/usr/bin/env node
 import { chainCommand } from './chain.js'
+import {
+  channelsCommand,
+  fundCommand,
+  PAYER_USAGE,
+  payCommand,
+  refundCommand,
+  withdrawCommand,
+} from './payer.js'
 import { serveCommand } from './serve.js'
 
 const USAGE = `usage: tollgate <command> [options]
@@ -8,11 +16,16 @@ commands:
   chain [--port N]          start a local chain (default port 8545) with tollgate's contracts, print the addresses
   serve [--config FILE]     run the paid gateway from a JSON config (default tollgate.json);
                             the key comes from TOLLGATE_PRIVATE_KEY or TOLLGATE_KEY_FILE
-`
+${PAYER_USAGE}`
 
 const commands: Record<string, (args: readonly string[]) => Promise<void>> = {
   chain: chainCommand,
   serve: serveCommand,
+  pay: payCommand,
+  channels: channelsCommand,
+  refund: refundCommand,
+  withdraw: withdrawCommand,
+  fund: fundCommand,
 }
 
 async function main(argv: readonly string[]): Promise<number> {

@@ -110,6 +110,19 @@ const table = {
     'The session has too little credit for this message; send a voucher.',
   ],
   tollgate_ws_too_many_requests: [429, 'Too many requests are in flight on this connection.'],
+  // Payer SDK (src/client): refusals made on the payer's side; the status is advisory there.
+  tollgate_spend_limit: [
+    402,
+    'The payment would exceed a spend limit of the payer; nothing was signed.',
+  ],
+  tollgate_receipt_mismatch: [
+    502,
+    "The server's receipt or corrective 402 does not add up; the payer stopped paying it.",
+  ],
+  tollgate_payee_blocked: [
+    403,
+    'The payer stopped paying this server after a receipt that did not add up.',
+  ],
   tollgate_invalid_config: [500, 'tollgate was configured wrongly.'],
   tollgate_store_failed: [503, 'The voucher could not be stored; nothing was charged.'],
   tollgate_chain_unavailable: [502, 'The chain node could not be reached.'],

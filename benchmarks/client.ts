@@ -1,0 +1,200 @@
+/**
+ * Sequential paid calls per second of one payer, tollgate's payer SDK against the stock x402
+ * client (`@x402/fetch` with `@x402/evm`'s batch-settlement client scheme), in one run, through
+ * the same server: a Fastify app with the tollgate plugin (durable LevelStore in a temp dir,
+ * ERC-3009 deposits taken) on a local anvil. Round trips are counted at the server: HTTP
+ * requests received per paid call. Each client first opens its channel with one gasless deposit
+ * (the server advertises a `minDeposit` covering every call, so neither tops up while measured).
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { x402Client } from '@x402/core/client'
+import {
+  BatchSettlementEvmScheme,
+  InMemoryClientChannelStorage,
+} from '@x402/evm/batch-settlement/client'
+import { wrapFetchWithPayment } from '@x402/fetch'
+import Fastify from 'fastify'
+import { createWalletClient, http, type LocalAccount } from 'viem'
+import { generatePrivateKey } from 'viem/accounts'
+import {
+  DEV_USDC_DOMAIN,
+  devPublicClient,
+  LOCAL_POLLING_MS,
+  startDevChain,
+} from '../src/chain/devChain.js'
+import { escrowWriter } from '../src/chain/escrowWriter.js'
+import { channelReader } from '../src/chain/readChannel.js'
+import { createPayer, keySigner } from '../src/client/index.js'
+import { openPayee } from '../src/payee/index.js'
+import { LevelStore } from '../src/store/index.js'
+import { tollgate } from '../src/transports/http/index.js'
+import type { Log } from './run.js'
+
+/** Token units per call: `'$0.001'` of a 6-decimal USDC. */
+const PRICE = 1000n
+const WITHDRAW_DELAY = 3600
+/** Calls of each client before the clocks start (the first opens its channel). */
+const WARMUP = 30
+/** Measured time per client, at least, and the most calls of one client. */
+const PHASE_MS = 6_000
+const MAX_CALLS = 40_000
+/** Calls per slice; the clients take turns, slice by slice. */
+const SLICE_CALLS = 50
+/** The deposit every channel opens with: covers every call of the run. */
+const MIN_DEPOSIT = PRICE * BigInt(MAX_CALLS + SLICE_CALLS + WARMUP + 1)
+
+interface Phase {
+  calls: number
+  perSecond: number
+  roundTrips: number
+  /** CPU of the whole process (client and server) per call: steadier than time on a shared machine. */
+  cpuMs: number
+}
+
+export async function run(log: Log) {
+  const dev = await startDevChain()
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-bench-client-'))
+  const closers: (() => Promise<unknown>)[] = []
+  try {
+    const [, receiver, , , authorizer, , ours, theirs] = dev.accounts as LocalAccount[] as [
+      LocalAccount,
+      LocalAccount,
+      LocalAccount,
+      LocalAccount,
+      LocalAccount,
+      LocalAccount,
+      LocalAccount,
+      LocalAccount,
+    ]
+    const publicClient = devPublicClient(dev)
+    const payee = await openPayee({
+      chainId: dev.chain.id,
+      escrow: dev.contracts.escrow,
+      identity: {
+        receiver: receiver.address,
+        receiverAuthorizer: authorizer.address,
+        token: dev.contracts.usdc,
+        withdrawDelay: WITHDRAW_DELAY,
+      },
+      store: await LevelStore.open(join(dir, 'vouchers')),
+      readChannel: channelReader(publicClient, dev.contracts.escrow),
+    })
+    closers.push(() => payee.close())
+    const app = Fastify()
+    closers.unshift(() => app.close())
+    await app.register(tollgate, {
+      payee,
+      network: `eip155:${dev.chain.id}`,
+      asset: { address: dev.contracts.usdc, ...DEV_USDC_DOMAIN, decimals: 6 },
+      payTo: receiver.address,
+      receiverAuthorizer: authorizer.address,
+      withdrawDelay: WITHDRAW_DELAY,
+      minDeposit: MIN_DEPOSIT,
+      // The limiters run on every request, as in production, but never refuse one here.
+      rateLimit: {
+        perIp: { max: 1_000_000_000, timeWindowMs: 10_000 },
+        perPayer: { max: 1_000_000_000, timeWindowMs: 10_000 },
+      },
+      escrowWriter: escrowWriter({
+        publicClient,
+        walletClient: createWalletClient({
+          chain: dev.chain,
+          transport: http(dev.rpcUrl, { retryCount: 0 }),
+          account: receiver,
+          pollingInterval: LOCAL_POLLING_MS,
+        }),
+        escrow: dev.contracts.escrow,
+        erc3009Collector: dev.contracts.erc3009Collector,
+      }),
+    })
+    let requests = 0
+    app.addHook('onRequest', async () => {
+      requests += 1
+    })
+    app.get('/paid', { config: { price: PRICE } }, async () => ({ ok: true }))
+    app.get('/free', async () => ({ ok: true }))
+    await app.listen({ host: '127.0.0.1', port: 0 })
+    const address = app.server.address()
+    if (address === null || typeof address === 'string') throw new Error('no port')
+    const url = `http://127.0.0.1:${address.port}/paid`
+    /** The same handler unpaid, through plain fetch: the floor any paying client stands on. */
+    const unpaid: typeof fetch = () => fetch(`http://127.0.0.1:${address.port}/free`)
+
+    const payer = await createPayer({
+      account: ours,
+      // A session key signing with libsecp256k1: the funding key only deposits.
+      payerAuthorizer: keySigner(generatePrivateKey()),
+      rpcUrl: dev.rpcUrl,
+      chainId: dev.chain.id,
+      dataDir: join(dir, 'payer'),
+      policy: { limits: { perRequest: '$0.01', perDay: '$1000' } },
+    })
+    closers.unshift(() => payer.close())
+    const client = new x402Client()
+    client.register(
+      `eip155:${dev.chain.id}`,
+      new BatchSettlementEvmScheme(theirs, { storage: new InMemoryClientChannelStorage() }),
+    )
+    client.setSpendControls({ allowedAssets: true })
+    const stockFetch = wrapFetchWithPayment(fetch, client)
+
+    const call = async (pay: typeof fetch) => {
+      const response = await pay(url)
+      if (response.status !== 200) throw new Error(`paid call answered ${response.status}`)
+      await response.arrayBuffer()
+    }
+    /** Totals of one client over its slices. */
+    const totals = () => ({ calls: 0, ms: 0, requests: 0, cpuMicros: 0 })
+    const slice = async (pay: typeof fetch, total: ReturnType<typeof totals>) => {
+      const before = requests
+      const cpu = process.cpuUsage()
+      const start = performance.now()
+      for (let i = 0; i < SLICE_CALLS; i++) await call(pay)
+      total.ms += performance.now() - start
+      const used = process.cpuUsage(cpu)
+      total.cpuMicros += used.user + used.system
+      total.calls += SLICE_CALLS
+      total.requests += requests - before
+    }
+    const phase = (total: ReturnType<typeof totals>): Phase => ({
+      calls: total.calls,
+      perSecond: (total.calls * 1000) / total.ms,
+      roundTrips: total.requests / total.calls,
+      cpuMs: total.cpuMicros / 1000 / total.calls,
+    })
+    const describe = (name: string, p: Phase) =>
+      `${name}: ${p.perSecond.toFixed(0)} calls/s, ${p.roundTrips.toFixed(2)} round trips/call, ${p.cpuMs.toFixed(2)} ms CPU/call (${p.calls} calls)`
+
+    for (let i = 0; i < WARMUP; i++) await call(payer.fetch)
+    for (let i = 0; i < WARMUP; i++) await call(stockFetch)
+    // Short slices, alternating: a burst of someone else's work on a shared machine falls on
+    // both clients alike.
+    const ourTotals = totals()
+    const stockTotals = totals()
+    const floorTotals = totals()
+    while (Math.min(ourTotals.ms, stockTotals.ms) < PHASE_MS && ourTotals.calls < MAX_CALLS) {
+      await slice(payer.fetch, ourTotals)
+      await slice(stockFetch, stockTotals)
+      await slice(unpaid, floorTotals)
+    }
+    const a = phase(ourTotals)
+    const b = phase(stockTotals)
+    log(describe('tollgate payer', a))
+    log(describe('stock @x402/fetch', b))
+    log(describe('unpaid twin route, plain fetch (the floor)', phase(floorTotals)))
+    log(`ratio ${(a.perSecond / b.perSecond).toFixed(1)}x`)
+    return {
+      ours_calls_per_s: Math.round(a.perSecond),
+      stock_calls_per_s: Math.round(b.perSecond),
+      ours_round_trips_per_call: Number(a.roundTrips.toFixed(2)),
+      stock_round_trips_per_call: Number(b.roundTrips.toFixed(2)),
+    }
+  } finally {
+    for (const close of closers) await close()
+    await dev.stop()
+    rmSync(dir, { recursive: true, force: true })
+  }
+}

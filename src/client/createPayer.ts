@@ -1,0 +1,406 @@
+import { type Address, getAddress, type Hex, type LocalAccount, pad } from 'viem'
+import { TollgateError } from '../errors/index.js'
+import {
+  CANONICAL_ADDRESSES,
+  decodePaymentRequired,
+  decodeSettleResponse,
+  encodeHeader,
+  HEADERS,
+  type PaymentRequired,
+  type PaymentRequirements,
+  paymentPayload,
+  requirementsEqual,
+} from '../protocol/index.js'
+import { connectPaid, type PaidSession } from './connect.js'
+import { Journal, type PayerChannel } from './journal.js'
+import { type OnChainChannel, payerChain } from './payerChain.js'
+import { type DepositPolicy, PayerCore } from './payerCore.js'
+import { signVoucher } from './signing.js'
+import { resolveLimits, type SpendLimits } from './spendPolicy.js'
+
+/** Options of {@link createPayer}. */
+export interface PayerOptions {
+  /** The funding wallet: the channels' `payer`; signs ERC-3009 deposits and sends on-chain transactions. */
+  account: LocalAccount
+  /**
+   * Signs the vouchers (the channels' `payerAuthorizer`): a session key, so the funding key is
+   * needed only to deposit and withdraw. @default account
+   */
+  payerAuthorizer?: LocalAccount
+  /** JSON-RPC endpoint of the chain. */
+  rpcUrl: string
+  chainId: number
+  /** @default the canonical x402 escrow */
+  escrow?: Address
+  /** @default the canonical x402 ERC-3009 deposit collector */
+  erc3009Collector?: Address
+  /** Where the payer keeps its journal (channels and spends). One payer per folder. */
+  dataDir: string
+  policy?: {
+    limits?: SpendLimits
+    deposit?: DepositPolicy
+  }
+  /** Tokens the payer agrees to pay in. @default any token the server names */
+  assets?: readonly Address[]
+  /** The channels' salt: fixed, so a channel is found again from chain after local state is lost. @default zero */
+  salt?: Hex
+  /** The fetch that carries the requests. @default globalThis.fetch */
+  fetch?: typeof fetch
+  /** Unix milliseconds, for the spend windows. @default Date.now */
+  now?: () => number
+}
+
+/** A payer's view of one channel, for display. */
+export type ChannelSummary = PayerChannel & { readonly onChain?: OnChainChannel }
+
+/** A paid HTTP client and the channel operations behind it. */
+export interface Payer {
+  readonly address: Address
+  readonly authorizer: Address
+  /**
+   * A drop-in `fetch` that pays x402 batch-settlement 402s: after the first 402 of a route (or,
+   * for a new route, of its origin) it pays on the first request, one round trip per paid call,
+   * and falls back to the 402 exchange when the requirements changed. Calls on one channel are
+   * serialized. Throws `TollgateError` with a stable code when it will not pay:
+   * `tollgate_spend_limit` (nothing signed), `tollgate_receipt_mismatch` (the server cheated;
+   * it is paid no more), `tollgate_payee_blocked`, `tollgate_withdrawal_pending`.
+   */
+  fetch(input: string | URL | Request, init?: RequestInit): Promise<Response>
+  /**
+   * Opens a paid session on a tollgate WebSocket feed or request route (ws:// or wss://); see
+   * {@link connectPaid}. Channels for WebSocket routes are funded by direct deposit.
+   */
+  connect(wsUrl: string): Promise<PaidSession>
+  /** The channels in the journal; with `{ onChain: true }`, each with its on-chain state. */
+  channels(options?: { onChain?: boolean }): Promise<ChannelSummary[]>
+  /**
+   * Asks the server of `url` for a cooperative refund of its channel's unspent balance (all of
+   * it, or `amount`). Resolves with the amount refunded and the transaction.
+   */
+  refund(
+    url: string,
+    options?: { amount?: bigint },
+  ): Promise<{ amount: bigint; transaction: string }>
+  /** Starts a withdrawal of a channel's unclaimed balance (the payer pays the gas). */
+  initiateWithdraw(channelId: Hex): Promise<{ transaction: Hex; finalizeAfter: number }>
+  /** Finalizes a withdrawal once the channel's withdraw delay has passed. */
+  finalizeWithdraw(channelId: Hex): Promise<{ transaction: Hex; amount: bigint }>
+  /** The shared core (the WebSocket client builds on it). */
+  readonly core: PayerCore
+  close(): Promise<void>
+}
+
+/** Rounds of one paid call: pay, then at most this many more after a corrective or changed 402. */
+const MAX_ROUNDS = 4
+
+/** A request made replayable: its body read once. */
+interface Outgoing {
+  readonly url: URL
+  readonly method: string
+  readonly headers: Headers
+  readonly init: RequestInit
+}
+
+/**
+ * Creates a payer: opens its journal in `dataDir` and returns its paid `fetch` and channel
+ * operations.
+ *
+ * @throws TollgateError `tollgate_invalid_config` for a malformed limit or journal.
+ * @example
+ * const payer = await createPayer({ account, payerAuthorizer: sessionKey, rpcUrl, chainId: 84532, dataDir: '.payer',
+ *   policy: { limits: { perRequest: '$0.01', perDay: '$5' } } })
+ * const response = await payer.fetch('https://api.example.com/joke')
+ */
+export async function createPayer(options: PayerOptions): Promise<Payer> {
+  const escrow = getAddress(options.escrow ?? CANONICAL_ADDRESSES.escrow)
+  const authorizer = options.payerAuthorizer ?? options.account
+  const now = options.now ?? Date.now
+  const limits = resolveLimits(options.policy?.limits)
+  const journal = await Journal.open(options.dataDir, now)
+  const chain = payerChain({
+    rpcUrl: options.rpcUrl,
+    chainId: options.chainId,
+    escrow,
+    account: options.account,
+  })
+  const core = new PayerCore(
+    options.account,
+    authorizer,
+    options.chainId,
+    escrow,
+    getAddress(options.erc3009Collector ?? CANONICAL_ADDRESSES.erc3009Collector),
+    options.salt ?? pad('0x00', { size: 32 }),
+    journal,
+    chain,
+    limits,
+    options.policy?.deposit ?? {},
+    now,
+    new Set((options.assets ?? []).map((a) => a.toLowerCase())),
+  )
+  const send = options.fetch ?? globalThis.fetch
+  /** Requirements by `METHOD origin/path`, and the last ones of each origin. */
+  const byRoute = new Map<string, PaymentRequirements>()
+  const byOrigin = new Map<string, PaymentRequirements>()
+  const routeKey = (out: Outgoing) => `${out.method} ${out.url.origin}${out.url.pathname}`
+  const remember = (out: Outgoing, requirements: PaymentRequirements) => {
+    byRoute.set(routeKey(out), requirements)
+    byOrigin.set(out.url.origin, requirements)
+  }
+
+  const requiredOf = (response: Response): PaymentRequired | undefined => {
+    const decoded = decodePaymentRequired(
+      response.headers.get(HEADERS.paymentRequired) ?? undefined,
+    )
+    return decoded.ok ? decoded.value : undefined
+  }
+
+  /** Pays `requirements` for one request; loops over corrective and changed 402s. */
+  const paid = async (out: Outgoing, first: PaymentRequirements): Promise<Response> => {
+    let requirements = first
+    const origin = out.url.origin
+    for (let switches = 0; ; switches++) {
+      const channel = await core.channelFor(requirements, origin)
+      const next = await core.withChannel(channel.channelId, async () => {
+        let directDeposit = false
+        for (let round = 1; ; round++) {
+          const prepared = await core.prepare(channel.channelId, requirements, origin, {
+            ...(directDeposit ? { method: 'direct' as const } : {}),
+          })
+          const headers = new Headers(out.headers)
+          headers.set(
+            HEADERS.paymentSignature,
+            encodeHeader(paymentPayload({ accepted: requirements, payload: prepared.payload })),
+          )
+          const response = await send(out.url, { ...out.init, method: out.method, headers })
+          const receiptHeader = response.headers.get(HEADERS.paymentResponse)
+          if (response.status < 400 && receiptHeader !== null) {
+            const receipt = decodeSettleResponse(receiptHeader)
+            if (!receipt.ok) {
+              await core.block(channel.channelId, receipt)
+            } else {
+              await core.settle(prepared.pending, receipt.value)
+            }
+            return response
+          }
+          const required = response.status === 402 ? requiredOf(response) : undefined
+          if (!required || round === MAX_ROUNDS) return response
+          const error = required.error
+          const offered = core.select(required)
+          const retry =
+            error === 'invalid_batch_settlement_evm_cumulative_amount_mismatch' ||
+            error === 'invalid_batch_settlement_evm_cumulative_exceeds_balance' ||
+            error === 'invalid_batch_settlement_evm_channel_not_found' ||
+            (error === 'invalid_batch_settlement_evm_payload_type' &&
+              prepared.payload.type === 'deposit' &&
+              !directDeposit) ||
+            (offered !== undefined && !requirementsEqual(offered, requirements))
+          // Refused for a reason paying again will not fix: the caller gets the 402 as sent.
+          if (!retry) return response
+          await response.body?.cancel()
+          if (error === 'invalid_batch_settlement_evm_cumulative_amount_mismatch') {
+            await core.adoptCorrective(channel.channelId, required)
+            continue
+          }
+          if (
+            error === 'invalid_batch_settlement_evm_cumulative_exceeds_balance' ||
+            error === 'invalid_batch_settlement_evm_channel_not_found'
+          ) {
+            await core.refreshBalance(channel.channelId)
+            continue
+          }
+          if (error === 'invalid_batch_settlement_evm_payload_type') {
+            directDeposit = true
+            continue
+          }
+          if (!offered) return response
+          remember(out, offered)
+          requirements = offered
+          // Requirements of another server identity belong to another channel and its lock.
+          if (core.channelIdOf(offered) !== channel.channelId) return offered
+        }
+      })
+      if (next instanceof Response) return next
+      if (switches >= 1) {
+        throw new TollgateError('tollgate_internal', `${origin} keeps changing its requirements.`)
+      }
+      requirements = next
+    }
+  }
+
+  const payerFetch = async (
+    input: string | URL | Request,
+    init?: RequestInit,
+  ): Promise<Response> => {
+    const out = await outgoing(input, init)
+    const cached = byRoute.get(routeKey(out)) ?? byOrigin.get(out.url.origin)
+    if (cached) return paid(out, cached)
+    const response = await send(out.url, { ...out.init, method: out.method, headers: out.headers })
+    if (response.status !== 402) return response
+    const required = requiredOf(response)
+    const requirements = required && core.select(required)
+    if (!requirements) return response
+    await response.body?.cancel()
+    remember(out, requirements)
+    return paid(out, requirements)
+  }
+
+  /** The requirements of `url`'s route: cached, or from an unpaid request's 402. */
+  const requirementsOf = async (url: URL): Promise<PaymentRequirements> => {
+    const out = await outgoing(url)
+    const cached = byRoute.get(routeKey(out))
+    if (cached) return cached
+    const response = await send(url)
+    await response.body?.cancel()
+    const required = response.status === 402 ? requiredOf(response) : undefined
+    const requirements = required && core.select(required)
+    if (!requirements) {
+      throw new TollgateError(
+        'unsupported_scheme',
+        `${url} offers no batch-settlement payment this payer can make.`,
+      )
+    }
+    remember(out, requirements)
+    return requirements
+  }
+
+  const known = (channelId: Hex): PayerChannel => {
+    const channel = journal.channels.get(channelId.toLowerCase() as Hex)
+    if (!channel)
+      throw new TollgateError(
+        'tollgate_invalid_config',
+        `No channel ${channelId} in ${journal.path}.`,
+      )
+    return channel
+  }
+
+  return {
+    address: getAddress(options.account.address),
+    authorizer: getAddress(authorizer.address),
+    core,
+    fetch: payerFetch,
+    connect: (wsUrl) => connectPaid(core, wsUrl),
+    async channels(opts = {}) {
+      const list = [...journal.channels.values()]
+      if (!opts.onChain) return list
+      return Promise.all(
+        list.map(async (c) => ({ ...c, onChain: await chain.readChannel(c.channelId) })),
+      )
+    },
+    async refund(url, opts = {}) {
+      const target = new URL(url)
+      const requirements = await requirementsOf(target)
+      const channel = await core.channelFor(requirements, target.origin)
+      return core.withChannel(channel.channelId, async () => {
+        for (let round = 0; round < MAX_ROUNDS; round++) {
+          const current = core.current(channel.channelId)
+          const signature = await signVoucher(
+            core.authorizer,
+            core.separator,
+            { chainId: core.chainId, verifyingContract: core.escrow },
+            channel.channelId,
+            current.charged,
+          )
+          const payload = paymentPayload({
+            accepted: requirements,
+            payload: {
+              type: 'refund',
+              channelConfig: current.config,
+              voucher: {
+                channelId: channel.channelId,
+                maxClaimableAmount: current.charged,
+                signature,
+              },
+              ...(opts.amount === undefined ? {} : { amount: opts.amount }),
+            },
+          })
+          const response = await send(target, {
+            headers: { [HEADERS.paymentSignature]: encodeHeader(payload) },
+          })
+          await response.body?.cancel()
+          const receiptHeader = response.headers.get(HEADERS.paymentResponse)
+          if (response.ok && receiptHeader !== null) {
+            const receipt = decodeSettleResponse(receiptHeader)
+            if (!receipt.ok) return core.block(channel.channelId, receipt)
+            const amount = receipt.value.amount ?? 0n
+            const balance = receipt.value.channelState?.balance ?? current.balance - amount
+            await journal.putChannel({ ...current, balance }, true)
+            return { amount, transaction: receipt.value.response.transaction }
+          }
+          const required = response.status === 402 ? requiredOf(response) : undefined
+          if (required?.error === 'invalid_batch_settlement_evm_cumulative_amount_mismatch') {
+            await core.adoptCorrective(channel.channelId, required)
+            continue
+          }
+          const error = required?.error ?? `HTTP ${response.status}`
+          throw new TollgateError(
+            'invalid_batch_settlement_evm_refund_transaction_failed',
+            `${target.origin} refused the refund: ${error}.`,
+          )
+        }
+        throw new TollgateError(
+          'tollgate_internal',
+          `No agreement with ${target.origin} on the refund.`,
+        )
+      })
+    },
+    async initiateWithdraw(channelId) {
+      const channel = known(channelId)
+      return core.withChannel(channel.channelId, async () => {
+        const onChain = await chain.readChannel(channel.channelId)
+        const amount = onChain.balance - onChain.totalClaimed
+        if (amount <= 0n) {
+          throw new TollgateError(
+            'invalid_batch_settlement_evm_refund_no_balance',
+            `Channel ${channelId} has nothing unclaimed.`,
+          )
+        }
+        const transaction = await chain.initiateWithdraw(channel.config, amount)
+        const state = await chain.readChannel(channel.channelId)
+        await journal.putChannel(
+          { ...core.current(channel.channelId), withdrawInitiatedAt: state.withdrawRequestedAt },
+          true,
+        )
+        return {
+          transaction,
+          finalizeAfter: state.withdrawRequestedAt + channel.config.withdrawDelay,
+        }
+      })
+    },
+    async finalizeWithdraw(channelId) {
+      const channel = known(channelId)
+      return core.withChannel(channel.channelId, async () => {
+        const before = await chain.tokenBalance(channel.config.token, channel.config.payer)
+        const transaction = await chain.finalizeWithdraw(channel.config)
+        const after = await chain.tokenBalance(channel.config.token, channel.config.payer)
+        const state = await chain.readChannel(channel.channelId)
+        await journal.putChannel(
+          { ...core.current(channel.channelId), balance: state.balance, withdrawInitiatedAt: 0 },
+          true,
+        )
+        return { transaction, amount: after - before }
+      })
+    },
+    close: () => journal.close(),
+  }
+}
+
+/** Reads a request once into a replayable form (a paid call may be sent more than once). */
+async function outgoing(input: string | URL | Request, init: RequestInit = {}): Promise<Outgoing> {
+  if (input instanceof Request) {
+    const body = input.body === null ? undefined : await input.arrayBuffer()
+    return {
+      url: new URL(input.url),
+      method: init.method ?? input.method,
+      headers: new Headers(init.headers ?? input.headers),
+      init: { ...init, ...(body === undefined ? {} : { body }) },
+    }
+  }
+  const body =
+    init.body instanceof ReadableStream ? await new Response(init.body).arrayBuffer() : init.body
+  return {
+    url: new URL(input),
+    method: (init.method ?? 'GET').toUpperCase(),
+    headers: new Headers(init.headers),
+    init: { ...init, ...(body === undefined || body === null ? {} : { body }) },
+  }
+}

@@ -1,0 +1,13 @@
+/**
+ * client: the payer SDK. A paid `fetch` for x402 batch-settlement servers (tollgate's and stock
+ * ones), a WebSocket client for tollgate's billed feeds and requests, spend limits that hold
+ * across restarts, receipts checked as x402 says, and the channel operations (refund, withdraw).
+ */
+export { connectPaid, DEFAULT_CLIENT_CREDIT_WINDOW, type PaidSession } from './connect.js'
+export { type ChannelSummary, createPayer, type Payer, type PayerOptions } from './createPayer.js'
+export { JOURNAL_FILE, type PayerChannel, type SpendEntry } from './journal.js'
+export { keySigner } from './keySigner.js'
+export { type OnChainChannel, type PayerChain, payerChain } from './payerChain.js'
+export { DEFAULT_DEPOSIT_PRICES, type DepositMethod, type DepositPolicy } from './payerCore.js'
+export { checkSpend, type ResolvedLimits, resolveLimits, type SpendLimits } from './spendPolicy.js'
+export { type PendingPayment, type VerifiedReceipt, verifyReceipt } from './verifyReceipt.js'

@@ -1,0 +1,106 @@
+import { type Result, reject } from '../errors/index.js'
+import { type Price, parsePrice } from '../transports/http/parsePrice.js'
+
+/**
+ * Spend limits of a payer, each `'$0.50'` (dollars of a 6-decimal stablecoin such as USDC),
+ * `'500000'` or `500000n` (token units). Unset: no limit of that kind.
+ */
+export interface SpendLimits {
+  /** The most one request may cost: the price (`accepts[].amount`) it is asked to sign for. */
+  perRequest?: Price
+  /** The most spent on one origin (scheme://host:port), over the payer's whole life. */
+  perOrigin?: Price
+  /** The most spent over any rolling 24 hours. */
+  perDay?: Price
+  /** The most spent over any rolling 7 days. */
+  perWeek?: Price
+}
+
+/** {@link SpendLimits} in token units. */
+export interface ResolvedLimits {
+  readonly perRequest?: bigint
+  readonly perOrigin?: bigint
+  readonly perDay?: bigint
+  readonly perWeek?: bigint
+}
+
+const DAY_MS = 24 * 60 * 60 * 1000
+const WEEK_MS = 7 * DAY_MS
+
+/** The decimals limits in dollars are converted with: USDC's. */
+const LIMIT_DECIMALS = 6
+
+/**
+ * Resolves limits to token units.
+ *
+ * @throws TollgateError `tollgate_invalid_config` for a malformed limit.
+ */
+export function resolveLimits(limits: SpendLimits = {}): ResolvedLimits {
+  const out: { -readonly [K in keyof ResolvedLimits]: bigint } = {}
+  for (const key of ['perRequest', 'perOrigin', 'perDay', 'perWeek'] as const) {
+    const value = limits[key]
+    if (value !== undefined) out[key] = parsePrice(value, LIMIT_DECIMALS, `limits.${key}`)
+  }
+  return out
+}
+
+/** What was spent, as the journal keeps it. */
+export interface SpendRecord {
+  /** Everything ever spent per origin. */
+  readonly originTotals: ReadonlyMap<string, bigint>
+  /** The total spent after `since` (Unix milliseconds). */
+  spentSince(since: number): bigint
+}
+
+/** What a payment is about to add to the spend record. */
+export interface SpendCheck {
+  readonly origin: string
+  /** The price asked (`accepts[].amount`). */
+  readonly price: bigint
+  /** How much the channel's signed ceiling grows: what will be counted as spent. */
+  readonly increase: bigint
+  /** Unix milliseconds. */
+  readonly now: number
+}
+
+/**
+ * Whether a payment stays within the limits, given what was spent: the price against
+ * `perRequest`, and the ceiling's growth added to the origin's total and to the last day's and
+ * week's spends. Spending is counted as the growth of signed ceilings, so the record is an upper
+ * bound of what servers can claim, never less.
+ *
+ * @returns `ok` with nothing, or `tollgate_spend_limit` naming the limit.
+ * @example
+ * const verdict = checkSpend(limits, journal, { origin, price, increase, now: Date.now() })
+ */
+export function checkSpend(
+  limits: ResolvedLimits,
+  record: SpendRecord,
+  check: SpendCheck,
+): Result<undefined> {
+  const { origin, price, increase, now } = check
+  if (limits.perRequest !== undefined && price > limits.perRequest) {
+    return over('perRequest', limits.perRequest, price)
+  }
+  if (increase === 0n) return { ok: true, value: undefined }
+  if (limits.perOrigin !== undefined) {
+    const total = (record.originTotals.get(origin) ?? 0n) + increase
+    if (total > limits.perOrigin) return over(`perOrigin (${origin})`, limits.perOrigin, total)
+  }
+  if (limits.perDay !== undefined) {
+    const day = record.spentSince(now - DAY_MS) + increase
+    if (day > limits.perDay) return over('perDay', limits.perDay, day)
+  }
+  if (limits.perWeek !== undefined) {
+    const week = record.spentSince(now - WEEK_MS) + increase
+    if (week > limits.perWeek) return over('perWeek', limits.perWeek, week)
+  }
+  return { ok: true, value: undefined }
+}
+
+function over(limit: string, max: bigint, would: bigint) {
+  return reject(
+    'tollgate_spend_limit',
+    `Limit ${limit} is ${max} token units; this payment would make it ${would}.`,
+  )
+}
