@@ -9,6 +9,7 @@ import {
   withdrawCommand,
 } from './payer.js'
 import { serveCommand } from './serve.js'
+import { settleCommand } from './settle.js'
 
 const USAGE = `usage: tollgate <command> [options]
 
@@ -16,11 +17,15 @@ commands:
   chain [--port N]          start a local chain (default port 8545) with tollgate's contracts, print the addresses
   serve [--config FILE]     run the paid gateway from a JSON config (default tollgate.json);
                             the key comes from TOLLGATE_PRIVATE_KEY or TOLLGATE_KEY_FILE
+  settle [--config FILE] [--dry-run] [--json]
+                            claim and settle revenue once (for cron); through the running
+                            server's admin listener when it holds the data directory
 ${PAYER_USAGE}`
 
 const commands: Record<string, (args: readonly string[]) => Promise<void>> = {
   chain: chainCommand,
   serve: serveCommand,
+  settle: settleCommand,
   pay: payCommand,
   channels: channelsCommand,
   refund: refundCommand,

@@ -126,6 +126,16 @@ const table = {
   tollgate_invalid_config: [500, 'tollgate was configured wrongly.'],
   tollgate_store_failed: [503, 'The voucher could not be stored; nothing was charged.'],
   tollgate_chain_unavailable: [502, 'The chain node could not be reached.'],
+  // Settlement (src/settlement): claims and settle sweeps the server sends.
+  tollgate_settlement_busy: [409, 'Another settler holds the settlement lease.'],
+  tollgate_settlement_insufficient_gas: [
+    503,
+    'The settlement account has too little native coin to pay for gas; fund it.',
+  ],
+  tollgate_settlement_unreachable: [
+    503,
+    'The data directory is locked by a running server whose admin listener cannot be reached.',
+  ],
   tollgate_rate_limited: [429, 'Too many requests; retry after the Retry-After seconds.'],
   tollgate_internal: [500, 'Internal error.'],
 } as const satisfies Record<string, Entry>

@@ -3,6 +3,14 @@ import { dirname, isAbsolute, resolve } from 'node:path'
 import { type Address, type Hex, isAddress } from 'viem'
 import { type ChainPreset, PRESETS, type PresetName } from '../chain/presets.js'
 import { TollgateError } from '../errors/index.js'
+import {
+  DEFAULT_CHECK_INTERVAL_MS,
+  DEFAULT_CLAIM_THRESHOLD,
+  DEFAULT_MAX_PER_TX,
+  DEFAULT_SAFETY_MARGIN_SECONDS,
+  DEFAULT_SETTLEMENT_CONFIRMATIONS,
+  DEFAULT_SWEEP_INTERVAL_MS,
+} from '../settlement/index.js'
 import type { StoreMode } from '../store/index.js'
 
 /** Where the server listens unless told otherwise: loopback only. */
@@ -39,6 +47,31 @@ export interface ServerConfig {
   readonly routes: readonly RouteConfig[]
   /** Blocks before an escrow event is mirrored. */
   readonly confirmations: number | undefined
+  readonly settlement: SettlementConfig
+}
+
+/** How the server claims and settles (src/settlement), from the `settlement` object of the file. */
+export interface SettlementConfig {
+  /** Run the schedule inside the server. @default true */
+  readonly enabled: boolean
+  /** Seconds between sweeps of every channel with anything unclaimed. @default 3600 */
+  readonly sweepIntervalSeconds: number
+  /** Seconds between checks for claims due (threshold, exposure cap, withdrawals); below the safety margin. @default 30 */
+  readonly checkIntervalSeconds: number
+  /** Unclaimed token units per channel that trigger a claim between sweeps (a decimal string in the file). @default DEFAULT_CLAIM_THRESHOLD */
+  readonly threshold: bigint
+  /** Channels per claim transaction, 1 to 500. @default DEFAULT_MAX_PER_TX */
+  readonly maxPerTx: number
+  /** Seconds before a withdrawal ends by which its claim must land; below withdrawDelay. @default DEFAULT_SAFETY_MARGIN_SECONDS */
+  readonly safetyMarginSeconds: number
+  /** Blocks a claim must be buried under. @default DEFAULT_SETTLEMENT_CONFIRMATIONS */
+  readonly confirmations: number
+  /** Token units one native coin buys (decimal string), to skip claims worth less than their gas; absent: gas is not weighed. */
+  readonly tokenPerNative: bigint | undefined
+  /** Claim through `claimPacked`; absent: used when the escrow has it. */
+  readonly packedClaims: boolean | undefined
+  /** Port of the admin listener on 127.0.0.1 (`POST /settle`, used by `tollgate settle` while the server runs); absent: none. */
+  readonly adminPort: number | undefined
 }
 
 /**
@@ -111,16 +144,17 @@ export function parseConfig(raw: unknown, baseDir: string): ServerConfig {
     invalid('storeMode must be "durable" or "relaxed"')
   const routes = Array.isArray(o.routes) ? o.routes : invalid('routes must be a list')
   const dataDir = string(o.dataDir ?? DEFAULT_DATA_DIR, 'dataDir')
+  const withdrawDelay = integer(
+    o.withdrawDelay ?? DEFAULT_WITHDRAW_DELAY,
+    'withdrawDelay',
+    900,
+    2_592_000,
+  )
   return {
     chain,
     rpcUrl,
     receiver: o.receiver === undefined ? undefined : address(o.receiver, 'receiver'),
-    withdrawDelay: integer(
-      o.withdrawDelay ?? DEFAULT_WITHDRAW_DELAY,
-      'withdrawDelay',
-      900,
-      2_592_000,
-    ),
+    withdrawDelay,
     dataDir: isAbsolute(dataDir) ? dataDir : resolve(baseDir, dataDir),
     storeMode,
     listen: {
@@ -130,7 +164,64 @@ export function parseConfig(raw: unknown, baseDir: string): ServerConfig {
     routes: routes.map((r, i) => route(r, `routes[${i}]`)),
     confirmations:
       o.confirmations === undefined ? undefined : integer(o.confirmations, 'confirmations', 0),
+    settlement: settlement(o.settlement ?? {}, withdrawDelay),
   }
+}
+
+function settlement(raw: unknown, withdrawDelay: number): SettlementConfig {
+  const s = object(raw, 'settlement')
+  const where = (field: string) => `settlement.${field}`
+  if (s.enabled !== undefined && typeof s.enabled !== 'boolean')
+    invalid(`${where('enabled')} must be true or false`)
+  if (s.packedClaims !== undefined && typeof s.packedClaims !== 'boolean')
+    invalid(`${where('packedClaims')} must be true or false`)
+  const checkIntervalSeconds = integer(
+    s.checkIntervalSeconds ?? DEFAULT_CHECK_INTERVAL_MS / 1000,
+    where('checkIntervalSeconds'),
+    1,
+  )
+  const safetyMarginSeconds = integer(
+    s.safetyMarginSeconds ?? DEFAULT_SAFETY_MARGIN_SECONDS,
+    where('safetyMarginSeconds'),
+    1,
+    withdrawDelay - 1,
+  )
+  // A failed withdrawal claim is retried at the next check, which must come within the margin.
+  if (checkIntervalSeconds >= safetyMarginSeconds) {
+    invalid(
+      `${where('checkIntervalSeconds')} (${checkIntervalSeconds}) must be below ${where('safetyMarginSeconds')} (${safetyMarginSeconds})`,
+    )
+  }
+  return {
+    enabled: s.enabled ?? true,
+    sweepIntervalSeconds: integer(
+      s.sweepIntervalSeconds ?? DEFAULT_SWEEP_INTERVAL_MS / 1000,
+      where('sweepIntervalSeconds'),
+      1,
+    ),
+    checkIntervalSeconds,
+    threshold:
+      s.threshold === undefined ? DEFAULT_CLAIM_THRESHOLD : units(s.threshold, where('threshold')),
+    maxPerTx: integer(s.maxPerTx ?? DEFAULT_MAX_PER_TX, where('maxPerTx'), 1, 500),
+    safetyMarginSeconds,
+    confirmations: integer(
+      s.confirmations ?? DEFAULT_SETTLEMENT_CONFIRMATIONS,
+      where('confirmations'),
+      1,
+    ),
+    tokenPerNative:
+      s.tokenPerNative === undefined ? undefined : units(s.tokenPerNative, where('tokenPerNative')),
+    packedClaims: s.packedClaims as boolean | undefined,
+    adminPort:
+      s.adminPort === undefined ? undefined : integer(s.adminPort, where('adminPort'), 1, 65_535),
+  }
+}
+
+/** Token units: a decimal string of digits (bigint amounts are strings on the wire). */
+function units(value: unknown, where: string): bigint {
+  if (typeof value !== 'string' || !/^\d+$/.test(value))
+    invalid(`${where} must be a decimal string of token units, got ${JSON.stringify(value)}`)
+  return BigInt(value)
 }
 
 /**

@@ -1,33 +1,31 @@
 import { join } from 'node:path'
 import replyFrom from '@fastify/reply-from'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import {
-  type Chain,
-  createPublicClient,
-  createWalletClient,
-  defineChain,
-  type Hex,
-  http,
-  type PublicClient,
-} from 'viem'
-import { privateKeyToAccount } from 'viem/accounts'
+import type { Hex } from 'viem'
 import { contractSignatureCheck } from '../chain/contractSignatureCheck.js'
 import { escrowWriter } from '../chain/escrowWriter.js'
-import { LOCAL_CHAIN_ID, LOCAL_POLLING_MS } from '../chain/index.js'
+import { LOCAL_CHAIN_ID } from '../chain/index.js'
 import { channelReader } from '../chain/readChannel.js'
 import { type ChainWatcher, createChainWatcher } from '../chain/watcher.js'
 import { openPayee, type Payee } from '../payee/index.js'
-import { CANONICAL_ADDRESSES } from '../protocol/constants.js'
+import { type SettlementSchedule, type Settler, settlementMetrics } from '../settlement/index.js'
 import { LevelStore } from '../store/index.js'
 import { tollgate } from '../transports/http/index.js'
+import { chainClients } from './chainClients.js'
 import type { ServerConfig } from './config.js'
+import { adminApp, configuredSchedule, configuredSettler } from './settlement.js'
 
-/** A running standalone tollgate: the Fastify app, the payee and the chain watcher. */
+/** A running standalone tollgate: the Fastify app, the payee, the chain watcher and the settlement. */
 export interface TollgateServer {
   readonly app: FastifyInstance
   readonly payee: Payee
   readonly watcher: ChainWatcher
-  /** Stops watching, closes the app, flushes and closes the store. */
+  readonly settler: Settler
+  /** Runs the settler on its schedule (when `settlement.enabled`) and on withdrawal alerts. */
+  readonly settlement: SettlementSchedule
+  /** The admin listener on 127.0.0.1 (`POST /settle`), when `settlement.adminPort` is set; listening. */
+  readonly admin: FastifyInstance | undefined
+  /** Stops settling and watching, closes the apps, flushes and closes the store. */
   close(): Promise<void>
 }
 
@@ -40,38 +38,29 @@ export interface TollgateServer {
  *
  * The key is the receiver authorizer's: it signs nothing the payer relies on, but sends deposit
  * and refund transactions (and pays their gas). The receiver defaults to its address.
+ *
+ * Settlement (src/settlement): the key also sends the claims and the settle sweep. The schedule
+ * checks for claims due every `settlement.checkIntervalSeconds`, sweeps every
+ * `settlement.sweepIntervalSeconds`, and runs at once when the watcher sees a withdrawal start
+ * or a channel reaches its exposure cap. `GET /metrics` serves the Prometheus metrics
+ * (settlement totals, next deadline, gas per claimed channel, failures). With
+ * `settlement.adminPort`, a second listener on 127.0.0.1 takes `POST /settle` (used by
+ * `tollgate settle` while the server holds the store).
  */
 export async function createServer(
   config: ServerConfig,
   key: Hex,
   options: { logger?: FastifyServerOptions['logger'] } = {},
 ): Promise<TollgateServer> {
-  const account = privateKeyToAccount(key)
   const local = config.chain.chainId === LOCAL_CHAIN_ID
-  const chain: Chain = defineChain({
-    id: config.chain.chainId,
-    name: config.chain.name,
-    nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
-    rpcUrls: { default: { http: [config.rpcUrl] } },
-    contracts: { multicall3: { address: CANONICAL_ADDRESSES.multicall3 } },
-  })
-  const transport = http(config.rpcUrl, local ? { retryCount: 0 } : {})
-  const pollingInterval = local ? LOCAL_POLLING_MS : undefined
-  const publicClient = createPublicClient({
-    chain,
-    transport,
-    ...(pollingInterval ? { pollingInterval } : {}),
-  }) as PublicClient
-  const walletClient = createWalletClient({
-    chain,
-    transport,
-    account,
-    ...(pollingInterval ? { pollingInterval } : {}),
-  })
+  const { publicClient, walletClient } = chainClients(config, key)
+  const account = walletClient.account
 
   const app = Fastify({ logger: options.logger ?? false })
   const receiver = config.receiver ?? account.address
   const store = await LevelStore.open(join(config.dataDir, 'vouchers'), { mode: config.storeMode })
+  // Bound once the schedule exists; the payee calls it when a channel needs a claim soon.
+  let claimNeeded: () => void = () => {}
   let payee: Payee
   try {
     payee = await openPayee({
@@ -87,6 +76,7 @@ export async function createServer(
       readChannel: channelReader(publicClient, config.chain.escrow),
       contractSignatureCheck: contractSignatureCheck(publicClient),
       onWarning: (message, cause) => app.log.warn({ err: cause }, message),
+      onClaimNeeded: () => claimNeeded(),
     })
   } catch (err) {
     await store.close()
@@ -99,13 +89,22 @@ export async function createServer(
     meta: store,
     ...(config.confirmations === undefined ? {} : { confirmations: config.confirmations }),
     ...(local ? { pollIntervalMs: 500 } : {}),
-    onWithdrawInitiated: (channelId, finalizeAfter) =>
+    onWithdrawInitiated: (channelId, finalizeAfter) => {
       app.log.warn(
         { channelId, finalizeAfter },
-        'tollgate: a payer started a withdrawal; claim before the deadline',
-      ),
+        'tollgate: a payer started a withdrawal; claiming before the deadline',
+      )
+      return settlement.trigger('withdrawal')
+    },
     onError: (err) => app.log.error({ err }, 'tollgate: chain watcher poll failed; retrying'),
   })
+
+  const settler = configuredSettler(config, { publicClient, walletClient }, payee, store, app.log)
+  const settlement = configuredSchedule(config, settler, app.log)
+  claimNeeded = () => {
+    if (!settler.busy) void settlement.trigger('exposure')
+  }
+  const metrics = settlementMetrics({ records: () => payee.ledger.records(), settler })
 
   await app.register(tollgate, {
     payee,
@@ -150,16 +149,30 @@ export async function createServer(
       handler: (request, reply) => reply.from(new URL(request.url, route.upstream).toString()),
     })
   }
+  app.get('/metrics', async (_request, reply) =>
+    reply.type(metrics.contentType).send(await metrics.metrics()),
+  )
   await app.ready()
   watcher.start()
+  if (config.settlement.enabled) settlement.start()
+  let admin: FastifyInstance | undefined
+  if (config.settlement.adminPort !== undefined) {
+    admin = await adminApp(settlement)
+    await admin.listen({ host: '127.0.0.1', port: config.settlement.adminPort })
+  }
 
   let closed: Promise<void> | undefined
   return {
     app,
     payee,
     watcher,
+    settler,
+    settlement,
+    admin,
     close() {
       closed ??= (async () => {
+        await admin?.close()
+        await settlement.stop()
         await watcher.stop()
         await app.close()
         await payee.close()

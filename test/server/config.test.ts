@@ -11,6 +11,11 @@ import {
   loadKey,
   parseConfig,
 } from '../../src/server/config.js'
+import {
+  DEFAULT_CLAIM_THRESHOLD,
+  DEFAULT_MAX_PER_TX,
+  DEFAULT_SAFETY_MARGIN_SECONDS,
+} from '../../src/settlement/index.js'
 
 const route = { path: '/api/*', price: '$0.001', upstream: 'http://127.0.0.1:9000' }
 const dirs: string[] = []
@@ -61,6 +66,25 @@ describe('server configuration', () => {
     [{ routes: [], listen: { port: 70_000 } }, /listen\.port/],
     [{ routes: [], storeMode: 'fast' }, /storeMode/],
     [{ routes: [], rpcUrl: 'ws://x' }, /rpcUrl/],
+    [{ routes: [], settlement: [] }, /settlement must be an object/],
+    [{ routes: [], settlement: { threshold: 5 } }, /settlement\.threshold/],
+    [{ routes: [], settlement: { threshold: '-1' } }, /settlement\.threshold/],
+    [{ routes: [], settlement: { maxPerTx: 0 } }, /settlement\.maxPerTx/],
+    [{ routes: [], settlement: { maxPerTx: 501 } }, /settlement\.maxPerTx/],
+    [{ routes: [], settlement: { checkIntervalSeconds: 0 } }, /settlement\.checkIntervalSeconds/],
+    [
+      { routes: [], withdrawDelay: 900, settlement: { safetyMarginSeconds: 900 } },
+      /settlement\.safetyMarginSeconds/,
+    ],
+    [{ routes: [], settlement: { confirmations: 0 } }, /settlement\.confirmations/],
+    [
+      { routes: [], settlement: { checkIntervalSeconds: 300, safetyMarginSeconds: 300 } },
+      /settlement\.checkIntervalSeconds \(300\) must be below settlement\.safetyMarginSeconds/,
+    ],
+    [{ routes: [], settlement: { tokenPerNative: '3e9' } }, /settlement\.tokenPerNative/],
+    [{ routes: [], settlement: { enabled: 'yes' } }, /settlement\.enabled/],
+    [{ routes: [], settlement: { packedClaims: 1 } }, /settlement\.packedClaims/],
+    [{ routes: [], settlement: { adminPort: 0 } }, /settlement\.adminPort/],
     [
       {
         routes: [],
@@ -72,6 +96,38 @@ describe('server configuration', () => {
     const result = code(() => parseConfig(raw, '/tmp'))
     expect(result).toMatch(/^tollgate_invalid_config: /)
     expect(result).toMatch(message)
+  })
+
+  it('fills in the settlement defaults and reads amounts as decimal strings of token units', () => {
+    expect(parseConfig({ routes: [] }, '/tmp').settlement).toEqual({
+      enabled: true,
+      sweepIntervalSeconds: 3600,
+      checkIntervalSeconds: 30,
+      threshold: DEFAULT_CLAIM_THRESHOLD,
+      maxPerTx: DEFAULT_MAX_PER_TX,
+      safetyMarginSeconds: DEFAULT_SAFETY_MARGIN_SECONDS,
+      confirmations: 1,
+      tokenPerNative: undefined,
+      packedClaims: undefined,
+      adminPort: undefined,
+    })
+    const settlement = {
+      enabled: false,
+      sweepIntervalSeconds: 600,
+      checkIntervalSeconds: 5,
+      threshold: '250000',
+      maxPerTx: 50,
+      safetyMarginSeconds: 120,
+      confirmations: 3,
+      tokenPerNative: '3000000000',
+      packedClaims: false,
+      adminPort: 4021,
+    }
+    expect(parseConfig({ routes: [], settlement }, '/tmp').settlement).toEqual({
+      ...settlement,
+      threshold: 250_000n,
+      tokenPerNative: 3_000_000_000n,
+    })
   })
 
   it('reports an unreadable or malformed file', () => {

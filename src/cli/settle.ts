@@ -1,0 +1,163 @@
+import { join } from 'node:path'
+import { channelReader } from '../chain/readChannel.js'
+import { type ErrorCode, TollgateError } from '../errors/index.js'
+import { openPayee } from '../payee/index.js'
+import { chainClients } from '../server/chainClients.js'
+import { loadConfig, loadKey, type ServerConfig } from '../server/config.js'
+import { configuredSettler } from '../server/settlement.js'
+import { reportJson, type SettlementReportJson } from '../settlement/index.js'
+import { LevelStore } from '../store/index.js'
+
+/** Width of the progress bar drawn on a terminal. */
+const BAR_WIDTH = 30
+
+/**
+ * `tollgate settle [--config tollgate.json] [--dry-run] [--json]`: claims every voucher worth
+ * claiming and settles to the receiver, once (for cron). Exits non-zero when anything failed.
+ *
+ * The store (LevelDB) admits one process. When the server runs, it holds the store: the command
+ * then asks the server's admin listener (`settlement.adminPort`, 127.0.0.1 only) to run the
+ * settlement and prints its report; without one it fails with `tollgate_settlement_unreachable`.
+ * Otherwise the command opens the data directory itself (the server cannot start meanwhile).
+ * `--dry-run` prints the plan and sends nothing; `--json` prints the report as one JSON object.
+ * On a terminal, a progress bar on stderr follows the claim batches.
+ */
+export async function settleCommand(args: readonly string[]): Promise<void> {
+  const at = args.indexOf('--config')
+  const path = at >= 0 ? args[at + 1] : 'tollgate.json'
+  if (path === undefined) throw new Error('--config needs a file path')
+  const dryRun = args.includes('--dry-run')
+  const json = args.includes('--json')
+  const config = loadConfig(path)
+  const key = loadKey()
+
+  let store: LevelStore
+  try {
+    store = await LevelStore.open(join(config.dataDir, 'vouchers'), { mode: config.storeMode })
+  } catch (err) {
+    if (!isLocked(err)) throw err
+    const report = await throughServer(config, dryRun)
+    return finish(report, json)
+  }
+  try {
+    const clients = chainClients(config, key)
+    const payee = await openPayee({
+      chainId: config.chain.chainId,
+      escrow: config.chain.escrow,
+      identity: {
+        receiver: config.receiver ?? clients.walletClient.account.address,
+        receiverAuthorizer: clients.walletClient.account.address,
+        token: config.chain.usdc.address,
+        withdrawDelay: config.withdrawDelay,
+      },
+      store,
+      readChannel: channelReader(clients.publicClient, config.chain.escrow),
+    })
+    const settler = configuredSettler(config, clients, payee, store)
+    const bar = process.stderr.isTTY ? progressBar() : undefined
+    const report = await settler.run({
+      sweep: true,
+      dryRun,
+      ...(bar ? { onProgress: bar } : {}),
+    })
+    if (bar) process.stderr.write('\n')
+    finish(reportJson(report), json)
+  } finally {
+    await store.close()
+  }
+}
+
+/** Runs the settlement in the running server through its admin listener. */
+async function throughServer(config: ServerConfig, dryRun: boolean): Promise<SettlementReportJson> {
+  const port = config.settlement.adminPort
+  if (port === undefined) {
+    fail(
+      'tollgate_settlement_unreachable',
+      `${config.dataDir} is in use and settlement.adminPort is not configured`,
+    )
+  }
+  const url = `http://127.0.0.1:${port}/settle`
+  let response: Response
+  try {
+    response = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ dryRun, sweep: true }),
+    })
+  } catch (err) {
+    fail('tollgate_settlement_unreachable', `${url}: ${(err as Error).message}`)
+  }
+  try {
+    return (await response.json()) as SettlementReportJson
+  } catch {
+    fail('tollgate_settlement_unreachable', `${url} answered ${response.status}`)
+  }
+}
+
+function finish(report: SettlementReportJson, json: boolean): void {
+  process.stdout.write(json ? `${JSON.stringify(report)}\n` : describeReport(report))
+  const [failure] = report.failures
+  if (failure) {
+    fail(failure.code, `${report.failures.length} failure(s), the first: ${failure.message}`)
+  }
+}
+
+/** The report for a human: the plan on a dry run, else what was claimed and settled. */
+function describeReport(report: SettlementReportJson): string {
+  const lines: string[] = []
+  const plan = report.plan
+  if (report.recovered > 0)
+    lines.push(`reconciled ${report.recovered} journal entries of an interrupted run`)
+  if (plan) {
+    const channels = plan.batches.reduce((n, b) => n + b.claims.length, 0)
+    lines.push(
+      `plan: ${channels} channels in ${plan.batches.length} transactions, ${plan.claimTotal} token units` +
+        (plan.settle ? `; then settle to ${plan.settle.receiver}` : ''),
+    )
+    if (report.dryRun) {
+      for (const [i, batch] of plan.batches.entries()) {
+        lines.push(`  transaction ${i + 1} (${batch.method}):`)
+        for (const c of batch.claims) {
+          const deadline =
+            c.deadline === null ? '' : ` before ${new Date(c.deadline * 1000).toISOString()}`
+          lines.push(`    ${c.channelId} ${c.amount} (${c.reason}${deadline})`)
+        }
+      }
+      if (plan.skipped.length > 0) lines.push(`  skipped: ${plan.skipped.length} channels`)
+    }
+  }
+  if (!report.dryRun) {
+    lines.push(
+      `claimed ${report.claimedChannels} channels, ${report.claimedAmount} token units, in ${report.claims.length} transactions`,
+    )
+    for (const c of report.claims)
+      lines.push(`  ${c.hash} ${c.method} ${c.channels} channels, ${c.gasUsed} gas`)
+    if (report.settled)
+      lines.push(`settled ${report.settled.amount} token units in ${report.settled.hash}`)
+  }
+  for (const f of report.failures) lines.push(`failed: ${f.code}: ${f.message}`)
+  return `${lines.join('\n')}\n`
+}
+
+/** Fails the command with a message that starts with the stable code, for operators and scripts. */
+function fail(code: ErrorCode, details: string): never {
+  const error = new TollgateError(code, details)
+  throw new Error(`${code}: ${error.message}`, { cause: error })
+}
+
+/** Draws `[#####.....] done/total channels` on stderr, in place. */
+function progressBar(): (done: number, total: number) => void {
+  return (done, total) => {
+    const filled = total === 0 ? BAR_WIDTH : Math.round((done / total) * BAR_WIDTH)
+    const bar = `${'#'.repeat(filled)}${'.'.repeat(BAR_WIDTH - filled)}`
+    process.stderr.write(`\r[${bar}] ${done}/${total} channels`)
+  }
+}
+
+/** Whether opening the store failed because another process holds its LevelDB lock. */
+function isLocked(err: unknown): boolean {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    if ((e as { code?: string }).code === 'LEVEL_LOCKED') return true
+  }
+  return false
+}

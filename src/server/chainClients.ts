@@ -1,0 +1,52 @@
+import {
+  type Account,
+  type Chain,
+  createPublicClient,
+  createWalletClient,
+  defineChain,
+  type Hex,
+  http,
+  type PublicClient,
+  type Transport,
+  type WalletClient,
+} from 'viem'
+import { privateKeyToAccount } from 'viem/accounts'
+import { LOCAL_CHAIN_ID, LOCAL_POLLING_MS } from '../chain/index.js'
+import { CANONICAL_ADDRESSES } from '../protocol/constants.js'
+import type { ServerConfig } from './config.js'
+
+/** The viem clients of a configured server: reads, and writes signed by its key. */
+export interface ChainClients {
+  readonly publicClient: PublicClient
+  readonly walletClient: WalletClient<Transport, Chain, Account>
+}
+
+/**
+ * Builds the clients for the configured chain and RPC URL, with Multicall3 at its canonical
+ * address. On a local chain: no transport retries and fast polling (the node mines at once).
+ */
+export function chainClients(config: ServerConfig, key: Hex): ChainClients {
+  const account = privateKeyToAccount(key)
+  const local = config.chain.chainId === LOCAL_CHAIN_ID
+  const chain: Chain = defineChain({
+    id: config.chain.chainId,
+    name: config.chain.name,
+    nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
+    rpcUrls: { default: { http: [config.rpcUrl] } },
+    contracts: { multicall3: { address: CANONICAL_ADDRESSES.multicall3 } },
+  })
+  const transport = http(config.rpcUrl, local ? { retryCount: 0 } : {})
+  const pollingInterval = local ? LOCAL_POLLING_MS : undefined
+  const publicClient = createPublicClient({
+    chain,
+    transport,
+    ...(pollingInterval ? { pollingInterval } : {}),
+  }) as PublicClient
+  const walletClient = createWalletClient({
+    chain,
+    transport,
+    account,
+    ...(pollingInterval ? { pollingInterval } : {}),
+  })
+  return { publicClient, walletClient }
+}

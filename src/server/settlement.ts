@@ -1,0 +1,111 @@
+import Fastify, { type FastifyInstance } from 'fastify'
+import type { Account, Chain, PublicClient, Transport, WalletClient } from 'viem'
+import type { Payee } from '../payee/index.js'
+import {
+  claimExecutor,
+  createSettlementSchedule,
+  reportJson,
+  type SettlementLog,
+  type SettlementSchedule,
+  Settler,
+} from '../settlement/index.js'
+import type { ChannelStore } from '../store/index.js'
+import type { ServerConfig } from './config.js'
+
+/**
+ * The settler of a configured server: claims sent by `walletClient`'s account (the receiver
+ * authorizer), journal and lease in the payee's store. Used by the server's schedule and by
+ * `tollgate settle` when it opens the data directory itself.
+ */
+export function configuredSettler(
+  config: ServerConfig,
+  clients: {
+    publicClient: PublicClient
+    walletClient: WalletClient<Transport, Chain, Account>
+  },
+  payee: Payee,
+  store: ChannelStore,
+  log?: SettlementLog,
+): Settler {
+  const s = config.settlement
+  const executor = claimExecutor({
+    ...clients,
+    escrow: config.chain.escrow,
+    identity: payee.identity,
+    confirmations: s.confirmations,
+    ...(s.packedClaims === undefined ? {} : { packed: s.packedClaims }),
+  })
+  return new Settler({
+    payee,
+    store,
+    executor,
+    receiver: payee.identity.receiver,
+    token: payee.identity.token,
+    threshold: s.threshold,
+    maxPerTx: s.maxPerTx,
+    safetyMarginSeconds: s.safetyMarginSeconds,
+    ...(s.tokenPerNative === undefined ? {} : { tokenPerNative: s.tokenPerNative }),
+    ...(log ? { log } : {}),
+  })
+}
+
+/** The server's settlement schedule, logging each run that did or failed something. */
+export function configuredSchedule(
+  config: ServerConfig,
+  settler: Settler,
+  log: SettlementLog,
+): SettlementSchedule {
+  return createSettlementSchedule({
+    settler,
+    sweepIntervalMs: config.settlement.sweepIntervalSeconds * 1000,
+    checkIntervalMs: config.settlement.checkIntervalSeconds * 1000,
+    onReport: (report, trigger) => {
+      if (report.claims.length === 0 && !report.settled && report.ok) return
+      const summary = {
+        trigger,
+        claimedChannels: report.claimedChannels,
+        claimedAmount: report.claimedAmount.toString(),
+        settled: report.settled?.amount.toString() ?? '0',
+        failures: report.failures.map((f) => f.code),
+        ...(report.plan?.runBy === undefined
+          ? {}
+          : { withdrawalClaimBy: new Date(report.plan.runBy * 1000).toISOString() }),
+      }
+      if (report.ok) log.info(summary, 'tollgate: settlement run')
+      else log.error(summary, 'tollgate: settlement run failed; retried at the next check')
+    },
+    onError: (err) => log.error({ err }, 'tollgate: settlement run threw'),
+  })
+}
+
+/**
+ * The admin listener: a separate Fastify app for 127.0.0.1 only, with `POST /settle`
+ * (`{ dryRun?, sweep? }`, default a sweep) answering the run's report as JSON. It is how
+ * `tollgate settle` reaches a running server, whose store (LevelDB) it cannot open itself.
+ * A run already in progress is waited for, then another runs.
+ */
+export async function adminApp(schedule: SettlementSchedule): Promise<FastifyInstance> {
+  const admin = Fastify({ logger: false })
+  admin.post<{ Body: { dryRun?: boolean; sweep?: boolean } | undefined }>(
+    '/settle',
+    {
+      schema: {
+        body: {
+          type: ['object', 'null'],
+          properties: { dryRun: { type: 'boolean' }, sweep: { type: 'boolean' } },
+          additionalProperties: false,
+        },
+      },
+    },
+    async (request, reply) => {
+      const body = request.body ?? {}
+      const report = await schedule.trigger('manual', {
+        sweep: body.sweep ?? true,
+        dryRun: body.dryRun ?? false,
+      })
+      return reply.code(report.ok ? 200 : 502).send(reportJson(report))
+    },
+  )
+  await admin.ready()
+  return admin
+}

@@ -1,0 +1,459 @@
+import {
+  type Account,
+  type Address,
+  BaseError,
+  type Chain,
+  decodeErrorResult,
+  encodeFunctionData,
+  type Hex,
+  InsufficientFundsError,
+  NonceTooLowError,
+  type PublicClient,
+  type TransactionReceipt,
+  type Transport,
+  toFunctionSelector,
+  type WalletClient,
+} from 'viem'
+import { BatchSettlement } from '../chain/contracts.generated.js'
+import { encodePackedClaim } from '../chain/packedClaim.js'
+import { accept, type ErrorCode, type Result, reject, TollgateError } from '../errors/index.js'
+import type { ServerIdentity } from '../ledger/types.js'
+import { BATCH_SETTLEMENT_TYPES, escrowDomain } from '../verify/index.js'
+import type { PlannedBatch } from './planSettlement.js'
+
+/** Blocks a claim must be buried under before it counts as done. */
+export const DEFAULT_SETTLEMENT_CONFIRMATIONS = 1
+
+/** How long a sent transaction may stay unmined before it is replaced with higher fees: 60 s. */
+export const DEFAULT_REPLACE_AFTER_MS = 60_000
+
+/** Fee increase of a replacement, in percent: nodes demand at least 10. */
+export const DEFAULT_FEE_BUMP_PERCENT = 25
+
+/** Replacements of one transaction before giving up waiting for it. */
+export const DEFAULT_MAX_REPLACEMENTS = 3
+
+/** Times a first send is retried with a fresh nonce after the node said the nonce was taken. */
+const MAX_NONCE_RETRIES = 3
+
+/** Headroom added to the node's gas estimate, in percent. */
+const GAS_HEADROOM_PERCENT = 20n
+
+export interface ClaimExecutorOptions {
+  publicClient: PublicClient
+  /** Sends claims and settle sweeps and pays their gas. */
+  walletClient: WalletClient<Transport, Chain, Account>
+  escrow: Address
+  /** The server's channel fields: the receiver and authorizer allowed to claim, the token to settle. */
+  identity: ServerIdentity
+  /**
+   * Signs the `ClaimBatch` of a relayed `claimWithSignature` when the sender is neither the
+   * receiver nor the receiver authorizer: the receiver authorizer's account.
+   */
+  authorizer?: Account
+  /** Use `claimPacked` for EOA channels. @default detected: the escrow's code has the `claimPacked` selector */
+  packed?: boolean
+  /** @default DEFAULT_SETTLEMENT_CONFIRMATIONS */
+  confirmations?: number
+  /** @default DEFAULT_REPLACE_AFTER_MS */
+  replaceAfterMs?: number
+  /** @default DEFAULT_FEE_BUMP_PERCENT */
+  feeBumpPercent?: number
+  /** @default DEFAULT_MAX_REPLACEMENTS */
+  maxReplacements?: number
+}
+
+/** A mined, successful transaction. */
+export interface SentTransaction {
+  readonly hash: Hex
+  readonly blockNumber: bigint
+  readonly gasUsed: bigint
+  /** Wei paid per gas. */
+  readonly effectiveGasPrice: bigint
+}
+
+/** Called once per transaction sent for one call (the first, then each replacement), before waiting. */
+export type OnSent = (hash: Hex, nonce: number) => Promise<void>
+
+/**
+ * Sends claim batches and settle sweeps on viem. Every call simulates first, checks that the
+ * sender can pay the gas, takes the account's pending nonce, sends, replaces the transaction
+ * with higher fees when it stays unmined, and waits for confirmations. Failures are values with
+ * stable codes; nothing throws but bugs.
+ */
+export interface ClaimExecutor {
+  /** Whether EOA channels are claimed through `claimPacked`. */
+  packed(): Promise<boolean>
+  /** On-chain `channels(id).totalClaimed` of each channel, in one Multicall3 call. */
+  readClaimed(channelIds: readonly Hex[]): Promise<Map<Hex, bigint>>
+  /** Claimed and not yet settled for the server's receiver and token. */
+  readUnsettled(): Promise<bigint>
+  /** Wei per gas the next transaction would pay (max fee). */
+  gasPrice(): Promise<bigint>
+  claim(batch: PlannedBatch, onSent: OnSent): Promise<Result<SentTransaction>>
+  settle(onSent?: OnSent): Promise<Result<SentTransaction & { readonly amount: bigint }>>
+  /**
+   * Waits for one of `hashes` (same nonce; a crashed run's) to be mined, if any is known to the
+   * node. Resolves to undefined when none is mined or pending: those transactions are gone.
+   */
+  resume(hashes: readonly Hex[]): Promise<Result<SentTransaction> | undefined>
+}
+
+const abi = BatchSettlement.abi
+const CLAIM_PACKED_SELECTOR = toFunctionSelector('claimPacked(bytes)').slice(2)
+
+/**
+ * A {@link ClaimExecutor}. The entry point: `claimPacked` (tollgate's escrow, EOA channels) or the
+ * x402 `claim` when the sender is the receiver or its authorizer; `claimWithSignature` with a
+ * `ClaimBatch` signed by `authorizer` otherwise.
+ *
+ * @throws TollgateError `tollgate_invalid_config` when the sender may not claim and no authorizer is given.
+ *
+ * @example
+ * const executor = claimExecutor({ publicClient, walletClient, escrow, identity })
+ * const sent = await executor.claim(batch, (hash, nonce) => journal.sent(entry, hash, nonce))
+ */
+export function claimExecutor(options: ClaimExecutorOptions): ClaimExecutor {
+  const { publicClient, walletClient, escrow, identity } = options
+  const account = walletClient.account
+  const sender = account.address
+  const confirmations = options.confirmations ?? DEFAULT_SETTLEMENT_CONFIRMATIONS
+  const replaceAfterMs = options.replaceAfterMs ?? DEFAULT_REPLACE_AFTER_MS
+  const bump = BigInt(100 + (options.feeBumpPercent ?? DEFAULT_FEE_BUMP_PERCENT))
+  const maxReplacements = options.maxReplacements ?? DEFAULT_MAX_REPLACEMENTS
+  const pollMs = publicClient.pollingInterval
+  const receiverSide = [identity.receiver, identity.receiverAuthorizer].some(
+    (a) => a.toLowerCase() === sender.toLowerCase(),
+  )
+  if (!receiverSide && !options.authorizer) {
+    throw new TollgateError(
+      'tollgate_invalid_config',
+      `settlement sender ${sender} is neither the receiver nor its authorizer; give the authorizer's key to relay claimWithSignature`,
+    )
+  }
+  if (bump < 110n)
+    throw new TollgateError('tollgate_invalid_config', 'feeBumpPercent must be >= 10')
+  let packedSupport: Promise<boolean> | undefined
+
+  const packed = () => {
+    packedSupport ??=
+      options.packed !== undefined
+        ? Promise.resolve(options.packed && receiverSide)
+        : publicClient
+            .getCode({ address: escrow })
+            .then((code) => receiverSide && (code ?? '').includes(CLAIM_PACKED_SELECTOR))
+    return packedSupport
+  }
+
+  async function encodeClaim(batch: PlannedBatch): Promise<Hex> {
+    const rows = batch.claims.map((c) => ({
+      voucher: { channel: c.config, maxClaimableAmount: c.maxClaimableAmount },
+      signature: c.signature,
+      totalClaimed: c.totalClaimed,
+    }))
+    if (batch.method === 'claimPacked') {
+      return encodeFunctionData({
+        abi,
+        functionName: 'claimPacked',
+        args: [
+          encodePackedClaim(
+            identity,
+            batch.claims.map((c) => ({
+              payer: c.config.payer,
+              payerAuthorizer: c.config.payerAuthorizer,
+              salt: c.config.salt,
+              maxClaimableAmount: c.maxClaimableAmount,
+              totalClaimed: c.totalClaimed,
+              signature: c.signature,
+            })),
+          ),
+        ],
+      })
+    }
+    if (receiverSide) return encodeFunctionData({ abi, functionName: 'claim', args: [rows] })
+    const authorizer = options.authorizer as Account
+    if (!authorizer.signTypedData)
+      throw new TollgateError('tollgate_invalid_config', 'the authorizer account cannot sign')
+    const signature = await authorizer.signTypedData({
+      domain: escrowDomain(walletClient.chain.id, escrow),
+      types: {
+        ClaimBatch: BATCH_SETTLEMENT_TYPES.ClaimBatch,
+        ClaimEntry: BATCH_SETTLEMENT_TYPES.ClaimEntry,
+      },
+      primaryType: 'ClaimBatch',
+      message: {
+        claims: batch.claims.map((c) => ({
+          channelId: c.channelId,
+          maxClaimableAmount: c.maxClaimableAmount,
+          totalClaimed: c.totalClaimed,
+        })),
+      },
+    })
+    return encodeFunctionData({ abi, functionName: 'claimWithSignature', args: [rows, signature] })
+  }
+
+  /** Simulates, checks gas funds, sends with the pending nonce, replaces when stuck, waits. */
+  async function send(
+    data: Hex,
+    codes: { simulation: ErrorCode; transaction: ErrorCode },
+    onSent: OnSent,
+  ): Promise<Result<SentTransaction>> {
+    let gas: bigint
+    try {
+      await publicClient.call({ account, to: escrow, data })
+      gas = await publicClient.estimateGas({ account, to: escrow, data })
+    } catch (err) {
+      if (isRpcFailure(err)) return reject('tollgate_chain_unavailable', reasonOf(err))
+      return reject(codes.simulation, reasonOf(err))
+    }
+    gas += (gas * GAS_HEADROOM_PERCENT) / 100n
+    let fees: { maxFeePerGas: bigint; maxPriorityFeePerGas: bigint }
+    let balance: bigint
+    try {
+      ;[fees, balance] = await Promise.all([
+        publicClient.estimateFeesPerGas() as Promise<typeof fees>,
+        publicClient.getBalance({ address: sender }),
+      ])
+    } catch (err) {
+      return reject('tollgate_chain_unavailable', reasonOf(err))
+    }
+    if (balance < gas * fees.maxFeePerGas) {
+      return reject(
+        'tollgate_settlement_insufficient_gas',
+        `${sender} holds ${balance} wei, needs ${gas * fees.maxFeePerGas}`,
+      )
+    }
+    const hashes: Hex[] = []
+    let nonce: number | undefined
+    let replacements = 0
+    let nonceRetries = 0
+    for (;;) {
+      if (nonce === undefined || hashes.length === 0) {
+        try {
+          nonce = await publicClient.getTransactionCount({ address: sender, blockTag: 'pending' })
+        } catch (err) {
+          return reject('tollgate_chain_unavailable', reasonOf(err))
+        }
+      }
+      let hash: Hex
+      try {
+        hash = await walletClient.sendTransaction({
+          account,
+          chain: walletClient.chain,
+          to: escrow,
+          data,
+          gas,
+          nonce,
+          ...fees,
+        })
+      } catch (err) {
+        if (findError(err, InsufficientFundsError))
+          return reject('tollgate_settlement_insufficient_gas', reasonOf(err))
+        if (hashes.length > 0 && findError(err, NonceTooLowError)) {
+          // The nonce is used: one of the transactions already sent was mined.
+          const mined = await waitForAny(hashes, replaceAfterMs)
+          return mined ?? reject(codes.transaction, 'nonce used by another transaction')
+        }
+        if (findError(err, NonceTooLowError) && nonceRetries++ < MAX_NONCE_RETRIES) {
+          // Another sender of this account (a deposit, a refund) took the nonce meanwhile.
+          nonce = undefined
+          continue
+        }
+        if (hashes.length > 0) {
+          const mined = await waitForAny(hashes, replaceAfterMs)
+          if (mined) return mined
+        }
+        return isRpcFailure(err)
+          ? reject('tollgate_chain_unavailable', reasonOf(err))
+          : reject(codes.transaction, reasonOf(err))
+      }
+      hashes.push(hash)
+      await onSent(hash, nonce)
+      const last = replacements >= maxReplacements
+      const mined = await waitForAny(hashes, last ? replaceAfterMs * 2 : replaceAfterMs)
+      if (mined) return mined
+      if (last) {
+        return reject(
+          'invalid_batch_settlement_evm_wait_for_receipt_failed',
+          `${hashes.at(-1)} not mined after ${replacements} replacements`,
+        )
+      }
+      replacements++
+      fees = {
+        maxFeePerGas: (fees.maxFeePerGas * bump) / 100n,
+        maxPriorityFeePerGas: (fees.maxPriorityFeePerGas * bump) / 100n,
+      }
+    }
+  }
+
+  /**
+   * Polls the receipts of `hashes` for up to `timeoutMs`; once one is mined, waits for its
+   * confirmations. Undefined on timeout. A reverted receipt is a rejection.
+   */
+  async function waitForAny(
+    hashes: readonly Hex[],
+    timeoutMs: number,
+  ): Promise<Result<SentTransaction> | undefined> {
+    const until = Date.now() + timeoutMs
+    for (;;) {
+      for (const hash of hashes) {
+        let receipt: TransactionReceipt | undefined
+        try {
+          receipt = await publicClient.getTransactionReceipt({ hash })
+        } catch {
+          receipt = undefined
+        }
+        if (receipt) return confirmed(receipt)
+      }
+      if (Date.now() >= until) return undefined
+      await sleep(pollMs)
+    }
+  }
+
+  async function confirmed(receipt: TransactionReceipt): Promise<Result<SentTransaction>> {
+    if (receipt.status !== 'success')
+      return reject('invalid_batch_settlement_evm_transaction_reverted', receipt.transactionHash)
+    const target = receipt.blockNumber + BigInt(confirmations) - 1n
+    for (;;) {
+      let head: bigint
+      try {
+        head = await publicClient.getBlockNumber({ cacheTime: 0 })
+      } catch {
+        head = -1n
+      }
+      if (head >= target) break
+      await sleep(pollMs)
+    }
+    return accept({
+      hash: receipt.transactionHash,
+      blockNumber: receipt.blockNumber,
+      gasUsed: receipt.gasUsed,
+      effectiveGasPrice: receipt.effectiveGasPrice,
+    })
+  }
+
+  return {
+    packed,
+    async readClaimed(channelIds) {
+      const results = await publicClient.multicall({
+        allowFailure: false,
+        contracts: channelIds.map(
+          (id) => ({ address: escrow, abi, functionName: 'channels', args: [id] }) as const,
+        ),
+      })
+      return new Map(channelIds.map((id, i) => [id, (results[i] as readonly [bigint, bigint])[1]]))
+    },
+    async readUnsettled() {
+      const [claimed, settled] = await publicClient.readContract({
+        address: escrow,
+        abi,
+        functionName: 'receivers',
+        args: [identity.receiver, identity.token],
+      })
+      return claimed - settled
+    },
+    async gasPrice() {
+      const fees = await publicClient.estimateFeesPerGas()
+      return fees.maxFeePerGas ?? (await publicClient.getGasPrice())
+    },
+    async claim(batch, onSent) {
+      if (batch.method === 'claimPacked' && !(await packed())) {
+        throw new TollgateError('tollgate_internal', 'claimPacked planned but not supported')
+      }
+      return send(
+        await encodeClaim(batch),
+        {
+          simulation: 'invalid_batch_settlement_evm_claim_simulation_failed',
+          transaction: 'invalid_batch_settlement_evm_claim_transaction_failed',
+        },
+        onSent,
+      )
+    },
+    async settle(onSent = async () => {}) {
+      let amount: bigint
+      try {
+        amount = await this.readUnsettled()
+      } catch (err) {
+        return reject('tollgate_chain_unavailable', reasonOf(err))
+      }
+      if (amount === 0n) return reject('invalid_batch_settlement_evm_nothing_to_settle')
+      const data = encodeFunctionData({
+        abi,
+        functionName: 'settle',
+        args: [identity.receiver, identity.token],
+      })
+      const sent = await send(
+        data,
+        {
+          simulation: 'invalid_batch_settlement_evm_settle_simulation_failed',
+          transaction: 'invalid_batch_settlement_evm_settle_transaction_failed',
+        },
+        onSent,
+      )
+      return sent.ok ? accept({ ...sent.value, amount }) : sent
+    },
+    async resume(hashes) {
+      for (const hash of hashes) {
+        let known = false
+        try {
+          known = (await publicClient.getTransaction({ hash })) !== null
+        } catch {
+          known = false
+        }
+        if (known)
+          return (
+            (await waitForAny(hashes, replaceAfterMs * (maxReplacements + 1))) ??
+            reject('invalid_batch_settlement_evm_wait_for_receipt_failed', `${hash} still pending`)
+          )
+      }
+      return undefined
+    },
+  }
+}
+
+/** Every custom error a claim or settle can revert with. */
+const ERRORS_ABI = abi.filter((item) => item.type === 'error')
+
+/** Whether the error is the node not answering (transport), not the call failing. */
+function isRpcFailure(err: unknown): boolean {
+  if (!(err instanceof BaseError)) return true
+  return (
+    err.walk(
+      (e) =>
+        (e as { name?: string }).name === 'HttpRequestError' ||
+        (e as { name?: string }).name === 'TimeoutError' ||
+        (e as { name?: string }).name === 'InternalRpcError' ||
+        (e as { name?: string }).name === 'UnknownRpcError',
+    ) !== null && !hasRevertData(err)
+  )
+}
+
+function hasRevertData(err: BaseError): boolean {
+  return err.walk((e) => typeof (e as { data?: unknown }).data === 'string') !== null
+}
+
+function findError(err: unknown, type: abstract new (...args: never[]) => Error): boolean {
+  return err instanceof BaseError && err.walk((e) => e instanceof type) !== null
+}
+
+/** The revert reason, decoded (custom error) where the node returned data, else viem's short message. */
+function reasonOf(err: unknown): string {
+  if (!(err instanceof BaseError)) return err instanceof Error ? err.message : String(err)
+  const withData = err.walk((e) => typeof (e as { data?: unknown }).data === 'string') as {
+    data?: Hex
+  } | null
+  const data = withData?.data
+  if (data && data.length >= 10) {
+    try {
+      const decoded = decodeErrorResult({ abi: ERRORS_ABI, data })
+      return `${decoded.errorName}(${(decoded.args ?? []).map(String).join(', ')})`
+    } catch {
+      return `reverted with ${data.slice(0, 10)}`
+    }
+  }
+  return err.shortMessage
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
