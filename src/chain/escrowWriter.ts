@@ -7,6 +7,7 @@ import {
   encodeAbiParameters,
   encodeFunctionData,
   type Hex,
+  NonceTooLowError,
   type PublicClient,
   parseEventLogs,
   type Transport,
@@ -15,6 +16,10 @@ import {
 import { accept, type ErrorCode, type Result, reject } from '../errors/index.js'
 import type { DepositPayload, RefundPayload } from '../protocol/types.js'
 import { BatchSettlement, ERC3009DepositCollector, TestUSDC } from './contracts.generated.js'
+import { createSendLock, type SendLock } from './sendLock.js'
+
+/** Sends retried when the node says another sender of the account took the nonce. */
+const MAX_NONCE_RETRIES = 3
 
 /** What a deposit or refund transaction achieved, read from its receipt. */
 export interface EscrowReceipt {
@@ -35,6 +40,8 @@ export interface EscrowWriterOptions {
   erc3009Collector: Address
   /** Blocks to wait after inclusion. @default 1 */
   confirmations?: number
+  /** Shared with every other sender of the account in this process. @default a lock of its own */
+  sendLock?: SendLock
   /** @default () => Date.now() / 1000 */
   nowSeconds?: () => number
 }
@@ -62,6 +69,7 @@ export function escrowWriter(options: EscrowWriterOptions): EscrowWriter {
   const confirmations = options.confirmations ?? 1
   const nowSeconds = options.nowSeconds ?? (() => Date.now() / 1000)
   const account = walletClient.account
+  const sendLock = options.sendLock ?? createSendLock()
 
   async function send(
     data: Hex,
@@ -72,16 +80,22 @@ export function escrowWriter(options: EscrowWriterOptions): EscrowWriter {
     } catch (err) {
       return reject(codes.simulation, revertReason(err))
     }
-    let hash: Hex
-    try {
-      hash = await walletClient.sendTransaction({
-        account,
-        to: escrow,
-        data,
-        chain: walletClient.chain,
-      })
-    } catch (err) {
-      return reject(codes.transaction, revertReason(err))
+    let hash: Hex | undefined
+    for (let attempt = 0; hash === undefined; attempt++) {
+      try {
+        hash = await sendLock.run(() =>
+          walletClient.sendTransaction({ account, to: escrow, data, chain: walletClient.chain }),
+        )
+      } catch (err) {
+        // Another process sending for this account took the nonce meanwhile: take the next one.
+        if (
+          attempt < MAX_NONCE_RETRIES &&
+          err instanceof BaseError &&
+          err.walk((e) => e instanceof NonceTooLowError) !== null
+        )
+          continue
+        return reject(codes.transaction, revertReason(err))
+      }
     }
     try {
       const receipt = await publicClient.waitForTransactionReceipt({ hash, confirmations })

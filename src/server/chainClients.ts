@@ -12,6 +12,7 @@ import {
 } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { LOCAL_CHAIN_ID, LOCAL_POLLING_MS } from '../chain/index.js'
+import { createSendLock, type SendLock } from '../chain/sendLock.js'
 import { CANONICAL_ADDRESSES } from '../protocol/constants.js'
 import type { ServerConfig } from './config.js'
 
@@ -19,6 +20,8 @@ import type { ServerConfig } from './config.js'
 export interface ChainClients {
   readonly publicClient: PublicClient
   readonly walletClient: WalletClient<Transport, Chain, Account>
+  /** Serializes the key's sends (deposits, refunds, claims) so they never share a nonce. */
+  readonly sendLock: SendLock
 }
 
 /**
@@ -48,5 +51,5 @@ export function chainClients(config: ServerConfig, key: Hex): ChainClients {
     account,
     ...(pollingInterval ? { pollingInterval } : {}),
   })
-  return { publicClient, walletClient }
+  return { publicClient, walletClient, sendLock: createSendLock() }
 }

@@ -1,5 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { Account, Chain, PublicClient, Transport, WalletClient } from 'viem'
+import type { SendLock } from '../chain/sendLock.js'
 import type { Payee } from '../payee/index.js'
 import {
   claimExecutor,
@@ -22,6 +23,7 @@ export function configuredSettler(
   clients: {
     publicClient: PublicClient
     walletClient: WalletClient<Transport, Chain, Account>
+    sendLock?: SendLock
   },
   payee: Payee,
   store: ChannelStore,

@@ -16,6 +16,7 @@ import {
 } from 'viem'
 import { BatchSettlement } from '../chain/contracts.generated.js'
 import { encodePackedClaim } from '../chain/packedClaim.js'
+import { createSendLock, type SendLock } from '../chain/sendLock.js'
 import { accept, type ErrorCode, type Result, reject, TollgateError } from '../errors/index.js'
 import type { ServerIdentity } from '../ledger/types.js'
 import { BATCH_SETTLEMENT_TYPES, escrowDomain } from '../verify/index.js'
@@ -61,6 +62,8 @@ export interface ClaimExecutorOptions {
   feeBumpPercent?: number
   /** @default DEFAULT_MAX_REPLACEMENTS */
   maxReplacements?: number
+  /** Shared with every other sender of the account in this process (deposits, refunds). @default a lock of its own */
+  sendLock?: SendLock
 }
 
 /** A mined, successful transaction. */
@@ -119,6 +122,7 @@ export function claimExecutor(options: ClaimExecutorOptions): ClaimExecutor {
   const sender = account.address
   const confirmations = options.confirmations ?? DEFAULT_SETTLEMENT_CONFIRMATIONS
   const replaceAfterMs = options.replaceAfterMs ?? DEFAULT_REPLACE_AFTER_MS
+  const sendLock = options.sendLock ?? createSendLock()
   const bump = BigInt(100 + (options.feeBumpPercent ?? DEFAULT_FEE_BUMP_PERCENT))
   const maxReplacements = options.maxReplacements ?? DEFAULT_MAX_REPLACEMENTS
   const pollMs = publicClient.pollingInterval
@@ -228,23 +232,23 @@ export function claimExecutor(options: ClaimExecutorOptions): ClaimExecutor {
     let replacements = 0
     let nonceRetries = 0
     for (;;) {
-      if (nonce === undefined || hashes.length === 0) {
-        try {
-          nonce = await publicClient.getTransactionCount({ address: sender, blockTag: 'pending' })
-        } catch (err) {
-          return reject('tollgate_chain_unavailable', reasonOf(err))
-        }
-      }
       let hash: Hex
       try {
-        hash = await walletClient.sendTransaction({
-          account,
-          chain: walletClient.chain,
-          to: escrow,
-          data,
-          gas,
-          nonce,
-          ...fees,
+        ;[hash, nonce] = await sendLock.run(async () => {
+          const n =
+            nonce === undefined || hashes.length === 0
+              ? await publicClient.getTransactionCount({ address: sender, blockTag: 'pending' })
+              : nonce
+          const sent = await walletClient.sendTransaction({
+            account,
+            chain: walletClient.chain,
+            to: escrow,
+            data,
+            gas,
+            nonce: n,
+            ...fees,
+          })
+          return [sent, n] as const
         })
       } catch (err) {
         if (findError(err, InsufficientFundsError))

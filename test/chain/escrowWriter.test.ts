@@ -125,6 +125,18 @@ describe('deposit payloads', () => {
     expect(second.ok && second.deposit?.balance).toBe(6_000_000n)
   })
 
+  it('submits concurrent deposits of many channels, each with its own nonce, and mines them all', async () => {
+    const payloads = await Promise.all(
+      Array.from({ length: 6 }, () => depositPayload(config(), 5000n, 1000n)),
+    )
+    const results = await Promise.all(payloads.map((p) => writer.deposit(p)))
+    expect(results.map((r) => (r.ok ? 'ok' : r.code))).toEqual(Array(6).fill('ok'))
+    for (const payload of payloads) {
+      const channel = await h.channel(payload.voucher.channelId)
+      expect(channel.balance).toBe(5000n)
+    }
+  })
+
   it('refuses, without spending gas, deposits whose authorization window is closed or whose voucher is forged', async () => {
     const nonce = await h.publicClient.getTransactionCount({ address: receiver.address })
     const expired = await depositPayload(config(), 1_000_000n, 1000n, {
