@@ -92,6 +92,7 @@ export class Payee {
   private readonly store: ChannelStore
   private readonly readChannel: ChannelReader
   private readonly firstSight = new Map<Hex, Promise<Decision | undefined>>()
+  private readonly balanceReads = new Map<Hex, Promise<boolean>>()
   private readonly warn: (message: string, cause?: unknown) => void
   private readonly now: () => number
 
@@ -162,6 +163,11 @@ export class Payee {
       const refused = await this.openFromChain(payment)
       if (refused) return refused
       result = await this.ledger.begin(payment, rule)
+    }
+    if (!result.ok && result.code === EXCEEDS_BALANCE) {
+      if (await this.refreshBalance(payment.voucher.channelId)) {
+        result = await this.ledger.begin(payment, rule)
+      }
     }
     if (!result.ok) return result
     try {
@@ -279,7 +285,14 @@ export class Payee {
 
   /** Accepts a credit top-up voucher on a held session; durable before it returns. */
   async extend(hold: Hold, payment: VoucherPayment, rule: VoucherRule): Promise<Decision> {
-    const result = await this.ledger.extend(hold, payment.voucher, rule)
+    let result = await this.ledger.extend(hold, payment.voucher, rule)
+    if (
+      !result.ok &&
+      result.code === EXCEEDS_BALANCE &&
+      (await this.refreshBalance(hold.channelId))
+    ) {
+      result = await this.ledger.extend(hold, payment.voucher, rule)
+    }
     if (!result.ok) return result
     try {
       await this.store.put(result.hold.record)
@@ -327,6 +340,31 @@ export class Payee {
     return pending
   }
 
+  /**
+   * A voucher above the mirrored balance may follow a deposit the payer sent itself, which the
+   * chain watcher has not mirrored yet: reads the channel from chain (one read shared by
+   * concurrent callers) and raises the balance to what the escrow holds. Whether it rose.
+   */
+  private refreshBalance(id: Hex): Promise<boolean> {
+    let pending = this.balanceReads.get(id)
+    if (!pending) {
+      pending = this.readChannel(id)
+        .then((onChain) => {
+          const record = this.ledger.get(id)
+          if (!record || onChain.balance <= record.balance) return false
+          this.apply({ type: 'deposited', channelId: id, balance: onChain.balance })
+          return true
+        })
+        .catch((err: unknown) => {
+          this.warn(`could not read channel ${id} to check for a new deposit`, err)
+          return false
+        })
+        .finally(() => this.balanceReads.delete(id))
+      this.balanceReads.set(id, pending)
+    }
+    return pending
+  }
+
   private async readAndOpen(id: Hex, payment: VoucherPayment): Promise<Decision | undefined> {
     let onChain: Awaited<ReturnType<ChannelReader>>
     try {
@@ -351,6 +389,9 @@ export class Payee {
     })
   }
 }
+
+/** The refusal of a voucher above the mirrored balance: worth a look at the chain first. */
+const EXCEEDS_BALANCE = 'invalid_batch_settlement_evm_cumulative_exceeds_balance'
 
 /** Opens a {@link Payee}. */
 export function openPayee(options: PayeeOptions): Promise<Payee> {

@@ -69,6 +69,34 @@ describe('first sight of a channel', () => {
     expect(read).toHaveBeenCalledTimes(1)
   })
 
+  it('takes a voucher above the mirrored balance once the chain shows the deposit behind it, else refuses it', async () => {
+    let balance = 10_000n
+    const read = vi.fn(async () => onChain(balance))
+    const payee = await payeeWith(await MemoryStore.open(), read)
+    const config = makeConfig()
+    const id = channelId(config, DOMAIN)
+    const first = await payee.decide(await payment(config, id, 1000n), exact(1000n))
+    if (!first.ok) throw new Error(first.code)
+    payee.commit(first.hold, 1000n)
+
+    const over = await payee.decide(await payment(config, id, 15_000n), exact(14_000n))
+    expect(over.ok ? 'ok' : over.code).toBe(
+      'invalid_batch_settlement_evm_cumulative_exceeds_balance',
+    )
+    expect(read).toHaveBeenCalledTimes(2)
+
+    balance = 20_000n
+    const afterDeposit = await Promise.all([
+      payee.decide(await payment(config, id, 15_000n), exact(14_000n)),
+      payee.decide(await payment(config, id, 15_000n), exact(14_000n)),
+    ])
+    expect(read).toHaveBeenCalledTimes(3)
+    const accepted = afterDeposit.find((d) => d.ok)
+    if (!accepted?.ok) throw new Error('the voucher was refused after the deposit')
+    expect(accepted.hold.record.balance).toBe(20_000n)
+    expect(accepted.hold.record.signedMaxClaimable).toBe(15_000n)
+  })
+
   it("refuses channels that are not this server's, do not match their id, have no deposit or cannot be read", async () => {
     const store = await MemoryStore.open()
     const read = vi.fn<ChannelReader>(async () => onChain(0n))
