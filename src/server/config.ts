@@ -34,6 +34,19 @@ export interface RouteConfig {
   readonly description?: string
 }
 
+/** A billed WebSocket feed: messages of an upstream WebSocket, sold one by one. */
+export interface FeedConfig {
+  /** Path of the WebSocket route, e.g. `/feed/ticks`. */
+  readonly path: string
+  /** Price of one message: `'$0.0001'` (USD) or token units as a decimal string. */
+  readonly price: string
+  /** `ws://` or `wss://` URL of the upstream feed; each message it sends is one billed message. */
+  readonly upstream: string
+  /** Messages one voucher opens credit for. @default DEFAULT_CREDIT_WINDOW (100) */
+  readonly creditWindow: number | undefined
+  readonly description?: string
+}
+
 /** The standalone server's configuration, resolved and validated. */
 export interface ServerConfig {
   readonly chain: ChainPreset
@@ -45,6 +58,8 @@ export interface ServerConfig {
   readonly storeMode: StoreMode
   readonly listen: { readonly host: string; readonly port: number }
   readonly routes: readonly RouteConfig[]
+  /** Billed WebSocket feeds. @default [] */
+  readonly feeds: readonly FeedConfig[]
   /** Blocks before an escrow event is mirrored. */
   readonly confirmations: number | undefined
   readonly settlement: SettlementConfig
@@ -84,7 +99,8 @@ export interface SettlementConfig {
  *   "withdrawDelay": 86400,
  *   "dataDir": "./data",
  *   "listen": { "host": "127.0.0.1", "port": 4020 },
- *   "routes": [{ "path": "/api/*", "price": "$0.001", "upstream": "http://127.0.0.1:9000" }]
+ *   "routes": [{ "path": "/api/*", "price": "$0.001", "upstream": "http://127.0.0.1:9000" }],
+ *   "feeds": [{ "path": "/feed/ticks", "price": "$0.0001", "upstream": "ws://127.0.0.1:9001" }]
  * }
  * ```
  *
@@ -143,6 +159,8 @@ export function parseConfig(raw: unknown, baseDir: string): ServerConfig {
   if (storeMode !== 'durable' && storeMode !== 'relaxed')
     invalid('storeMode must be "durable" or "relaxed"')
   const routes = Array.isArray(o.routes) ? o.routes : invalid('routes must be a list')
+  const feeds = o.feeds ?? []
+  if (!Array.isArray(feeds)) invalid('feeds must be a list')
   const dataDir = string(o.dataDir ?? DEFAULT_DATA_DIR, 'dataDir')
   const withdrawDelay = integer(
     o.withdrawDelay ?? DEFAULT_WITHDRAW_DELAY,
@@ -162,6 +180,7 @@ export function parseConfig(raw: unknown, baseDir: string): ServerConfig {
       port: integer(listen.port ?? DEFAULT_LISTEN.port, 'listen.port', 0, 65_535),
     },
     routes: routes.map((r, i) => route(r, `routes[${i}]`)),
+    feeds: feeds.map((f, i) => feed(f, `feeds[${i}]`)),
     confirmations:
       o.confirmations === undefined ? undefined : integer(o.confirmations, 'confirmations', 0),
     settlement: settlement(o.settlement ?? {}, withdrawDelay),
@@ -265,6 +284,27 @@ function route(raw: unknown, where: string): RouteConfig {
     ...(r.description === undefined
       ? {}
       : { description: string(r.description, `${where}.description`) }),
+  }
+}
+
+function feed(raw: unknown, where: string): FeedConfig {
+  const f = object(raw, where)
+  const path = string(f.path, `${where}.path`)
+  if (!path.startsWith('/')) invalid(`${where}.path must start with /`)
+  const upstream = string(f.upstream, `${where}.upstream`)
+  if (!/^wss?:\/\/[^/]/.test(upstream))
+    invalid(`${where}.upstream "${upstream}" must be a ws:// or wss:// URL`)
+  return {
+    path,
+    price: string(f.price, `${where}.price`),
+    upstream,
+    creditWindow:
+      f.creditWindow === undefined
+        ? undefined
+        : integer(f.creditWindow, `${where}.creditWindow`, 1, 1_000_000),
+    ...(f.description === undefined
+      ? {}
+      : { description: string(f.description, `${where}.description`) }),
   }
 }
 

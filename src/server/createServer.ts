@@ -11,9 +11,11 @@ import { openPayee, type Payee } from '../payee/index.js'
 import { type SettlementSchedule, type Settler, settlementMetrics } from '../settlement/index.js'
 import { LevelStore } from '../store/index.js'
 import { tollgate } from '../transports/http/index.js'
+import { tollgateWs } from '../transports/ws/index.js'
 import { chainClients } from './chainClients.js'
 import type { ServerConfig } from './config.js'
 import { adminApp, configuredSchedule, configuredSettler } from './settlement.js'
+import { type UpstreamFeed, upstreamFeed } from './upstreamFeed.js'
 
 /** A running standalone tollgate: the Fastify app, the payee, the chain watcher and the settlement. */
 export interface TollgateServer {
@@ -33,8 +35,10 @@ export interface TollgateServer {
  * Assembles a standalone server from a configuration: a LevelDB voucher store, the payee, the
  * chain watcher, the `tollgate` plugin with deposits and refunds enabled, and one paid route per
  * configured upstream (proxied with @fastify/reply-from, streamed, not buffered). An upstream
- * answer of 400 or more is passed on and not charged. `GET /health` is free; `ok` is false
- * while the chain watcher is failing.
+ * answer of 400 or more is passed on and not charged. Each configured feed is a billed WebSocket
+ * route (`tollgateWs`) selling the messages of an upstream WebSocket, reconnected with backoff
+ * when it drops. `GET /health` is free; `ok` is false while the chain watcher is failing or an
+ * upstream feed is down.
  *
  * The key is the receiver authorizer's: it signs nothing the payer relies on, but sends deposit
  * and refund transactions (and pays their gas). The receiver defaults to its address.
@@ -53,7 +57,7 @@ export async function createServer(
   options: { logger?: FastifyServerOptions['logger'] } = {},
 ): Promise<TollgateServer> {
   const local = config.chain.chainId === LOCAL_CHAIN_ID
-  const { publicClient, walletClient } = chainClients(config, key)
+  const { publicClient, walletClient, sendLock } = chainClients(config, key)
   const account = walletClient.account
 
   const app = Fastify({ logger: options.logger ?? false })
@@ -99,7 +103,13 @@ export async function createServer(
     onError: (err) => app.log.error({ err }, 'tollgate: chain watcher poll failed; retrying'),
   })
 
-  const settler = configuredSettler(config, { publicClient, walletClient }, payee, store, app.log)
+  const settler = configuredSettler(
+    config,
+    { publicClient, walletClient, sendLock },
+    payee,
+    store,
+    app.log,
+  )
   const settlement = configuredSchedule(config, settler, app.log)
   claimNeeded = () => {
     if (!settler.busy) void settlement.trigger('exposure')
@@ -118,14 +128,40 @@ export async function createServer(
       walletClient,
       escrow: config.chain.escrow,
       erc3009Collector: config.chain.erc3009Collector,
+      sendLock,
     }),
   })
+  await app.register(tollgateWs, {
+    payee,
+    network: config.chain.network,
+    asset: config.chain.usdc,
+    payTo: receiver,
+    receiverAuthorizer: account.address,
+    withdrawDelay: config.withdrawDelay,
+  })
+  const feeds: { path: string; upstream: UpstreamFeed }[] = []
+  for (const feed of config.feeds) {
+    const upstream = upstreamFeed(feed.upstream, {
+      onDown: (url, cause, retryInMs) =>
+        app.log.warn({ err: cause, url, retryInMs }, 'tollgate: upstream feed down; reconnecting'),
+      onUp: (url) => app.log.info({ url }, 'tollgate: upstream feed connected'),
+    })
+    feeds.push({ path: feed.path, upstream })
+    app.tollgateFeed(feed.path, {
+      price: feed.price,
+      source: upstream.source,
+      event: upstream.event,
+      ...(feed.creditWindow === undefined ? {} : { creditWindow: feed.creditWindow }),
+      ...(feed.description ? { description: feed.description } : {}),
+    })
+  }
   await app.register(replyFrom)
   app.get('/health', async () => {
     const status = watcher.status
     const block = (value: bigint | undefined) => (value === undefined ? null : Number(value))
+    const feedsUp = feeds.every((f) => f.upstream.connected)
     return {
-      ok: status.consecutiveFailures === 0,
+      ok: status.consecutiveFailures === 0 && feedsUp,
       network: config.chain.network,
       channels: payee.ledger.size,
       signatureBackend: payee.backend,
@@ -136,6 +172,7 @@ export async function createServer(
         failures: status.failures,
         consecutiveFailures: status.consecutiveFailures,
       },
+      feeds: feeds.map((f) => ({ path: f.path, connected: f.upstream.connected })),
     }
   })
   for (const route of config.routes) {
@@ -154,6 +191,7 @@ export async function createServer(
   )
   await app.ready()
   watcher.start()
+  for (const feed of feeds) feed.upstream.start()
   if (config.settlement.enabled) settlement.start()
   let admin: FastifyInstance | undefined
   if (config.settlement.adminPort !== undefined) {
@@ -174,6 +212,7 @@ export async function createServer(
         await admin?.close()
         await settlement.stop()
         await watcher.stop()
+        for (const feed of feeds) feed.upstream.close()
         await app.close()
         await payee.close()
       })()

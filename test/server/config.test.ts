@@ -54,6 +54,16 @@ describe('server configuration', () => {
     expect(config.listen).toEqual(DEFAULT_LISTEN)
     expect(config.withdrawDelay).toBe(DEFAULT_WITHDRAW_DELAY)
     expect(config.routes).toEqual([{ ...route, methods: ['GET'] }])
+    expect(config.feeds).toEqual([])
+  })
+
+  it('reads billed feeds of upstream WebSockets', () => {
+    const feed = { path: '/feed/ticks', price: '$0.0001', upstream: 'wss://feeds.example/ticks' }
+    const config = parseConfig({ routes: [], feeds: [feed, { ...feed, creditWindow: 500 }] }, '/')
+    expect(config.feeds).toEqual([
+      { ...feed, creditWindow: undefined },
+      { ...feed, creditWindow: 500 },
+    ])
   })
 
   it.each([
@@ -62,6 +72,16 @@ describe('server configuration', () => {
     [{ routes: [{ ...route, path: 'api' }] }, /routes\[0\]\.path/],
     [{ routes: [{ ...route, upstream: 'nowhere' }] }, /routes\[0\]\.upstream/],
     [{ routes: [{ ...route, price: 3 }] }, /routes\[0\]\.price/],
+    [{ routes: [], feeds: {} }, /feeds must be a list/],
+    [
+      { routes: [], feeds: [{ path: '/f', price: '1', upstream: 'http://x' }] },
+      /feeds\[0\]\.upstream/,
+    ],
+    [{ routes: [], feeds: [{ path: 'f', price: '1', upstream: 'ws://x' }] }, /feeds\[0\]\.path/],
+    [
+      { routes: [], feeds: [{ path: '/f', price: '1', upstream: 'ws://x', creditWindow: 0 }] },
+      /feeds\[0\]\.creditWindow/,
+    ],
     [{ routes: [], withdrawDelay: 60 }, /withdrawDelay/],
     [{ routes: [], listen: { port: 70_000 } }, /listen\.port/],
     [{ routes: [], storeMode: 'fast' }, /storeMode/],
