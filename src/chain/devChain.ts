@@ -158,7 +158,8 @@ export async function deployDevContracts(params: {
 
 /**
  * Starts a local anvil and deploys everything on it: what the tests, the demo and the
- * benchmarks run against.
+ * benchmarks run against. With `blockTime`, the contracts are deployed with a block per
+ * transaction (fast), then the node switches to a block every `blockTime` seconds.
  *
  * @example
  * const dev = await startDevChain()
@@ -166,7 +167,8 @@ export async function deployDevContracts(params: {
  * await dev.stop()
  */
 export async function startDevChain(options: AnvilOptions = {}): Promise<DevChain> {
-  const anvil = await startAnvil(options)
+  const { blockTime, ...anvilOptions } = options
+  const anvil = await startAnvil(anvilOptions)
   try {
     const chain = localChain(anvil.rpcUrl, anvil.chainId)
     const { accounts, privateKeys } = devAccounts()
@@ -178,6 +180,10 @@ export async function startDevChain(options: AnvilOptions = {}): Promise<DevChai
       deployer,
       fund: accounts.map((a) => a.address),
     })
+    if (blockTime !== undefined) {
+      const testClient = createTestClient({ mode: 'anvil', chain, transport: http(anvil.rpcUrl) })
+      await testClient.setIntervalMining({ interval: blockTime })
+    }
     return {
       anvil,
       chain,

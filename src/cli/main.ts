@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { chainCommand } from './chain.js'
+import { demoCommand } from './demo.js'
 import {
   channelsCommand,
   fundCommand,
@@ -14,6 +15,8 @@ import { settleCommand } from './settle.js'
 const USAGE = `usage: tollgate <command> [options]
 
 commands:
+  demo                      the whole flow on a local chain in under a minute: paid calls, a billed
+                            feed, a withdrawal, claims and settlement, and a summary read from the chain
   chain [--port N]          start a local chain (default port 8545) with tollgate's contracts, print the addresses
   serve [--config FILE]     run the paid gateway from a JSON config (default tollgate.json);
                             the key comes from TOLLGATE_PRIVATE_KEY or TOLLGATE_KEY_FILE
@@ -23,6 +26,7 @@ commands:
 ${PAYER_USAGE}`
 
 const commands: Record<string, (args: readonly string[]) => Promise<void>> = {
+  demo: demoCommand,
   chain: chainCommand,
   serve: serveCommand,
   settle: settleCommand,
