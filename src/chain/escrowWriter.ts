@@ -3,7 +3,6 @@ import {
   type Address,
   BaseError,
   type Chain,
-  decodeErrorResult,
   encodeAbiParameters,
   encodeFunctionData,
   type Hex,
@@ -15,7 +14,8 @@ import {
 } from 'viem'
 import { accept, type ErrorCode, type Result, reject } from '../errors/index.js'
 import type { DepositPayload, RefundPayload } from '../protocol/types.js'
-import { BatchSettlement, ERC3009DepositCollector, TestUSDC } from './contracts.generated.js'
+import { BatchSettlement } from './contracts.generated.js'
+import { revertReason } from './revertReason.js'
 import { createSendLock, type SendLock } from './sendLock.js'
 
 /** Sends retried when the node says another sender of the account took the nonce. */
@@ -217,26 +217,3 @@ export function escrowWriter(options: EscrowWriterOptions): EscrowWriter {
 }
 
 const MAX_UINT128 = (1n << 128n) - 1n
-
-/** Every custom error a deposit or refund can revert with (escrow, collector, development token). */
-const ERRORS_ABI = [...BatchSettlement.abi, ...ERC3009DepositCollector.abi, ...TestUSDC.abi].filter(
-  (item) => item.type === 'error',
-)
-
-/** The revert reason, decoded (custom error or `Error(string)`) where the node returned data. */
-function revertReason(err: unknown): string {
-  if (!(err instanceof BaseError)) return err instanceof Error ? err.message : String(err)
-  const withData = err.walk((e) => typeof (e as { data?: unknown }).data === 'string') as {
-    data?: Hex
-  } | null
-  const data = withData?.data
-  if (data && data.length >= 10) {
-    try {
-      const decoded = decodeErrorResult({ abi: ERRORS_ABI, data })
-      return `${decoded.errorName}(${(decoded.args ?? []).map(String).join(', ')})`
-    } catch {
-      return `reverted with ${data.slice(0, 10)}`
-    }
-  }
-  return err.shortMessage
-}

@@ -3,7 +3,6 @@ import {
   type Address,
   BaseError,
   type Chain,
-  decodeErrorResult,
   encodeFunctionData,
   type Hex,
   InsufficientFundsError,
@@ -16,6 +15,7 @@ import {
 } from 'viem'
 import { BatchSettlement } from '../chain/contracts.generated.js'
 import { encodePackedClaim } from '../chain/packedClaim.js'
+import { hasError, hasRevertData, revertReason } from '../chain/revertReason.js'
 import { createSendLock, type SendLock } from '../chain/sendLock.js'
 import { accept, type ErrorCode, type Result, reject, TollgateError } from '../errors/index.js'
 import type { ServerIdentity } from '../ledger/types.js'
@@ -207,8 +207,8 @@ export function claimExecutor(options: ClaimExecutorOptions): ClaimExecutor {
       await publicClient.call({ account, to: escrow, data })
       gas = await publicClient.estimateGas({ account, to: escrow, data })
     } catch (err) {
-      if (isRpcFailure(err)) return reject('tollgate_chain_unavailable', reasonOf(err))
-      return reject(codes.simulation, reasonOf(err))
+      if (isRpcFailure(err)) return reject('tollgate_chain_unavailable', revertReason(err))
+      return reject(codes.simulation, revertReason(err))
     }
     gas += (gas * GAS_HEADROOM_PERCENT) / 100n
     let fees: { maxFeePerGas: bigint; maxPriorityFeePerGas: bigint }
@@ -219,7 +219,7 @@ export function claimExecutor(options: ClaimExecutorOptions): ClaimExecutor {
         publicClient.getBalance({ address: sender }),
       ])
     } catch (err) {
-      return reject('tollgate_chain_unavailable', reasonOf(err))
+      return reject('tollgate_chain_unavailable', revertReason(err))
     }
     if (balance < gas * fees.maxFeePerGas) {
       return reject(
@@ -251,14 +251,14 @@ export function claimExecutor(options: ClaimExecutorOptions): ClaimExecutor {
           return [sent, n] as const
         })
       } catch (err) {
-        if (findError(err, InsufficientFundsError))
-          return reject('tollgate_settlement_insufficient_gas', reasonOf(err))
-        if (hashes.length > 0 && findError(err, NonceTooLowError)) {
+        if (hasError(err, InsufficientFundsError))
+          return reject('tollgate_settlement_insufficient_gas', revertReason(err))
+        if (hashes.length > 0 && hasError(err, NonceTooLowError)) {
           // The nonce is used: one of the transactions already sent was mined.
           const mined = await waitForAny(hashes, replaceAfterMs)
           return mined ?? reject(codes.transaction, 'nonce used by another transaction')
         }
-        if (findError(err, NonceTooLowError) && nonceRetries++ < MAX_NONCE_RETRIES) {
+        if (hasError(err, NonceTooLowError) && nonceRetries++ < MAX_NONCE_RETRIES) {
           // Another sender of this account (a deposit, a refund) took the nonce meanwhile.
           nonce = undefined
           continue
@@ -268,8 +268,8 @@ export function claimExecutor(options: ClaimExecutorOptions): ClaimExecutor {
           if (mined) return mined
         }
         return isRpcFailure(err)
-          ? reject('tollgate_chain_unavailable', reasonOf(err))
-          : reject(codes.transaction, reasonOf(err))
+          ? reject('tollgate_chain_unavailable', revertReason(err))
+          : reject(codes.transaction, revertReason(err))
       }
       hashes.push(hash)
       await onSent(hash, nonce)
@@ -378,7 +378,7 @@ export function claimExecutor(options: ClaimExecutorOptions): ClaimExecutor {
       try {
         amount = await this.readUnsettled()
       } catch (err) {
-        return reject('tollgate_chain_unavailable', reasonOf(err))
+        return reject('tollgate_chain_unavailable', revertReason(err))
       }
       if (amount === 0n) return reject('invalid_batch_settlement_evm_nothing_to_settle')
       const data = encodeFunctionData({
@@ -415,9 +415,6 @@ export function claimExecutor(options: ClaimExecutorOptions): ClaimExecutor {
   }
 }
 
-/** Every custom error a claim or settle can revert with. */
-const ERRORS_ABI = abi.filter((item) => item.type === 'error')
-
 /** Whether the error is the node not answering (transport), not the call failing. */
 function isRpcFailure(err: unknown): boolean {
   if (!(err instanceof BaseError)) return true
@@ -430,32 +427,6 @@ function isRpcFailure(err: unknown): boolean {
         (e as { name?: string }).name === 'UnknownRpcError',
     ) !== null && !hasRevertData(err)
   )
-}
-
-function hasRevertData(err: BaseError): boolean {
-  return err.walk((e) => typeof (e as { data?: unknown }).data === 'string') !== null
-}
-
-function findError(err: unknown, type: abstract new (...args: never[]) => Error): boolean {
-  return err instanceof BaseError && err.walk((e) => e instanceof type) !== null
-}
-
-/** The revert reason, decoded (custom error) where the node returned data, else viem's short message. */
-function reasonOf(err: unknown): string {
-  if (!(err instanceof BaseError)) return err instanceof Error ? err.message : String(err)
-  const withData = err.walk((e) => typeof (e as { data?: unknown }).data === 'string') as {
-    data?: Hex
-  } | null
-  const data = withData?.data
-  if (data && data.length >= 10) {
-    try {
-      const decoded = decodeErrorResult({ abi: ERRORS_ABI, data })
-      return `${decoded.errorName}(${(decoded.args ?? []).map(String).join(', ')})`
-    } catch {
-      return `reverted with ${data.slice(0, 10)}`
-    }
-  }
-  return err.shortMessage
 }
 
 function sleep(ms: number): Promise<void> {
