@@ -23,13 +23,7 @@ export async function run(log: Log) {
   const dev = await startDevChain()
   try {
     const [, receiver, payer] = dev.accounts as [Account, Account, Account]
-    const h = new EscrowHarness(
-      dev.rpcUrl,
-      dev.chain,
-      dev.contracts.escrow,
-      dev.contracts.usdc,
-      dev.contracts.erc3009Collector,
-    )
+    const h = EscrowHarness.on(dev)
     const sessionKey = randomAccount()
     let salt = 0
     const newConfig = (): ChannelConfig => ({

@@ -78,13 +78,7 @@ export async function run(log: Log) {
       Account,
       LocalAccount,
     ]
-    const harness = new EscrowHarness(
-      dev.rpcUrl,
-      dev.chain,
-      dev.contracts.escrow,
-      dev.contracts.usdc,
-      dev.contracts.erc3009Collector,
-    )
+    const harness = EscrowHarness.on(dev)
     const lower = (a: Address) => a.toLowerCase() as Address
 
     // tollgate: the priced route and its free twin in one Fastify app.

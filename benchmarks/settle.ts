@@ -29,13 +29,7 @@ export async function run(log: Log) {
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-bench-settle-'))
   try {
     const [, authorizer, payer] = dev.accounts as [Account, Account, Account]
-    const h = new EscrowHarness(
-      dev.rpcUrl,
-      dev.chain,
-      dev.contracts.escrow,
-      dev.contracts.usdc,
-      dev.contracts.erc3009Collector,
-    )
+    const h = EscrowHarness.on(dev)
     const sessionKey = randomAccount()
     const identity: ServerIdentity = {
       receiver: randomAccount().address.toLowerCase() as Address,

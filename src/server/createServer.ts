@@ -116,13 +116,17 @@ export async function createServer(
   }
   const metrics = settlementMetrics({ records: () => payee.ledger.records(), settler })
 
-  await app.register(tollgate, {
+  // What the HTTP and the WebSocket plugins both announce in their requirements.
+  const terms = {
     payee,
     network: config.chain.network,
     asset: config.chain.usdc,
     payTo: receiver,
     receiverAuthorizer: account.address,
     withdrawDelay: config.withdrawDelay,
+  }
+  await app.register(tollgate, {
+    ...terms,
     escrowWriter: escrowWriter({
       publicClient,
       walletClient,
@@ -131,14 +135,7 @@ export async function createServer(
       sendLock,
     }),
   })
-  await app.register(tollgateWs, {
-    payee,
-    network: config.chain.network,
-    asset: config.chain.usdc,
-    payTo: receiver,
-    receiverAuthorizer: account.address,
-    withdrawDelay: config.withdrawDelay,
-  })
+  await app.register(tollgateWs, terms)
   const feeds: { path: string; upstream: UpstreamFeed }[] = []
   for (const feed of config.feeds) {
     const upstream = upstreamFeed(feed.upstream, {

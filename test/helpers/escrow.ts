@@ -19,7 +19,7 @@ import {
 } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { BatchSettlement, TestUSDC } from '../../src/chain/contracts.generated.js'
-import { DEV_USDC_DOMAIN, LOCAL_POLLING_MS } from '../../src/chain/devChain.js'
+import { DEV_USDC_DOMAIN, type DevChain, LOCAL_POLLING_MS } from '../../src/chain/devChain.js'
 import {
   BATCH_SETTLEMENT_TYPES,
   escrowDomain,
@@ -53,6 +53,13 @@ const RECEIPT_TIMEOUT_MS = 10_000
 /** A test harness bound to one dev chain. */
 export class EscrowHarness {
   readonly publicClient: PublicClient
+
+  /** The harness of a chain started with `startDevChain`. */
+  static on(dev: Pick<DevChain, 'rpcUrl' | 'chain' | 'contracts'>): EscrowHarness {
+    const { escrow, usdc, erc3009Collector } = dev.contracts
+    return new EscrowHarness(dev.rpcUrl, dev.chain, escrow, usdc, erc3009Collector)
+  }
+
   constructor(
     readonly rpcUrl: string,
     readonly chain: Chain,
