@@ -61,6 +61,8 @@ const MESSAGE_UNITS = 100n
 /** What each payer deposits at a time: $0.10, a hundred calls or a thousand messages. */
 const DEPOSIT_UNITS = 100_000n
 const USDC_UNIT = 1_000_000
+/** A streamer gives up when the feed sends nothing for this long. */
+const FEED_STALL_MS = 15_000
 /** The upstream ticker sends one tick per symbol this often. */
 const TICK_INTERVAL_MS = 5
 
@@ -168,13 +170,32 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
     const feedUrl = origin.replace(/^http/, 'ws')
     const streams = payers.slice(agents).map(async (payer, i) => {
       const feed = await payer.connect(`${feedUrl}/feed/ticks`)
-      feed.subscribe()
-      let n = 0
-      for await (const _tick of feed) {
-        messagesRead++
-        if (++n % 100 === 0) step(`streamer ${i + 1}: ${n}/${messages} ticks paid`)
-        if (n === messages || failed) break
+      // A feed that goes quiet ends the session, so the demo fails rather than waits forever.
+      let stalled = false
+      let watchdog: NodeJS.Timeout | undefined
+      const watch = () => {
+        clearTimeout(watchdog)
+        watchdog = setTimeout(() => {
+          stalled = true
+          void feed.close()
+        }, FEED_STALL_MS)
       }
+      feed.subscribe()
+      watch()
+      let n = 0
+      try {
+        for await (const _tick of feed) {
+          watch()
+          messagesRead++
+          if (++n % 100 === 0) step(`streamer ${i + 1}: ${n}/${messages} ticks paid`)
+          if (n === messages || failed) break
+        }
+      } finally {
+        clearTimeout(watchdog)
+      }
+      if (stalled) throw new Error(`streamer ${i + 1}: no tick for ${FEED_STALL_MS / 1000} s`)
+      if (n < messages && !failed)
+        throw new Error(`streamer ${i + 1}: the feed ended after ${n} ticks`)
       await feed.close()
     })
     const outcomes = await Promise.allSettled(
