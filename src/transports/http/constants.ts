@@ -4,13 +4,6 @@
  */
 
 /**
- * `maxTimeoutSeconds` advertised in the requirements when none is configured: how long a payer
- * may take between the 402 and its paid retry. batch-settlement vouchers carry no expiry, so
- * this is only advice to clients.
- */
-export const DEFAULT_MAX_TIMEOUT_SECONDS = 60
-
-/**
  * `extra.minDeposit` of a route with no configured `minDeposit`: this many times its price, as
  * the stock x402 servers advertise (x402.md section 3: stock clients deposit what is advertised).
  */

@@ -22,17 +22,17 @@ const MAX_DIGITS = 39
  * token units, below one unit, or above `uint128` is refused rather than rounded.
  *
  * @param price `'$0.001'`, `'1000'` or `1000n`.
- * @param decimals The token's decimals (USDC: 6).
+ * @param decimals The token's decimals (USDC: 6); without them only token units are taken.
  * @param field What the price is, for the error message. @default 'price'
  * @returns The price in token units, at least 1.
  * @throws TollgateError `tollgate_invalid_config` for a malformed, ambiguous (`'0.001'`: write
- *   `'$0.001'` or `'1000'`), too precise, zero or too large price.
+ *   `'$0.001'` or `'1000'`), too precise, zero or too large price, or dollars without decimals.
  * @example
  * parsePrice('$0.001', 6) // 1000n
  * parsePrice('1000', 6) // 1000n
  * parsePrice('$0.0000001', 6) // throws: below one token unit
  */
-export function parsePrice(price: unknown, decimals: number, field = 'price'): bigint {
+export function parsePrice(price: unknown, decimals: number | undefined, field = 'price'): bigint {
   const shown = typeof price === 'string' ? JSON.stringify(price) : String(price)
   const invalid = (why: string): never => {
     throw new TollgateError('tollgate_invalid_config', `${field} ${shown} ${why}`)
@@ -42,7 +42,7 @@ export function parsePrice(price: unknown, decimals: number, field = 'price'): b
     units = price
   } else if (typeof price !== 'string') {
     return invalid(`is a ${typeof price}: give '$0.001' (dollars), '1000' or 1000n (token units).`)
-  } else if (price.length > MAX_DIGITS + decimals + 2) {
+  } else if (price.length > MAX_DIGITS + (decimals ?? 0) + 2) {
     return invalid('is too long.')
   } else if (UNITS.test(price)) {
     units = BigInt(price)
@@ -55,6 +55,7 @@ export function parsePrice(price: unknown, decimals: number, field = 'price'): b
           : `is malformed: give '$0.001' (dollars), '1000' or 1000n (token units).`,
       )
     }
+    if (decimals === undefined) return invalid('is in dollars: give asset.decimals to convert it.')
     const whole = usd[1] ?? '0'
     const fraction = (usd[2] ?? '').replace(/0+$/, '')
     if (fraction.length > decimals) {

@@ -179,7 +179,7 @@ function routeHooks(
         outcome.code === 'invalid_batch_settlement_evm_cumulative_amount_mismatch' &&
         outcome.record
       ) {
-        return sendCorrective(request, reply, route, network, outcome.record, outcome.message)
+        return sendCorrective(request, reply, route, outcome.record, outcome.message)
       }
       return sendRefused(request, reply, route, outcome.code, outcome.message)
     }
@@ -223,7 +223,7 @@ function routeHooks(
     if (!decision.ok) {
       const { code, message, record } = decision
       if (code === 'invalid_batch_settlement_evm_cumulative_amount_mismatch' && record) {
-        return sendCorrective(request, reply, route, network, record, message)
+        return sendCorrective(request, reply, route, record, message)
       }
       return sendRefused(request, reply, route, code, message)
     }

@@ -2,14 +2,13 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { describe, type ErrorCode, statusOf } from '../../errors/index.js'
 import type { ChannelRecord } from '../../ledger/index.js'
 import {
-  correctiveRequired,
   encodeHeader,
   HEADERS,
-  type Network,
   type PaymentRequired,
   paymentRequired,
   type ResourceInfo,
 } from '../../protocol/index.js'
+import { correctiveFor } from '../terms.js'
 import type { RoutePrice } from './priceRoute.js'
 
 /**
@@ -93,25 +92,11 @@ export function sendCorrective(
   request: FastifyRequest,
   reply: FastifyReply,
   route: RoutePrice,
-  network: Network,
   record: ChannelRecord,
   message: string,
 ): FastifyReply {
   const code = 'invalid_batch_settlement_evm_cumulative_amount_mismatch'
-  const required = correctiveRequired({
-    resource: resourceOf(request, route),
-    accepts: [route.requirements],
-    network,
-    channelState: record,
-    ...(record.signature === '0x'
-      ? {}
-      : {
-          voucherState: {
-            signedMaxClaimable: record.signedMaxClaimable,
-            signature: record.signature,
-          },
-        }),
-  })
+  const required = correctiveFor(resourceOf(request, route), route.requirements, record)
   return sendPaymentRequired(reply, statusOf(code), required, message)
 }
 

@@ -1,24 +1,13 @@
-import type { Address } from 'viem'
 import type { EscrowWriter } from '../../chain/escrowWriter.js'
 import { TollgateError } from '../../errors/index.js'
-import type { Payee } from '../../payee/index.js'
-import { buildRequirements, MAX_PAYMENT_HEADER_BYTES, type Network } from '../../protocol/index.js'
+import { MAX_PAYMENT_HEADER_BYTES } from '../../protocol/index.js'
+import { type PaymentTerms, type ResolvedTerms, resolveTerms } from '../terms.js'
 import {
-  DEFAULT_MAX_TIMEOUT_SECONDS,
   DEFAULT_RATE_LIMIT_PER_IP,
   DEFAULT_RATE_LIMIT_PER_PAYER,
   type RateLimitRule,
 } from './constants.js'
 import { type Price, parsePrice } from './parsePrice.js'
-
-/** The token paid in: its address and EIP-712 domain (Base Sepolia USDC: `USDC` / `2`, 6 decimals). */
-export interface TollgateAsset {
-  address: Address
-  name: string
-  version: string
-  /** Used to convert `'$0.001'` prices exactly. */
-  decimals: number
-}
 
 /** Rate limits of priced routes; `false` turns a limit off. */
 export interface TollgateRateLimit {
@@ -28,20 +17,8 @@ export interface TollgateRateLimit {
   perPayer?: RateLimitRule | false
 }
 
-/** Options of the `tollgate` Fastify plugin. */
-export interface TollgateOptions {
-  /** An opened payee (`openPayee`); the caller owns it and closes it. */
-  payee: Payee
-  /** CAIP-2 network of the escrow, `eip155:<chainId>`. */
-  network: Network
-  asset: TollgateAsset
-  /** The channels' receiver. */
-  payTo: Address
-  receiverAuthorizer: Address
-  /** Seconds; channels must carry exactly this. */
-  withdrawDelay: number
-  /** @default DEFAULT_MAX_TIMEOUT_SECONDS */
-  maxTimeoutSeconds?: number
+/** Options of the `tollgate` Fastify plugin: the payment terms, and HTTP's own. */
+export interface TollgateOptions extends PaymentTerms {
   /** Smallest deposit advertised on every priced route. @default the route's price times DEFAULT_MIN_DEPOSIT_MULTIPLIER */
   minDeposit?: Price
   /** Largest `PAYMENT-SIGNATURE` / `X-PAYMENT` header accepted. @default MAX_PAYMENT_HEADER_BYTES */
@@ -57,14 +34,7 @@ export interface TollgateOptions {
 }
 
 /** Options after validation, with defaults applied. */
-export interface ResolvedOptions {
-  readonly payee: Payee
-  readonly network: Network
-  readonly asset: Readonly<TollgateAsset>
-  readonly payTo: Address
-  readonly receiverAuthorizer: Address
-  readonly withdrawDelay: number
-  readonly maxTimeoutSeconds: number
+export interface ResolvedOptions extends ResolvedTerms {
   readonly minDeposit: bigint | undefined
   readonly maxPaymentHeaderBytes: number
   readonly perIp: RateLimitRule | undefined
@@ -78,30 +48,7 @@ export interface ResolvedOptions {
  * @throws TollgateError `tollgate_invalid_config` naming the option that is wrong.
  */
 export function resolveOptions(options: TollgateOptions): ResolvedOptions {
-  if (typeof options !== 'object' || options === null) invalid('options must be an object.')
-  const { payee, network, asset, payTo, receiverAuthorizer, withdrawDelay } = options
-  if (
-    typeof payee !== 'object' ||
-    payee === null ||
-    typeof payee.decide !== 'function' ||
-    typeof payee.commit !== 'function' ||
-    typeof payee.release !== 'function' ||
-    typeof payee.identity !== 'object'
-  ) {
-    invalid('payee must be an opened Payee (openPayee).')
-  }
-  if (typeof asset !== 'object' || asset === null) {
-    invalid('asset must be { address, name, version, decimals }.')
-  }
-  if (typeof asset.name !== 'string' || asset.name === '')
-    invalid('asset.name must be the token EIP-712 name.')
-  if (typeof asset.version !== 'string' || asset.version === '') {
-    invalid('asset.version must be the token EIP-712 version.')
-  }
-  if (!Number.isSafeInteger(asset.decimals) || asset.decimals < 0 || asset.decimals > 255) {
-    invalid(`asset.decimals ${String(asset.decimals)} is not an integer in [0, 255].`)
-  }
-  const maxTimeoutSeconds = options.maxTimeoutSeconds ?? DEFAULT_MAX_TIMEOUT_SECONDS
+  const terms = resolveTerms(options, ['decide', 'commit', 'release'])
   const maxPaymentHeaderBytes = options.maxPaymentHeaderBytes ?? MAX_PAYMENT_HEADER_BYTES
   if (!Number.isSafeInteger(maxPaymentHeaderBytes) || maxPaymentHeaderBytes <= 0) {
     invalid(`maxPaymentHeaderBytes ${String(maxPaymentHeaderBytes)} is not a positive integer.`)
@@ -109,33 +56,7 @@ export function resolveOptions(options: TollgateOptions): ResolvedOptions {
   const minDeposit =
     options.minDeposit === undefined
       ? undefined
-      : parsePrice(options.minDeposit, asset.decimals, 'minDeposit')
-
-  // buildRequirements checks the network, addresses, withdrawDelay and maxTimeoutSeconds.
-  const probe = buildRequirements({
-    network,
-    amount: 1n,
-    asset: asset.address,
-    payTo,
-    maxTimeoutSeconds,
-    receiverAuthorizer,
-    withdrawDelay,
-    name: asset.name,
-    version: asset.version,
-  })
-
-  // The requirements the plugin issues must describe the channels the payee accepts.
-  const id = payee.identity
-  const mismatch = (
-    [
-      ['payTo', probe.payTo, id.receiver],
-      ['receiverAuthorizer', probe.extra.receiverAuthorizer, id.receiverAuthorizer],
-      ['asset.address', probe.asset, id.token],
-      ['withdrawDelay', String(withdrawDelay), String(id.withdrawDelay)],
-      ['network', probe.network, `eip155:${payee.chainId}`],
-    ] as const
-  ).find(([, ours, payees]) => ours.toLowerCase() !== payees.toLowerCase())
-  if (mismatch) invalid(`${mismatch[0]} ${mismatch[1]} differs from the payee's ${mismatch[2]}.`)
+      : parsePrice(options.minDeposit, terms.asset.decimals, 'minDeposit')
   if (options.escrowWriter !== undefined && typeof options.escrowWriter?.deposit !== 'function') {
     invalid('escrowWriter must be an EscrowWriter (escrowWriter()).')
   }
@@ -147,18 +68,7 @@ export function resolveOptions(options: TollgateOptions): ResolvedOptions {
   const limits: TollgateRateLimit =
     rateLimit === false ? { perIp: false, perPayer: false } : rateLimit
   return {
-    payee,
-    network: probe.network,
-    asset: Object.freeze({
-      address: probe.asset as Address,
-      name: asset.name,
-      version: asset.version,
-      decimals: asset.decimals,
-    }),
-    payTo: probe.payTo as Address,
-    receiverAuthorizer: probe.extra.receiverAuthorizer as Address,
-    withdrawDelay,
-    maxTimeoutSeconds,
+    ...terms,
     minDeposit,
     maxPaymentHeaderBytes,
     perIp: rule(limits.perIp, DEFAULT_RATE_LIMIT_PER_IP, 'rateLimit.perIp'),

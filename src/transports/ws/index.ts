@@ -42,16 +42,12 @@ export { tollgateWs } from './plugin.js'
 export {
   type BilledRouteOptions,
   DEFAULT_CREDIT_WINDOW,
-  DEFAULT_WS_MAX_TIMEOUT_SECONDS,
   type FeedContext,
   type FeedEmitter,
   type FeedRouteOptions,
   type FeedSource,
-  parseWsPrice,
   type RequestContext,
   type RequestHandler,
   type RequestRouteOptions,
   type TollgateWsOptions,
-  type WsAsset,
-  type WsPrice,
 } from './resolveOptions.js'

@@ -2,14 +2,9 @@ import type { FastifyRequest } from 'fastify'
 import type { Address, Hex } from 'viem'
 import { TollgateError } from '../../errors/index.js'
 import type { VoucherRule } from '../../ledger/index.js'
-import type { Payee } from '../../payee/payee.js'
-import {
-  type BatchRequirements,
-  buildRequirements,
-  MAX_UINT128,
-  type Network,
-} from '../../protocol/index.js'
-import { parsePrice } from '../http/parsePrice.js'
+import { type BatchRequirements, buildRequirements, MAX_UINT128 } from '../../protocol/index.js'
+import { type Price, parsePrice } from '../http/parsePrice.js'
+import { type PaymentTerms, type ResolvedTerms, resolveTerms } from '../terms.js'
 import {
   DEFAULT_HEARTBEAT_MS,
   DEFAULT_HIGH_WATER_BYTES,
@@ -22,35 +17,11 @@ import {
 } from './constants.js'
 import type { RequestId } from './frames.js'
 
-/** `maxTimeoutSeconds` advertised when none is configured (advice only: vouchers carry no expiry). */
-export const DEFAULT_WS_MAX_TIMEOUT_SECONDS = 60
-
 /** Messages one voucher should cover when a route names no `creditWindow`. */
 export const DEFAULT_CREDIT_WINDOW = 100
 
-/** The token paid in: its address and EIP-712 domain (the HTTP plugin's asset object fits). */
-export interface WsAsset {
-  address: Address
-  name: string
-  version: string
-  /** The token's decimals: needed to price routes in dollars (`'$0.0001'`), as the HTTP plugin does. */
-  decimals?: number
-}
-
-/** Options of the `tollgateWs` Fastify plugin. */
-export interface TollgateWsOptions {
-  /** An opened payee (`openPayee`); the caller owns it and closes it. */
-  payee: Payee
-  /** CAIP-2 network of the escrow, `eip155:<chainId>`. */
-  network: Network
-  asset: WsAsset
-  /** The channels' receiver. */
-  payTo: Address
-  receiverAuthorizer: Address
-  /** Seconds; channels must carry exactly this. */
-  withdrawDelay: number
-  /** @default DEFAULT_WS_MAX_TIMEOUT_SECONDS */
-  maxTimeoutSeconds?: number
+/** Options of the `tollgateWs` Fastify plugin: the payment terms, and the WebSocket's own. */
+export interface TollgateWsOptions extends PaymentTerms {
   /** Largest client frame handled; larger ones get an error frame. @default DEFAULT_MAX_FRAME_BYTES */
   maxFrameBytes?: number
   /**
@@ -70,14 +41,7 @@ export interface TollgateWsOptions {
 }
 
 /** Plugin options after validation, with defaults applied. */
-export interface ResolvedWsOptions {
-  readonly payee: Payee
-  readonly network: Network
-  readonly asset: Readonly<WsAsset>
-  readonly payTo: Address
-  readonly receiverAuthorizer: Address
-  readonly withdrawDelay: number
-  readonly maxTimeoutSeconds: number
+export interface ResolvedWsOptions extends ResolvedTerms {
   readonly maxFrameBytes: number
   readonly maxPayload: number
   readonly highWaterBytes: number
@@ -86,13 +50,10 @@ export interface ResolvedWsOptions {
   readonly heartbeatMs: number
 }
 
-/** A price in token units (smallest unit): a bigint or a decimal string. `1000n` is $0.001 of USDC. */
-export type WsPrice = bigint | string
-
 /** Options every billed route shares. */
 export interface BilledRouteOptions {
   /** Price of one message (a feed) or the most one request may cost (requests), in token units. */
-  price: WsPrice
+  price: Price
   /** Messages one voucher should open credit for, advertised as `extra.creditWindow`. @default DEFAULT_CREDIT_WINDOW */
   creditWindow?: number
   /** Messages of credit left at which `voucher-needed` is sent, in [0, creditWindow). @default floor(creditWindow / 4) */
@@ -198,44 +159,7 @@ export interface ResolvedRequestRoute extends ResolvedRoute {
  * @throws TollgateError `tollgate_invalid_config` naming the option that is wrong.
  */
 export function resolveWsOptions(options: TollgateWsOptions): ResolvedWsOptions {
-  if (typeof options !== 'object' || options === null) invalid('options must be an object.')
-  const { payee, network, asset, payTo, receiverAuthorizer, withdrawDelay } = options
-  if (
-    typeof payee !== 'object' ||
-    payee === null ||
-    typeof payee.decide !== 'function' ||
-    typeof payee.extend !== 'function' ||
-    typeof payee.chargeHeld !== 'function' ||
-    typeof payee.release !== 'function'
-  ) {
-    invalid('payee must be an opened Payee (openPayee).')
-  }
-  if (typeof asset !== 'object' || asset === null)
-    invalid('asset must be { address, name, version }.')
-  if (typeof asset.name !== 'string' || asset.name === '')
-    invalid('asset.name must be the token EIP-712 name.')
-  if (
-    asset.decimals !== undefined &&
-    (!Number.isInteger(asset.decimals) || asset.decimals < 0 || asset.decimals > 36)
-  ) {
-    invalid('asset.decimals must be an integer from 0 to 36.')
-  }
-  if (typeof asset.version !== 'string' || asset.version === '') {
-    invalid('asset.version must be the token EIP-712 version.')
-  }
-  const maxTimeoutSeconds = options.maxTimeoutSeconds ?? DEFAULT_WS_MAX_TIMEOUT_SECONDS
-  // buildRequirements checks the network, addresses, withdrawDelay and maxTimeoutSeconds.
-  const probe = buildRequirements({
-    network,
-    amount: 1n,
-    asset: asset.address,
-    payTo,
-    maxTimeoutSeconds,
-    receiverAuthorizer,
-    withdrawDelay,
-    name: asset.name,
-    version: asset.version,
-  })
+  const terms = resolveTerms(options, ['decide', 'extend', 'chargeHeld', 'release'])
   const maxFrameBytes = positive(options.maxFrameBytes, DEFAULT_MAX_FRAME_BYTES, 'maxFrameBytes')
   const maxPayload = positive(options.maxPayload, DEFAULT_MAX_PAYLOAD_BYTES, 'maxPayload')
   if (maxPayload < maxFrameBytes) {
@@ -244,18 +168,7 @@ export function resolveWsOptions(options: TollgateWsOptions): ResolvedWsOptions 
   const payTimeoutMs = nonNegative(options.payTimeoutMs, DEFAULT_PAY_TIMEOUT_MS, 'payTimeoutMs')
   const heartbeatMs = nonNegative(options.heartbeatMs, DEFAULT_HEARTBEAT_MS, 'heartbeatMs')
   return Object.freeze({
-    payee,
-    network: probe.network,
-    asset: Object.freeze({
-      address: probe.asset as Address,
-      name: asset.name,
-      version: asset.version,
-      ...(asset.decimals === undefined ? {} : { decimals: asset.decimals }),
-    }),
-    payTo: probe.payTo as Address,
-    receiverAuthorizer: probe.extra.receiverAuthorizer as Address,
-    withdrawDelay,
-    maxTimeoutSeconds,
+    ...terms,
     maxFrameBytes,
     maxPayload,
     highWaterBytes: positive(options.highWaterBytes, DEFAULT_HIGH_WATER_BYTES, 'highWaterBytes'),
@@ -315,19 +228,6 @@ export function resolveRequestRoute(
   })
 }
 
-/**
- * A route's price: `'$0.0001'` (dollars, converted exactly with `decimals`, as the HTTP plugin
- * does), a canonical decimal string of token units or a bigint; positive, at most 2^128 - 1.
- *
- * @throws TollgateError `tollgate_invalid_config`, also for a dollar price without `decimals`.
- */
-export function parseWsPrice(price: unknown, field: string, decimals?: number): bigint {
-  if (typeof price === 'string' && price.startsWith('$') && decimals === undefined) {
-    invalid(`${field} ${price} is in dollars: give asset.decimals to convert it.`)
-  }
-  return parsePrice(price, decimals ?? 0, field)
-}
-
 function resolveRoute(
   path: string,
   options: BilledRouteOptions,
@@ -337,7 +237,7 @@ function resolveRoute(
     invalid(`route path ${String(path)} must start with /.`)
   if (typeof options !== 'object' || options === null)
     invalid(`${path}: options must be an object.`)
-  const price = parseWsPrice(options.price, `${path}: price`, plugin.asset.decimals)
+  const price = parsePrice(options.price, plugin.asset.decimals, `${path}: price`)
   const creditWindow = positive(
     options.creditWindow,
     DEFAULT_CREDIT_WINDOW,

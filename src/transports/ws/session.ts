@@ -4,7 +4,6 @@ import type { WebSocket } from 'ws'
 import { describe, type ErrorCode } from '../../errors/index.js'
 import type { ChannelRecord, Hold } from '../../ledger/index.js'
 import {
-  correctiveRequired,
   decodePaymentPayload,
   type PaymentRequired,
   paymentRequired,
@@ -12,6 +11,7 @@ import {
   requirementsEqual,
   voucherReceipt,
 } from '../../protocol/index.js'
+import { correctiveFor } from '../terms.js'
 import { CLOSE_CODES, MAX_PENDING_PAYMENTS } from './constants.js'
 import type { ErrorFrame, RequestFrame, RequestId, ServerFrame, SubscribeFrame } from './frames.js'
 import { parseClientFrame } from './parseClientFrame.js'
@@ -349,7 +349,9 @@ export class Session {
     if (!decision.ok) {
       const { code, message, record } = decision
       if (code === 'invalid_batch_settlement_evm_cumulative_amount_mismatch' && record) {
-        return this.refuse(code, message, { paymentRequired: this.corrective(record) })
+        return this.refuse(code, message, {
+          paymentRequired: correctiveFor(this.resource, this.route.requirements, record),
+        })
       }
       return this.refuse(code, message)
     }
@@ -384,23 +386,6 @@ export class Session {
       payer: record.config.payer,
       chargedAmount: chargedAmount > 0n ? chargedAmount : 0n,
       channelState: record,
-    })
-  }
-
-  private corrective(record: ChannelRecord): PaymentRequired {
-    return correctiveRequired({
-      resource: this.resource,
-      accepts: [this.route.requirements],
-      network: this.options.network,
-      channelState: record,
-      ...(record.signature === '0x'
-        ? {}
-        : {
-            voucherState: {
-              signedMaxClaimable: record.signedMaxClaimable,
-              signature: record.signature,
-            },
-          }),
     })
   }
 

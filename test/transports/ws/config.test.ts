@@ -2,10 +2,10 @@ import { EventEmitter } from 'node:events'
 import Fastify from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { TollgateError } from '../../../src/errors/index.js'
+import { parsePrice } from '../../../src/transports/http/index.js'
 import {
   DEFAULT_CREDIT_WINDOW,
   parseClientFrame,
-  parseWsPrice,
   tollgateWs,
 } from '../../../src/transports/ws/index.js'
 import { makeApp, PRICE, pluginOptions, type TestApp } from './fixtures.js'
@@ -76,15 +76,15 @@ describe('options', () => {
   })
 })
 
-describe('parseWsPrice', () => {
+describe('route prices (parsePrice, shared with HTTP)', () => {
   it('takes dollars with the token decimals, token units, and refuses what it cannot price exactly', () => {
-    expect(parseWsPrice('$0.0001', 'price', 6)).toBe(100n)
-    expect(parseWsPrice('250', 'price')).toBe(250n)
-    expect(parseWsPrice(7n, 'price', 6)).toBe(7n)
-    expectInvalid(() => parseWsPrice('$0.0001', 'price'), /decimals/)
-    expectInvalid(() => parseWsPrice('$0.0000001', 'price', 6), /below one token unit/)
-    expectInvalid(() => parseWsPrice('0.5', 'price', 6), /ambiguous/)
-    expectInvalid(() => parseWsPrice(0n, 'price', 6), /below one token unit/)
+    expect(parsePrice('$0.0001', 6, 'price')).toBe(100n)
+    expect(parsePrice('250', undefined, 'price')).toBe(250n)
+    expect(parsePrice(7n, 6, 'price')).toBe(7n)
+    expectInvalid(() => parsePrice('$0.0001', undefined, 'price'), /decimals/)
+    expectInvalid(() => parsePrice('$0.0000001', 6, 'price'), /below one token unit/)
+    expectInvalid(() => parsePrice('0.5', 6, 'price'), /ambiguous/)
+    expectInvalid(() => parsePrice(0n, 6, 'price'), /below one token unit/)
   })
 })
 
