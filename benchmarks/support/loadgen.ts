@@ -13,15 +13,14 @@
  * request to the end of the response) and its own CPU share (process.cpuUsage over wall time).
  * Bounded both in count (requests per channel) and in time.
  */
-import { fork } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { createRequire } from 'node:module'
 import { createConnection, type Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
-import { fileURLToPath } from 'node:url'
 import { type Account, type Address, type Hex, zeroAddress } from 'viem'
-import { privateKeyToAccount, sign } from 'viem/accounts'
+import { privateKeyToAccount } from 'viem/accounts'
 import { BatchSettlement } from '../../src/chain/contracts.generated.js'
+import { keySigner } from '../../src/client/keySigner.js'
+import { signVoucher } from '../../src/client/signing.js'
 import {
   type ChannelConfig,
   decodeSettleResponse,
@@ -29,8 +28,9 @@ import {
   type PaymentRequirements,
   paymentPayload,
 } from '../../src/protocol/index.js'
-import { bytesToHex, channelId, domainSeparator, voucherDigest } from '../../src/verify/index.js'
+import { bytesToHex, channelId, domainSeparator, escrowDomain } from '../../src/verify/index.js'
 import type { EscrowHarness } from '../../test/helpers/escrow.js'
+import { type GeneratorMessage, runGenerator, serveGenerator } from './generatorProcess.js'
 
 /** A channel the generator pays on, opened beforehand; its session key signs the vouchers. */
 export interface LoadChannel {
@@ -121,44 +121,15 @@ const CHILD_FLAG = 'TOLLGATE_LOADGEN_CHILD'
  * const result = await runLoad({ url, accepted, price: 1000n, chainId, escrow, channels, warmup: 5, requests: 500, durationMs: 10_000 })
  */
 export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
-  const child = fork(fileURLToPath(import.meta.url), [], {
-    execArgv: ['--import', 'tsx'],
-    env: { ...process.env, [CHILD_FLAG]: '1' },
-    serialization: 'advanced',
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  })
-  let cpu0: NodeJS.CpuUsage | undefined
-  let wall0 = 0
-  let server = { share: 0, us: 0 }
-  try {
-    const result = await new Promise<ChildResult>((resolve, reject) => {
-      child.on('message', (message: ChildMessage) => {
-        if (message.kind === 'ready') {
-          child.send(spec)
-        } else if (message.kind === 'started') {
-          cpu0 = process.cpuUsage()
-          wall0 = performance.now()
-        } else if (message.kind === 'stopped') {
-          const wall = performance.now() - wall0
-          const used = cpu0 ? process.cpuUsage(cpu0) : { user: 0, system: 0 }
-          const us = used.user + used.system
-          server = { share: us / 1000 / wall, us }
-        } else if (message.kind === 'result') {
-          resolve(message.result)
-        } else {
-          reject(new Error(`load generator failed: ${message.error}`))
-        }
-      })
-      child.once('exit', (code) => reject(new Error(`load generator exited with ${code}`)))
-      child.once('error', reject)
-    })
-    return {
-      ...result,
-      serverCpuShare: server.share,
-      serverCpuUsPerRequest: result.requests > 0 ? server.us / result.requests : 0,
-    }
-  } finally {
-    if (child.exitCode === null && child.signalCode === null) child.kill()
+  const { result, serverCpuShare, serverCpuUs } = await runGenerator<LoadSpec, ChildResult>(
+    import.meta.url,
+    CHILD_FLAG,
+    spec,
+  )
+  return {
+    ...result,
+    serverCpuShare,
+    serverCpuUsPerRequest: result.requests > 0 ? serverCpuUs / result.requests : 0,
   }
 }
 
@@ -241,50 +212,31 @@ export function receiptMismatches(spec: LoadSpec, result: LoadResult): string[] 
 // ---------------------------------------------------------------------------------------------
 
 type ChildResult = Omit<LoadResult, 'serverCpuShare' | 'serverCpuUsPerRequest'>
-type ChildMessage =
-  | { kind: 'ready' }
-  | { kind: 'started' }
-  | { kind: 'stopped' }
-  | { kind: 'result'; result: ChildResult }
-  | { kind: 'failed'; error: string }
-
-type Signer = (digest: Uint8Array, key: Uint8Array) => Hex
-
-/** libsecp256k1 (about 50 µs a signature) when it loads; `undefined` otherwise. */
-function nativeSigner(): Signer | undefined {
-  try {
-    const native = createRequire(import.meta.url)('secp256k1') as {
-      ecdsaSign(msg32: Uint8Array, key: Uint8Array): { signature: Uint8Array; recid: number }
-    }
-    return (digest, key) => {
-      const { signature, recid } = native.ecdsaSign(digest, key)
-      return `${bytesToHex(signature)}${(27 + recid).toString(16)}` as Hex
-    }
-  } catch {
-    return undefined
-  }
-}
+type ChildMessage = GeneratorMessage<ChildResult>
 
 /**
  * Every channel's requests, in order, as the bytes sent on the wire: the k-th carries a voucher
  * for the ceiling `charged + k * price`.
  */
 async function signSequences(spec: LoadSpec, url: URL): Promise<Buffer[][]> {
-  const domain = domainSeparator({ chainId: spec.chainId, verifyingContract: spec.escrow })
+  const separator = domainSeparator({ chainId: spec.chainId, verifyingContract: spec.escrow })
+  const typedDomain = escrowDomain(spec.chainId, spec.escrow)
   const total = spec.warmup + spec.requests
   const length = spec.reuse ? Math.min(total, REUSED_SEQUENCE) : total
   const head = `GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\npayment-signature: `
-  const native = nativeSigner()
   const out: Buffer[][] = []
   for (const channel of spec.channels) {
-    const key = Buffer.from(channel.sessionKey.slice(2), 'hex')
+    const signer = keySigner(channel.sessionKey)
     const requests: Buffer[] = []
     for (let k = 1; k <= length; k++) {
       const maxClaimableAmount = channel.charged + BigInt(k) * spec.price
-      const digest = voucherDigest(domain, channel.channelId, maxClaimableAmount)
-      const signature = native
-        ? native(digest, key)
-        : await sign({ hash: bytesToHex(digest), privateKey: channel.sessionKey, to: 'hex' })
+      const signature = await signVoucher(
+        signer,
+        separator,
+        typedDomain,
+        channel.channelId,
+        maxClaimableAmount,
+      )
       const header = encodeHeader(
         paymentPayload({
           accepted: spec.accepted,
@@ -524,22 +476,4 @@ async function measure(spec: LoadSpec, send: (m: ChildMessage) => void): Promise
   }
 }
 
-if (process.env[CHILD_FLAG] === '1' && process.send) {
-  const send = (message: ChildMessage) => process.send?.(message)
-  process.once('message', (spec: LoadSpec) => {
-    measure(spec, send).then(
-      (result) => {
-        send({ kind: 'result', result })
-        process.disconnect()
-      },
-      (err: unknown) => {
-        send({
-          kind: 'failed',
-          error: err instanceof Error ? (err.stack ?? err.message) : String(err),
-        })
-        process.disconnect()
-      },
-    )
-  })
-  send({ kind: 'ready' })
-}
+serveGenerator(CHILD_FLAG, measure)

@@ -1,27 +1,11 @@
-/**
- * The WebSocket load generator of the benchmarks, the same code for a billed tollgate feed and
- * for an unbilled feed: a bare `ws` client per connection, each connection on a channel of its
- * own. It speaks the frame protocol of src/transports/ws/PROTOCOL.md: on a billed feed it pays
- * the first credit window, subscribes, and answers each `voucher-needed` with the channel's next
- * cumulative voucher; on an unbilled feed it only subscribes.
- *
- * The generator runs in a child process of its own (forked with tsx, like loadgen.ts), so that
- * it does not share an event loop with the server and its CPU share can be told apart. It signs
- * every voucher (native libsecp256k1) and serializes every `pay` frame before the clock starts,
- * lets each connection receive a warm-up, then counts `data` frames (recognised by their first
- * bytes, not parsed) until the deadline or until the connections together received their quota.
- * After the clock stops it ends each billed session and keeps the final receipt, so the caller
- * can check what was charged against what was received.
- */
-import { fork } from 'node:child_process'
-import { createRequire } from 'node:module'
 import { performance } from 'node:perf_hooks'
-import { fileURLToPath } from 'node:url'
-import type { Address, Hex } from 'viem'
-import { sign } from 'viem/accounts'
+import type { Address } from 'viem'
 import WebSocket from 'ws'
+import { keySigner } from '../../src/client/keySigner.js'
+import { signVoucher } from '../../src/client/signing.js'
 import { type PaymentRequirements, paymentPayload } from '../../src/protocol/index.js'
-import { bytesToHex, domainSeparator, voucherDigest } from '../../src/verify/index.js'
+import { domainSeparator, escrowDomain } from '../../src/verify/index.js'
+import { type GeneratorMessage, runGenerator, serveGenerator } from './generatorProcess.js'
 import type { LoadChannel } from './loadgen.js'
 
 export interface WsLoadSpec {
@@ -91,43 +75,15 @@ const CHILD_FLAG = 'TOLLGATE_WSLOAD_CHILD'
  * const result = await runWsLoad({ url, billed: true, channels, price: 10n, window: 1000, chainId, escrow, warmup: 2000, messages: 200_000, durationMs: 3000 })
  */
 export async function runWsLoad(spec: WsLoadSpec): Promise<WsLoadResult> {
-  const child = fork(fileURLToPath(import.meta.url), [], {
-    execArgv: ['--import', 'tsx'],
-    env: { ...process.env, [CHILD_FLAG]: '1' },
-    serialization: 'advanced',
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  })
-  let cpu0: NodeJS.CpuUsage | undefined
-  let wall0 = 0
-  let server = { share: 0, us: 0 }
-  try {
-    const result = await new Promise<ChildResult>((resolve, reject) => {
-      child.on('message', (message: ChildMessage) => {
-        if (message.kind === 'started') {
-          cpu0 = process.cpuUsage()
-          wall0 = performance.now()
-        } else if (message.kind === 'stopped') {
-          const wall = performance.now() - wall0
-          const used = cpu0 ? process.cpuUsage(cpu0) : { user: 0, system: 0 }
-          const us = used.user + used.system
-          server = { share: us / 1000 / wall, us }
-        } else if (message.kind === 'result') {
-          resolve(message.result)
-        } else {
-          reject(new Error(`ws load generator failed: ${message.error}`))
-        }
-      })
-      child.once('exit', (code) => reject(new Error(`ws load generator exited with ${code}`)))
-      child.once('error', reject)
-      child.send(spec)
-    })
-    return {
-      ...result,
-      serverCpuShare: server.share,
-      serverCpuUsPerMessage: result.messages > 0 ? server.us / result.messages : 0,
-    }
-  } finally {
-    if (child.exitCode === null && child.signalCode === null) child.kill()
+  const { result, serverCpuShare, serverCpuUs } = await runGenerator<WsLoadSpec, ChildResult>(
+    import.meta.url,
+    CHILD_FLAG,
+    spec,
+  )
+  return {
+    ...result,
+    serverCpuShare,
+    serverCpuUsPerMessage: result.messages > 0 ? serverCpuUs / result.messages : 0,
   }
 }
 
@@ -136,32 +92,10 @@ export async function runWsLoad(spec: WsLoadSpec): Promise<WsLoadResult> {
 // ---------------------------------------------------------------------------------------------
 
 type ChildResult = Omit<WsLoadResult, 'serverCpuShare' | 'serverCpuUsPerMessage'>
-type ChildMessage =
-  | { kind: 'started' }
-  | { kind: 'stopped' }
-  | { kind: 'result'; result: ChildResult }
-  | { kind: 'failed'; error: string }
+type ChildMessage = GeneratorMessage<ChildResult>
 
 /** A `data` frame as the server serializes it: `{"type":"data",…`. */
 const DATA_PREFIX = Buffer.from('{"type":"data"')
-
-type Signer = (digest: Uint8Array, key: Uint8Array) => Promise<Hex>
-
-/** libsecp256k1 when it loads, else viem's signer. */
-function signer(): Signer {
-  try {
-    const native = createRequire(import.meta.url)('secp256k1') as {
-      ecdsaSign(msg32: Uint8Array, key: Uint8Array): { signature: Uint8Array; recid: number }
-    }
-    return async (digest, key) => {
-      const { signature, recid } = native.ecdsaSign(digest, key)
-      return `${bytesToHex(signature)}${(27 + recid).toString(16)}` as Hex
-    }
-  } catch {
-    return (digest, key) =>
-      sign({ hash: bytesToHex(digest), privateKey: bytesToHex(key), to: 'hex' })
-  }
-}
 
 /** One connection's state. */
 class Connection {
@@ -272,20 +206,23 @@ async function connect(url: string, onData: () => void): Promise<Connection> {
 
 /** Every channel's `pay` frames, in order: the k-th carries the ceiling `charged + k × window × price`. */
 async function signPays(spec: WsLoadSpec, accepted: PaymentRequirements): Promise<string[][]> {
-  const domain = domainSeparator({ chainId: spec.chainId, verifyingContract: spec.escrow })
+  const separator = domainSeparator({ chainId: spec.chainId, verifyingContract: spec.escrow })
+  const typedDomain = escrowDomain(spec.chainId, spec.escrow)
   // Enough for the warm-up and the quota, plus the window in flight when the clock stops.
   const count = Math.ceil((spec.warmup + spec.messages * 2) / spec.window) + 2
-  const sign = signer()
   const step = spec.price * BigInt(spec.window)
   const out: string[][] = []
   for (const channel of spec.channels) {
-    const key = Buffer.from(channel.sessionKey.slice(2), 'hex')
+    const signer = keySigner(channel.sessionKey)
     const frames: string[] = []
     for (let k = 1; k <= count; k++) {
       const maxClaimableAmount = channel.charged + BigInt(k) * step
-      const signature = await sign(
-        voucherDigest(domain, channel.channelId, maxClaimableAmount),
-        key,
+      const signature = await signVoucher(
+        signer,
+        separator,
+        typedDomain,
+        channel.channelId,
+        maxClaimableAmount,
       )
       const payment = paymentPayload({
         accepted,
@@ -375,21 +312,4 @@ async function measure(spec: WsLoadSpec, send: (m: ChildMessage) => void): Promi
   }
 }
 
-if (process.env[CHILD_FLAG] === '1' && process.send) {
-  const send = (message: ChildMessage) => process.send?.(message)
-  process.once('message', (spec: WsLoadSpec) => {
-    measure(spec, send).then(
-      (result) => {
-        send({ kind: 'result', result })
-        process.disconnect()
-      },
-      (err: unknown) => {
-        send({
-          kind: 'failed',
-          error: err instanceof Error ? (err.stack ?? err.message) : String(err),
-        })
-        process.disconnect()
-      },
-    )
-  })
-}
+serveGenerator(CHILD_FLAG, measure)

@@ -296,7 +296,7 @@ export async function createPayer(options: PayerOptions): Promise<Payer> {
           const signature = await signVoucher(
             core.authorizer,
             core.separator,
-            { chainId: core.chainId, verifyingContract: core.escrow },
+            core.domain,
             channel.channelId,
             current.charged,
           )

@@ -16,6 +16,7 @@ import {
   channelId as computeChannelId,
   type DomainSeparator,
   domainSeparatorBytes,
+  escrowDomain,
 } from '../verify/index.js'
 import type { Journal, PayerChannel } from './journal.js'
 import type { PayerChain } from './payerChain.js'
@@ -56,6 +57,8 @@ export interface PreparedPayment {
 /** The state and rules shared by the HTTP and WebSocket sides of a payer. */
 export class PayerCore {
   readonly separator: DomainSeparator
+  /** The escrow's EIP-712 domain, for signers that sign typed data rather than digests. */
+  readonly domain: ReturnType<typeof escrowDomain>
   readonly network: Network
   private readonly locks = new Map<Hex, Promise<unknown>>()
   /** Origins served by a blocked channel, with the reason: a cheating server is paid no more on any channel. */
@@ -81,6 +84,7 @@ export class PayerCore {
     readonly assets: ReadonlySet<string>,
   ) {
     this.separator = domainSeparatorBytes({ chainId, verifyingContract: escrow })
+    this.domain = escrowDomain(chainId, escrow)
     for (const channel of journal.channels.values()) {
       if (channel.blocked !== undefined)
         for (const o of channel.origins) this.blockedOrigins.set(o, channel.blocked)
@@ -230,13 +234,7 @@ export class PayerCore {
       channel = { ...channel, signed: ceiling }
       await this.journal.putSpend({ at, origin, amount: increase }, channel)
     }
-    const signature = await signVoucher(
-      this.authorizer,
-      this.separator,
-      { chainId: this.chainId, verifyingContract: this.escrow },
-      id,
-      ceiling,
-    )
+    const signature = await signVoucher(this.authorizer, this.separator, this.domain, id, ceiling)
     const voucher = { channelId: id, maxClaimableAmount: ceiling, signature }
     const pending: PendingPayment = {
       channelId: id,

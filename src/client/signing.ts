@@ -13,9 +13,13 @@ import {
   BATCH_SETTLEMENT_TYPES,
   bytesToHex,
   type DomainSeparator,
+  type escrowDomain,
   RECEIVE_WITH_AUTHORIZATION_TYPES,
   voucherDigest,
 } from '../verify/index.js'
+
+/** The escrow's EIP-712 domain, as `escrowDomain` builds it. */
+type EscrowDomain = ReturnType<typeof escrowDomain>
 
 /**
  * Signs a cumulative voucher: the EIP-712 digest is hashed here (fast, @noble/hashes) and
@@ -23,12 +27,12 @@ import {
  * signer signs the typed data itself.
  *
  * @example
- * const signature = await signVoucher(sessionKey, separator, domain, channelId, 5000n)
+ * const signature = await signVoucher(sessionKey, separator, escrowDomain(chainId, escrow), channelId, 5000n)
  */
 export async function signVoucher(
   signer: LocalAccount,
   separator: DomainSeparator,
-  domain: { chainId: number; verifyingContract: Address },
+  domain: EscrowDomain,
   channelId: Hex,
   maxClaimableAmount: bigint,
 ): Promise<Hex> {
@@ -38,7 +42,7 @@ export async function signVoucher(
     })
   }
   return signer.signTypedData({
-    domain: { name: 'x402 Batch Settlement', version: '1', ...domain },
+    domain,
     types: { Voucher: BATCH_SETTLEMENT_TYPES.Voucher },
     primaryType: 'Voucher',
     message: { channelId, maxClaimableAmount },
