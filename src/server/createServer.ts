@@ -111,9 +111,7 @@ export async function createServer(
     app.log,
   )
   const settlement = configuredSchedule(config, settler, app.log)
-  claimNeeded = () => {
-    if (!settler.busy) void settlement.trigger('exposure')
-  }
+  claimNeeded = () => settlement.nudge('exposure')
   const metrics = settlementMetrics({ records: () => payee.ledger.records(), settler })
 
   // What the HTTP and the WebSocket plugins both announce in their requirements.

@@ -52,6 +52,7 @@ export {
   createSettlementSchedule,
   DEFAULT_CHECK_INTERVAL_MS,
   DEFAULT_SWEEP_INTERVAL_MS,
+  NUDGE_INTERVAL_MS,
   type SettlementSchedule,
   type SettlementScheduleOptions,
   type SettlementTrigger,

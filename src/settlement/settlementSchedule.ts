@@ -7,6 +7,9 @@ export const DEFAULT_SWEEP_INTERVAL_MS = 3_600_000
 /** Time between two checks for claims due (threshold, exposure cap, withdrawals): 30 s. */
 export const DEFAULT_CHECK_INTERVAL_MS = 30_000
 
+/** Least time between two looks for claims due that {@link SettlementSchedule.nudge} asks for. */
+export const NUDGE_INTERVAL_MS = 1_000
+
 /** What started a run. */
 export type SettlementTrigger = 'check' | 'sweep' | 'withdrawal' | 'exposure' | 'manual'
 
@@ -37,6 +40,13 @@ export interface SettlementSchedule {
     trigger: SettlementTrigger,
     options?: { sweep?: boolean; dryRun?: boolean },
   ): Promise<SettlementReport>
+  /**
+   * Asks for a look at the claims due soon, from the request path (a channel refused at its
+   * exposure cap, a withdrawal mirrored): at most one look per {@link NUDGE_INTERVAL_MS}, which
+   * runs the settler only when the plan holds a claim and no run is going. Cheap to call often,
+   * also by a payer sending refused vouchers on purpose.
+   */
+  nudge(trigger: SettlementTrigger): void
   /** The last run's report. */
   readonly lastReport: SettlementReport | undefined
 }
@@ -67,6 +77,8 @@ export function createSettlementSchedule(options: SettlementScheduleOptions): Se
   /** Runs left with failures: checked again at the next tick even if nothing new is due. */
   let retryPending = false
   let running = false
+  let nudged: NodeJS.Timeout | undefined
+  let lastNudgeAt = Number.NEGATIVE_INFINITY
 
   const run = (trigger: SettlementTrigger, runOptions: { sweep?: boolean; dryRun?: boolean }) => {
     const started = settler.run(runOptions).then((report) => {
@@ -111,11 +123,24 @@ export function createSettlementSchedule(options: SettlementScheduleOptions): Se
     async stop() {
       running = false
       if (timer) clearTimeout(timer)
+      if (nudged) clearTimeout(nudged)
       timer = undefined
+      nudged = undefined
       await inFlight
     },
     trigger(trigger, runOptions = {}) {
       return run(trigger, runOptions)
+    },
+    nudge(trigger) {
+      if (nudged || !running) return
+      const wait = Math.max(0, lastNudgeAt + NUDGE_INTERVAL_MS - now())
+      nudged = setTimeout(() => {
+        nudged = undefined
+        lastNudgeAt = now()
+        if (settler.busy || settler.due(false).batches.length === 0) return
+        run(trigger, {}).catch((err: unknown) => options.onError?.(err))
+      }, wait)
+      nudged.unref()
     },
     get lastReport() {
       return lastReport

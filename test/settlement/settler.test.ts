@@ -3,10 +3,16 @@
  * batches, the settle sweep, the x402 `claim` and relayed `claimWithSignature` paths, the lease,
  * a dry run, and a sender out of gas.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Address, Hex, PrivateKeyAccount } from 'viem'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { ServerIdentity } from '../../src/ledger/index.js'
-import { acquireLease } from '../../src/settlement/index.js'
+import {
+  acquireLease,
+  createSettlementSchedule,
+  NUDGE_INTERVAL_MS,
+  type SettlementReport,
+} from '../../src/settlement/index.js'
 import { MemoryStore } from '../../src/store/index.js'
 import { useDevChain } from '../helpers/devChain.js'
 import { randomAccount } from '../helpers/escrow.js'
@@ -47,6 +53,11 @@ async function rig(
   return { ...opened, store, records, ids: channels.map((c) => c.id) }
 }
 
+async function until(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !check(); i++) await sleep(25)
+  expect(check()).toBe(true)
+}
+
 async function onChainClaimed(ids: readonly Hex[]): Promise<bigint[]> {
   return Promise.all(ids.map(async (id) => (await h.channel(id)).totalClaimed))
 }
@@ -74,6 +85,30 @@ describe('settler', () => {
     const total = ids.reduce((sum, _, i) => sum + charged(i), 0n)
     expect(await h.usdcBalance(identity.receiver)).toBe(total)
     expect(payee.claimable()).toEqual([])
+  })
+
+  it('looks at most once a second when nudged from the request path, and runs only when a claim is due', async () => {
+    const charged = (i: number) => (i === 0 ? 600_000n : 1_000n)
+    const { settler, ids } = await rig(2, charged, { settler: { threshold: 500_000n } })
+    const reports: SettlementReport[] = []
+    const schedule = createSettlementSchedule({
+      settler,
+      checkIntervalMs: 3_600_000,
+      onReport: (report) => reports.push(report),
+    })
+    schedule.start()
+    try {
+      for (let i = 0; i < 200; i++) schedule.nudge('exposure')
+      await until(() => reports.length === 1)
+      expect(reports[0]?.claimedChannels).toBe(1)
+      expect(await onChainClaimed(ids)).toEqual([600_000n, 0n])
+
+      for (let i = 0; i < 200; i++) schedule.nudge('exposure')
+      await sleep(NUDGE_INTERVAL_MS * 2)
+      expect(reports).toHaveLength(1)
+    } finally {
+      await schedule.stop()
+    }
   })
 
   it('claims 250 channels in three batches: on chain equals the stored ceilings', async () => {
