@@ -8,11 +8,10 @@ import {
   type PaymentRequirements,
   paymentPayload,
 } from '../protocol/index.js'
+import { WS_SUBPROTOCOL } from '../transports/ws/constants.js'
 import type { ServerFrame } from '../transports/ws/frames.js'
 import type { PayerCore } from './payerCore.js'
-
-/** The subprotocol of tollgate's WebSocket billing protocol, version 1 (transports/ws/PROTOCOL.md). */
-const SUBPROTOCOL = 'tollgate.v1'
+import { receiptMismatch } from './verifyReceipt.js'
 
 /** Messages per voucher when the server names no `extra.creditWindow`. */
 export const DEFAULT_CLIENT_CREDIT_WINDOW = 10n
@@ -53,7 +52,7 @@ interface Waiting {
 export async function connectPaid(core: PayerCore, wsUrl: string): Promise<PaidSession> {
   const url = new URL(wsUrl)
   const origin = url.origin
-  const socket = new WebSocket(url, SUBPROTOCOL)
+  const socket = new WebSocket(url, WS_SUBPROTOCOL)
   const queue: unknown[] = []
   const readers: Waiting[] = []
   const requests = new Map<string | number, Waiting>()
@@ -139,11 +138,12 @@ export async function connectPaid(core: PayerCore, wsUrl: string): Promise<PaidS
       // The first receipt gives the server's figure: the voucher just sent must still cover a message.
       const price = BigInt(requirements?.amount ?? '0')
       if (cumulative === undefined || chargedAmount !== 0n || cumulative + price > ceiling) {
-        return core.block(channelId, {
-          ok: false,
-          code: 'tollgate_receipt_mismatch',
-          message: `The session's first receipt claims ${cumulative} charged, not covered by the vouchers signed.`,
-        })
+        return core.block(
+          channelId,
+          receiptMismatch(
+            `The session's first receipt claims ${cumulative} charged, not covered by the vouchers signed.`,
+          ),
+        )
       }
       charged = cumulative
     } else if (
@@ -151,11 +151,12 @@ export async function connectPaid(core: PayerCore, wsUrl: string): Promise<PaidS
       cumulative !== charged ||
       cumulative > ceiling
     ) {
-      return core.block(channelId, {
-        ok: false,
-        code: 'tollgate_receipt_mismatch',
-        message: `The receipt claims ${cumulative} charged; the messages received add up to ${charged}.`,
-      })
+      return core.block(
+        channelId,
+        receiptMismatch(
+          `The receipt claims ${cumulative} charged; the messages received add up to ${charged}.`,
+        ),
+      )
     }
     receipted = charged
     await core.journal.putChannel({ ...channel, charged }, false)
@@ -185,11 +186,12 @@ export async function connectPaid(core: PayerCore, wsUrl: string): Promise<PaidS
           charged + amount > ceiling
         ) {
           if (channelId) {
-            return core.block(channelId, {
-              ok: false,
-              code: 'tollgate_receipt_mismatch',
-              message: `A message was charged ${frame.charged}, beyond the price or the credit signed for.`,
-            })
+            return core.block(
+              channelId,
+              receiptMismatch(
+                `A message was charged ${frame.charged}, beyond the price or the credit signed for.`,
+              ),
+            )
           }
           return
         }

@@ -22,7 +22,7 @@ import type { Journal, PayerChannel } from './journal.js'
 import type { PayerChain } from './payerChain.js'
 import { isOwnVoucher, signDepositAuthorization, signVoucher } from './signing.js'
 import { checkSpend, type ResolvedLimits } from './spendPolicy.js'
-import { type PendingPayment, verifyReceipt } from './verifyReceipt.js'
+import { type PendingPayment, receiptMismatch, verifyReceipt } from './verifyReceipt.js'
 
 /** How a channel is funded when its balance does not cover the next voucher. */
 export type DepositMethod = 'erc3009' | 'direct'
@@ -315,7 +315,7 @@ export class PayerCore {
     if (state === undefined || charged === undefined) {
       return this.block(
         id,
-        mismatch('the corrective 402 carries no channelState for this channel.'),
+        receiptMismatch('the corrective 402 carries no channelState for this channel.'),
       )
     }
     const channel = this.current(id)
@@ -330,11 +330,12 @@ export class PayerCore {
         voucher.signedMaxClaimable,
         voucher.signature,
       )
-      if (!own) return this.block(id, mismatch('the voucher it shows is not signed by this payer.'))
+      if (!own)
+        return this.block(id, receiptMismatch('the voucher it shows is not signed by this payer.'))
       if (charged > voucher.signedMaxClaimable) {
         return this.block(
           id,
-          mismatch(
+          receiptMismatch(
             `it claims ${charged} charged, above its voucher's ${voucher.signedMaxClaimable}.`,
           ),
         )
@@ -345,7 +346,7 @@ export class PayerCore {
       if (charged !== onChain.totalClaimed) {
         return this.block(
           id,
-          mismatch(
+          receiptMismatch(
             `it claims ${charged} charged with no voucher, but ${onChain.totalClaimed} is claimed on chain.`,
           ),
         )
@@ -393,14 +394,6 @@ export class PayerCore {
     if (amount > MAX_UINT128)
       throw new TollgateError('tollgate_invalid_config', 'deposit amount is above uint128.')
     return amount
-  }
-}
-
-function mismatch(detail: string): Rejection {
-  return {
-    ok: false,
-    code: 'tollgate_receipt_mismatch',
-    message: `${describe('tollgate_receipt_mismatch')} ${detail}`,
   }
 }
 

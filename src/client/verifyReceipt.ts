@@ -1,5 +1,5 @@
 import type { Hex } from 'viem'
-import { accept, type Result, reject } from '../errors/index.js'
+import { accept, type Rejection, type Result, reject } from '../errors/index.js'
 import type { DecodedSettleResponse, Network } from '../protocol/index.js'
 
 /** What the payer expected when it paid: the basis a receipt is checked against. */
@@ -43,15 +43,15 @@ export function verifyReceipt(
 ): Result<VerifiedReceipt> {
   const { response, channelState } = receipt
   if (!response.success)
-    return mismatch(`the receipt reports no success (${response.errorReason}).`)
+    return receiptMismatch(`the receipt reports no success (${response.errorReason}).`)
   if (response.network !== pending.network) {
-    return mismatch(`the receipt is for ${response.network}, not ${pending.network}.`)
+    return receiptMismatch(`the receipt is for ${response.network}, not ${pending.network}.`)
   }
   if (
     channelState?.channelId !== undefined &&
     channelState.channelId.toLowerCase() !== pending.channelId.toLowerCase()
   ) {
-    return mismatch(
+    return receiptMismatch(
       `the receipt is for channel ${channelState.channelId}, not ${pending.channelId}.`,
     )
   }
@@ -60,11 +60,11 @@ export function verifyReceipt(
     receipt.chargedAmount ??
     (cumulative === undefined ? pending.amount : cumulative - pending.charged)
   if (chargedAmount < 0n || chargedAmount > pending.amount) {
-    return mismatch(`it charged ${chargedAmount}, above the ${pending.amount} signed for.`)
+    return receiptMismatch(`it charged ${chargedAmount}, above the ${pending.amount} signed for.`)
   }
   const charged = pending.charged + chargedAmount
   if (cumulative !== undefined && cumulative !== charged) {
-    return mismatch(
+    return receiptMismatch(
       `its cumulative charge ${cumulative} is not ${pending.charged} + ${chargedAmount}.`,
     )
   }
@@ -73,7 +73,7 @@ export function verifyReceipt(
     receipt.amount !== undefined &&
     receipt.amount !== pending.deposit
   ) {
-    return mismatch(`it deposited ${receipt.amount}, not the ${pending.deposit} authorized.`)
+    return receiptMismatch(`it deposited ${receipt.amount}, not the ${pending.deposit} authorized.`)
   }
   return accept({
     chargedAmount,
@@ -82,6 +82,7 @@ export function verifyReceipt(
   })
 }
 
-function mismatch(detail: string) {
-  return reject('tollgate_receipt_mismatch', `The receipt does not add up: ${detail}`)
+/** The refusal of what a server reported (a receipt, a corrective 402, a frame): it blocks the channel. */
+export function receiptMismatch(detail: string): Rejection {
+  return reject('tollgate_receipt_mismatch', detail)
 }
