@@ -5,7 +5,6 @@ import {
   createPublicClient,
   createTestClient,
   createWalletClient,
-  defineChain,
   getAddress,
   type Hex,
   http,
@@ -20,6 +19,7 @@ import {
   Multicall3,
   TestUSDC,
 } from './contracts.generated.js'
+import { evmChain } from './evmChain.js'
 
 /** The development token's EIP-712 domain, as Base Sepolia USDC's. */
 export const DEV_USDC_DOMAIN = Object.freeze({ name: 'USDC', version: '2' })
@@ -50,17 +50,6 @@ export interface DevChain {
   /** Private keys of {@link accounts}, in the same order. Development only. */
   privateKeys: Hex[]
   stop(): Promise<void>
-}
-
-/** A viem chain for a local node. */
-export function localChain(rpcUrl: string, chainId: number): Chain {
-  return defineChain({
-    id: chainId,
-    name: `Local ${chainId}`,
-    nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
-    rpcUrls: { default: { http: [rpcUrl] } },
-    contracts: { multicall3: { address: CANONICAL_ADDRESSES.multicall3 } },
-  })
 }
 
 /** The anvil development accounts with their private keys. */
@@ -170,7 +159,7 @@ export async function startDevChain(options: AnvilOptions = {}): Promise<DevChai
   const { blockTime, ...anvilOptions } = options
   const anvil = await startAnvil(anvilOptions)
   try {
-    const chain = localChain(anvil.rpcUrl, anvil.chainId)
+    const chain = evmChain(anvil.rpcUrl, anvil.chainId, `Local ${anvil.chainId}`)
     const { accounts, privateKeys } = devAccounts()
     const [deployer] = accounts
     if (!deployer) throw new Error('no development account')

@@ -34,7 +34,6 @@ export {
   devAccounts,
   devPublicClient,
   LOCAL_POLLING_MS,
-  localChain,
   startDevChain,
 } from './devChain.js'
 export {
@@ -43,6 +42,7 @@ export {
   type EscrowWriterOptions,
   escrowWriter,
 } from './escrowWriter.js'
+export { evmChain } from './evmChain.js'
 export { encodePackedClaim, type PackedClaimHeader, type PackedClaimRow } from './packedClaim.js'
 export { type ChainPreset, PRESETS, type PresetName } from './presets.js'
 export { type ChannelReader, channelReader } from './readChannel.js'

@@ -1,9 +1,7 @@
 import {
   type Address,
-  type Chain,
   createPublicClient,
   createWalletClient,
-  defineChain,
   type Hex,
   http,
   type LocalAccount,
@@ -11,18 +9,15 @@ import {
   type WalletClient,
   zeroAddress,
 } from 'viem'
+import { LOCAL_CHAIN_ID } from '../chain/anvil.js'
 import { BatchSettlement, TestUSDC } from '../chain/contracts.generated.js'
+import { LOCAL_POLLING_MS } from '../chain/devChain.js'
+import { evmChain } from '../chain/evmChain.js'
+import { type ChannelReader, channelReader } from '../chain/readChannel.js'
+import type { OnChainChannel } from '../ledger/index.js'
 import type { ChannelConfig } from '../protocol/index.js'
 
-/** A channel as the escrow holds it. */
-export interface OnChainChannel {
-  readonly balance: bigint
-  readonly totalClaimed: bigint
-  /** Unix seconds when a withdrawal was started; 0 when none. */
-  readonly withdrawRequestedAt: number
-  /** What a pending withdrawal takes back; 0 when none. */
-  readonly withdrawAmount: bigint
-}
+export type { OnChainChannel }
 
 /** Parameters of {@link payerChain}. */
 export interface PayerChainParameters {
@@ -31,7 +26,7 @@ export interface PayerChainParameters {
   escrow: Address
   /** Sends the payer's own transactions (direct deposits, withdrawals) and pays their gas. */
   account: LocalAccount
-  /** Receipt polling interval in milliseconds. @default 1000 (a local node: 50) */
+  /** Receipt polling interval in milliseconds. @default 1000 (a local node: LOCAL_POLLING_MS) */
   pollingInterval?: number
 }
 
@@ -39,7 +34,7 @@ export interface PayerChainParameters {
 export interface PayerChain {
   readonly publicClient: PublicClient
   readonly walletClient: WalletClient
-  readChannel(channelId: Hex): Promise<OnChainChannel>
+  readChannel: ChannelReader
   /** Approves the escrow for `amount` of the token, then deposits it (no collector). */
   depositDirect(config: ChannelConfig, amount: bigint): Promise<Hex>
   initiateWithdraw(config: ChannelConfig, amount: bigint): Promise<Hex>
@@ -50,7 +45,7 @@ export interface PayerChain {
 }
 
 /**
- * The payer's chain edge on viem: reads in one multicall-free pair of calls, writes sent by the
+ * The payer's chain edge on viem: channel reads in one Multicall3 call, writes sent by the
  * funding account and awaited to their receipt (a revert throws, with viem's reason).
  *
  * @example
@@ -59,13 +54,9 @@ export interface PayerChain {
  */
 export function payerChain(parameters: PayerChainParameters): PayerChain {
   const { rpcUrl, chainId, escrow, account } = parameters
-  const chain: Chain = defineChain({
-    id: chainId,
-    name: `eip155:${chainId}`,
-    nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
-    rpcUrls: { default: { http: [rpcUrl] } },
-  })
-  const pollingInterval = parameters.pollingInterval ?? (chainId === 31337 ? 50 : 1000)
+  const chain = evmChain(rpcUrl, chainId)
+  const pollingInterval =
+    parameters.pollingInterval ?? (chainId === LOCAL_CHAIN_ID ? LOCAL_POLLING_MS : 1000)
   const transport = http(rpcUrl)
   const publicClient = createPublicClient({ chain, transport, pollingInterval })
   const walletClient = createWalletClient({ chain, transport, account, pollingInterval })
@@ -107,23 +98,7 @@ export function payerChain(parameters: PayerChainParameters): PayerChain {
   return {
     publicClient,
     walletClient,
-    async readChannel(channelId) {
-      const [[balance, totalClaimed], [withdrawAmount, withdrawRequestedAt]] = await Promise.all([
-        publicClient.readContract({
-          address: escrow,
-          abi: BatchSettlement.abi,
-          functionName: 'channels',
-          args: [channelId],
-        }),
-        publicClient.readContract({
-          address: escrow,
-          abi: BatchSettlement.abi,
-          functionName: 'pendingWithdrawals',
-          args: [channelId],
-        }),
-      ])
-      return { balance, totalClaimed, withdrawAmount, withdrawRequestedAt }
-    },
+    readChannel: channelReader(publicClient, escrow),
     async depositDirect(config, amount) {
       await writeToken(config.token, 'approve', [escrow, amount])
       return writeEscrow('deposit', [config, amount, zeroAddress, '0x'])

@@ -3,7 +3,6 @@ import {
   type Chain,
   createPublicClient,
   createWalletClient,
-  defineChain,
   type Hex,
   http,
   type PublicClient,
@@ -11,9 +10,9 @@ import {
   type WalletClient,
 } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
+import { evmChain } from '../chain/evmChain.js'
 import { LOCAL_CHAIN_ID, LOCAL_POLLING_MS } from '../chain/index.js'
 import { createSendLock, type SendLock } from '../chain/sendLock.js'
-import { CANONICAL_ADDRESSES } from '../protocol/constants.js'
 import type { ServerConfig } from './config.js'
 
 /** The viem clients of a configured server: reads, and writes signed by its key. */
@@ -31,13 +30,7 @@ export interface ChainClients {
 export function chainClients(config: ServerConfig, key: Hex): ChainClients {
   const account = privateKeyToAccount(key)
   const local = config.chain.chainId === LOCAL_CHAIN_ID
-  const chain: Chain = defineChain({
-    id: config.chain.chainId,
-    name: config.chain.name,
-    nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
-    rpcUrls: { default: { http: [config.rpcUrl] } },
-    contracts: { multicall3: { address: CANONICAL_ADDRESSES.multicall3 } },
-  })
+  const chain = evmChain(config.rpcUrl, config.chain.chainId, config.chain.name)
   const transport = http(config.rpcUrl, local ? { retryCount: 0 } : {})
   const pollingInterval = local ? LOCAL_POLLING_MS : undefined
   const publicClient = createPublicClient({

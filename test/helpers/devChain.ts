@@ -1,13 +1,13 @@
 import { createTestClient, type Hex, http, type PrivateKeyAccount } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { inject } from 'vitest'
-import { localChain } from '../../src/chain/devChain.js'
+import { evmChain } from '../../src/chain/evmChain.js'
 import { EscrowHarness } from './escrow.js'
 
 /** The run's shared dev chain (started by test/setup/chain.ts) as seen from a test file. */
 export function useDevChain() {
   const injected = inject('devChain')
-  const chain = localChain(injected.rpcUrl, injected.chainId)
+  const chain = evmChain(injected.rpcUrl, injected.chainId)
   const accounts: PrivateKeyAccount[] = injected.privateKeys.map((k) => privateKeyToAccount(k))
   const harness = new EscrowHarness(
     injected.rpcUrl,

@@ -5,7 +5,7 @@
  */
 import type { Hex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
-import { localChain } from '../../src/chain/devChain.js'
+import { evmChain } from '../../src/chain/evmChain.js'
 import { LevelStore } from '../../src/store/index.js'
 import { EscrowHarness } from '../helpers/escrow.js'
 import { openRig } from './rig.js'
@@ -16,7 +16,7 @@ if (dataDir === undefined || json === undefined)
 const params = JSON.parse(json)
 const h = new EscrowHarness(
   params.rpcUrl,
-  localChain(params.rpcUrl, params.chainId),
+  evmChain(params.rpcUrl, params.chainId),
   params.contracts.escrow,
   params.contracts.usdc,
   params.contracts.erc3009Collector,
