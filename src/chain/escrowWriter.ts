@@ -16,10 +16,7 @@ import { accept, type ErrorCode, type Result, reject } from '../errors/index.js'
 import type { DepositPayload, RefundPayload } from '../protocol/types.js'
 import { BatchSettlement } from './contracts.generated.js'
 import { revertReason } from './revertReason.js'
-import { createSendLock, type SendLock } from './sendLock.js'
-
-/** Sends retried when the node says another sender of the account took the nonce. */
-const MAX_NONCE_RETRIES = 3
+import { createSendLock, MAX_NONCE_RETRIES, type SendLock } from './sendLock.js'
 
 /** What a deposit or refund transaction achieved, read from its receipt. */
 export interface EscrowReceipt {

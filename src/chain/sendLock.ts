@@ -7,6 +7,9 @@ export interface SendLock {
   run<T>(send: () => Promise<T>): Promise<T>
 }
 
+/** Sends retried when the node says another process sending for the account took the nonce. */
+export const MAX_NONCE_RETRIES = 3
+
 export function createSendLock(): SendLock {
   let tail: Promise<unknown> = Promise.resolve()
   return {

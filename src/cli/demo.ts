@@ -9,7 +9,9 @@ import { type Address, decodeEventLog, type Hex, type Log } from 'viem'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { WebSocketServer } from 'ws'
 import { BatchSettlement, TestUSDC } from '../chain/contracts.generated.js'
+import { decodeBatchClaimed } from '../chain/decodeBatchClaimed.js'
 import { devPublicClient, startDevChain } from '../chain/devChain.js'
+import { type ChannelReader, channelReader } from '../chain/readChannel.js'
 import { createPayer, keySigner, type Payer } from '../client/index.js'
 import { parseConfig } from '../server/config.js'
 import { createServer } from '../server/createServer.js'
@@ -91,6 +93,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
     const dev = await startDevChain({ blockTime: 1 })
     cleanups.unshift(() => dev.stop())
     const client = devPublicClient(dev)
+    const readChannel = channelReader(client, dev.contracts.escrow)
     const firstBlock = await client.getBlockNumber()
     const receiver = dev.accounts[1]?.address as Address
     const usdc = dev.contracts.usdc
@@ -215,12 +218,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
     step(
       `agent 1 starts a withdrawal of its channel (${WITHDRAW_DELAY} s delay): the server must claim it first`,
     )
-    const claimedOnWithdrawal = await waitForClaim(
-      client,
-      dev.contracts.escrow,
-      channel.channelId,
-      channel.charged,
-    )
+    const claimedOnWithdrawal = await waitForClaim(readChannel, channel.channelId, channel.charged)
     const now = Number((await client.getBlock()).timestamp)
     step(
       `claimed by the server's schedule, ${withdrawal.finalizeAfter - now} s before the withdrawal could take it`,
@@ -241,13 +239,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
       if (streamerAddresses.has(record.config.payer.toLowerCase())) {
         messagesCharged += record.chargedCumulativeAmount
       }
-      const [, totalClaimed] = (await client.readContract({
-        address: dev.contracts.escrow,
-        abi: BatchSettlement.abi,
-        functionName: 'channels',
-        args: [record.channelId],
-      })) as readonly [bigint, bigint]
-      claimed += totalClaimed
+      claimed += (await readChannel(record.channelId)).totalClaimed
     }
     const receiverAfter = await client.readContract({
       address: usdc,
@@ -332,18 +324,12 @@ async function startTicker(intervalMs: number): Promise<{ url: string; close(): 
 
 /** Waits until the escrow shows the channel claimed up to `charged`; returns its `totalClaimed`. */
 async function waitForClaim(
-  client: ReturnType<typeof devPublicClient>,
-  escrow: Address,
+  readChannel: ChannelReader,
   channelId: Hex,
   charged: bigint,
 ): Promise<bigint> {
   for (let i = 0; i < 120; i++) {
-    const [, totalClaimed] = (await client.readContract({
-      address: escrow,
-      abi: BatchSettlement.abi,
-      functionName: 'channels',
-      args: [channelId],
-    })) as readonly [bigint, bigint]
+    const { totalClaimed } = await readChannel(channelId)
     if (totalClaimed >= charged && totalClaimed > 0n) return totalClaimed
     await new Promise((resolve) => setTimeout(resolve, 250))
   }
@@ -368,7 +354,7 @@ async function readChainFacts(
     const hash = log.transactionHash as Hex
     if (event.eventName === 'Claimed') claimTxs.set(hash, (claimTxs.get(hash) ?? 0) + 1)
     if (event.eventName === 'BatchClaimed') {
-      const rows = ((event.args as { claims: Hex }).claims.length - 2) / 2 / 48
+      const rows = decodeBatchClaimed(event.args.claims).length
       claimTxs.set(hash, (claimTxs.get(hash) ?? 0) + rows)
     }
   }

@@ -1,9 +1,8 @@
 import { join } from 'node:path'
-import { channelReader } from '../chain/readChannel.js'
 import { type ErrorCode, TollgateError } from '../errors/index.js'
-import { openPayee } from '../payee/index.js'
 import { chainClients } from '../server/chainClients.js'
 import { loadConfig, loadKey, type ServerConfig } from '../server/config.js'
+import { configuredPayee } from '../server/configuredPayee.js'
 import { configuredSettler } from '../server/settlement.js'
 import { reportJson, type SettlementReportJson } from '../settlement/index.js'
 import { LevelStore } from '../store/index.js'
@@ -41,18 +40,7 @@ export async function settleCommand(args: readonly string[]): Promise<void> {
   }
   try {
     const clients = chainClients(config, key)
-    const payee = await openPayee({
-      chainId: config.chain.chainId,
-      escrow: config.chain.escrow,
-      identity: {
-        receiver: config.receiver ?? clients.walletClient.account.address,
-        receiverAuthorizer: clients.walletClient.account.address,
-        token: config.chain.usdc.address,
-        withdrawDelay: config.withdrawDelay,
-      },
-      store,
-      readChannel: channelReader(clients.publicClient, config.chain.escrow),
-    })
+    const payee = await configuredPayee(config, clients, store)
     const settler = configuredSettler(config, clients, payee, store)
     const bar = process.stderr.isTTY ? progressBar() : undefined
     const report = await settler.run({

@@ -2,18 +2,17 @@ import { join } from 'node:path'
 import replyFrom from '@fastify/reply-from'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Hex } from 'viem'
-import { contractSignatureCheck } from '../chain/contractSignatureCheck.js'
 import { escrowWriter } from '../chain/escrowWriter.js'
 import { LOCAL_CHAIN_ID } from '../chain/index.js'
-import { channelReader } from '../chain/readChannel.js'
 import { type ChainWatcher, createChainWatcher } from '../chain/watcher.js'
-import { openPayee, type Payee } from '../payee/index.js'
+import type { Payee } from '../payee/index.js'
 import { type SettlementSchedule, type Settler, settlementMetrics } from '../settlement/index.js'
 import { LevelStore } from '../store/index.js'
 import { tollgate } from '../transports/http/index.js'
 import { tollgateWs } from '../transports/ws/index.js'
 import { chainClients } from './chainClients.js'
 import type { ServerConfig } from './config.js'
+import { configuredPayee } from './configuredPayee.js'
 import { adminApp, configuredSchedule, configuredSettler } from './settlement.js'
 import { type UpstreamFeed, upstreamFeed } from './upstreamFeed.js'
 
@@ -67,18 +66,7 @@ export async function createServer(
   let claimNeeded: () => void = () => {}
   let payee: Payee
   try {
-    payee = await openPayee({
-      chainId: config.chain.chainId,
-      escrow: config.chain.escrow,
-      identity: {
-        receiver,
-        receiverAuthorizer: account.address,
-        token: config.chain.usdc.address,
-        withdrawDelay: config.withdrawDelay,
-      },
-      store,
-      readChannel: channelReader(publicClient, config.chain.escrow),
-      contractSignatureCheck: contractSignatureCheck(publicClient),
+    payee = await configuredPayee(config, { publicClient, walletClient }, store, {
       onWarning: (message, cause) => app.log.warn({ err: cause }, message),
       onClaimNeeded: () => claimNeeded(),
     })

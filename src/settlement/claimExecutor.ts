@@ -16,7 +16,7 @@ import {
 import { BatchSettlement } from '../chain/contracts.generated.js'
 import { encodePackedClaim } from '../chain/packedClaim.js'
 import { hasError, hasRevertData, revertReason } from '../chain/revertReason.js'
-import { createSendLock, type SendLock } from '../chain/sendLock.js'
+import { createSendLock, MAX_NONCE_RETRIES, type SendLock } from '../chain/sendLock.js'
 import { accept, type ErrorCode, type Result, reject, TollgateError } from '../errors/index.js'
 import type { ServerIdentity } from '../ledger/types.js'
 import { BATCH_SETTLEMENT_TYPES, escrowDomain } from '../verify/index.js'
@@ -33,9 +33,6 @@ export const DEFAULT_FEE_BUMP_PERCENT = 25
 
 /** Replacements of one transaction before giving up waiting for it. */
 export const DEFAULT_MAX_REPLACEMENTS = 3
-
-/** Times a first send is retried with a fresh nonce after the node said the nonce was taken. */
-const MAX_NONCE_RETRIES = 3
 
 /** Headroom added to the node's gas estimate, in percent. */
 const GAS_HEADROOM_PERCENT = 20n

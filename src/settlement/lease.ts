@@ -1,4 +1,5 @@
 import { hostname } from 'node:os'
+import { createSendLock, type SendLock } from '../chain/sendLock.js'
 import { type Rejection, reject } from '../errors/index.js'
 
 /** The meta key of the settlement lease. */
@@ -29,16 +30,15 @@ export interface Lease {
 }
 
 /** Serializes the read-then-write of leases per store within a process. */
-const locks = new WeakMap<LeaseMeta, Promise<unknown>>()
+const locks = new WeakMap<LeaseMeta, SendLock>()
 
 function locked<T>(meta: LeaseMeta, run: () => Promise<T>): Promise<T> {
-  const previous = locks.get(meta) ?? Promise.resolve()
-  const next = previous.then(run, run)
-  locks.set(
-    meta,
-    next.catch(() => {}),
-  )
-  return next
+  let lock = locks.get(meta)
+  if (!lock) {
+    lock = createSendLock()
+    locks.set(meta, lock)
+  }
+  return lock.run(run)
 }
 
 /**

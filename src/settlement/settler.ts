@@ -1,4 +1,5 @@
 import type { Hex } from 'viem'
+import { revertReason } from '../chain/revertReason.js'
 import { type ErrorCode, type Rejection, reject, TollgateError } from '../errors/index.js'
 import { DEFAULT_EXPOSURE_CAP } from '../ledger/index.js'
 import type { ChainEvent, ChannelRecord } from '../ledger/types.js'
@@ -506,11 +507,7 @@ class ReportBuilder {
 }
 
 function unavailable(err: unknown): Rejection {
-  const message =
-    err instanceof Error
-      ? ((err as { shortMessage?: string }).shortMessage ?? err.message)
-      : String(err)
-  return reject('tollgate_chain_unavailable', message)
+  return reject('tollgate_chain_unavailable', revertReason(err))
 }
 
 function sleep(ms: number): Promise<void> {
