@@ -1,9 +1,8 @@
-import { readFileSync } from 'node:fs'
 import { type Address, formatUnits, getAddress, type Hex, parseEther } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { PRESETS, type PresetName } from '../chain/presets.js'
+import { readPrivateKey } from '../chain/privateKey.js'
 import { createPayer, type Payer, type SpendLimits } from '../client/index.js'
-import { TollgateError } from '../errors/index.js'
 import { decodeSettleResponse, HEADERS } from '../protocol/index.js'
 
 /** Environment variable holding the payer's private key. */
@@ -75,21 +74,10 @@ const flag = (args: PayerArgs, name: string): string | undefined => args.flags.g
  * never from a command-line argument, which other users can read in `ps`.
  */
 function loadPayerKey(env: NodeJS.ProcessEnv = process.env): Hex {
-  const file = env[PAYER_KEY_FILE_ENV]
-  const value = env[PAYER_KEY_ENV] ?? (file ? readFileSync(file, 'utf8').trim() : undefined)
-  if (value === undefined) {
-    throw new TollgateError(
-      'tollgate_invalid_config',
-      `set ${PAYER_KEY_ENV} (or ${PAYER_KEY_FILE_ENV}) to the payer's private key`,
-    )
-  }
-  if (!/^0x[0-9a-fA-F]{64}$/.test(value)) {
-    throw new TollgateError(
-      'tollgate_invalid_config',
-      `${PAYER_KEY_ENV} is not a 32-byte hex private key`,
-    )
-  }
-  return value as Hex
+  return readPrivateKey(
+    { key: PAYER_KEY_ENV, file: PAYER_KEY_FILE_ENV, whose: "the payer's private key" },
+    env,
+  )
 }
 
 function preset(args: PayerArgs) {

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { type Address, type Hex, isAddress } from 'viem'
 import { type ChainPreset, PRESETS, type PresetName } from '../chain/presets.js'
+import { readPrivateKey } from '../chain/privateKey.js'
 import { TollgateError } from '../errors/index.js'
 import {
   DEFAULT_CHECK_INTERVAL_MS,
@@ -248,14 +249,10 @@ function units(value: unknown, where: string): bigint {
  * `TOLLGATE_KEY_FILE`; never from a command-line argument, which other users can read in `ps`.
  */
 export function loadKey(env: NodeJS.ProcessEnv = process.env): Hex {
-  const file = env.TOLLGATE_KEY_FILE
-  const value = env[KEY_ENV] ?? (file ? readFileSync(file, 'utf8').trim() : undefined)
-  if (value === undefined) {
-    invalid(`set ${KEY_ENV} (or TOLLGATE_KEY_FILE) to the key of the receiver authorizer`)
-  }
-  const key = value.startsWith('0x') ? value : `0x${value}`
-  if (!/^0x[0-9a-fA-F]{64}$/.test(key)) invalid(`${KEY_ENV} is not a 32-byte hex private key`)
-  return key as Hex
+  return readPrivateKey(
+    { key: KEY_ENV, file: 'TOLLGATE_KEY_FILE', whose: 'the key of the receiver authorizer' },
+    env,
+  )
 }
 
 function route(raw: unknown, where: string): RouteConfig {
