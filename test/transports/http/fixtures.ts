@@ -8,13 +8,14 @@ import type { PrivateKeyAccount } from 'viem/accounts'
 import { expect } from 'vitest'
 import { isErrorCode } from '../../../src/errors/index.js'
 import type { OnChainChannel } from '../../../src/ledger/index.js'
-import { openPayee, type Payee } from '../../../src/payee/index.js'
+import { openPayee, type Payee, type PayeeOptions } from '../../../src/payee/index.js'
 import {
   CANONICAL_ADDRESSES,
   type ChannelConfig,
   decodePaymentRequired,
   decodeSettleResponse,
   encodeHeader,
+  type PaymentPayload,
   type PaymentRequired,
   type PaymentRequirements,
   paymentPayload,
@@ -36,11 +37,10 @@ export interface TestApp {
   chain: Map<Hex, OnChainChannel>
 }
 
-/** Builds (does not listen) an app; `routes` adds routes after the plugin. */
-export async function makeApp(
-  routes: (app: FastifyInstance) => void,
-  options: Partial<TollgateOptions> = {},
-): Promise<TestApp> {
+/** A payee of the test identity over a MemoryStore, reading channels from a fake chain. */
+export async function fixturePayee(
+  extra: Partial<PayeeOptions> = {},
+): Promise<Omit<TestApp, 'app'>> {
   const store = await MemoryStore.open()
   const chain = new Map<Hex, OnChainChannel>()
   const payee = await openPayee({
@@ -50,7 +50,17 @@ export async function makeApp(
     store,
     readChannel: async (id) =>
       chain.get(id) ?? { balance: 0n, totalClaimed: 0n, withdrawRequestedAt: 0, refundNonce: 0n },
+    ...extra,
   })
+  return { payee, store, chain }
+}
+
+/** Builds (does not listen) an app; `routes` adds routes after the plugin. */
+export async function makeApp(
+  routes: (app: FastifyInstance) => void,
+  options: Partial<TollgateOptions> = {},
+): Promise<TestApp> {
+  const { payee, store, chain } = await fixturePayee()
   const app = Fastify({ logger: false })
   await app.register(tollgate, {
     payee,
@@ -67,39 +77,52 @@ export async function makeApp(
   return { app, payee, store, chain }
 }
 
+export interface Channel {
+  config: ChannelConfig
+  id: Hex
+}
+
 /** A channel deposited on the fake chain. */
 export function openChannel(
-  t: TestApp,
+  t: Pick<TestApp, 'chain'>,
   balance = 1_000_000n,
   overrides: Partial<ChannelConfig> = {},
-) {
+): Channel {
   const config = makeConfig(overrides)
   const id = channelId(config, DOMAIN)
   t.chain.set(id, { balance, totalClaimed: 0n, withdrawRequestedAt: 0, refundNonce: 0n })
   return { config, id }
 }
 
+/** A `PaymentPayload` paying `accepted` with a voucher of ceiling `max`. */
+export async function voucherPayment(
+  accepted: PaymentRequirements,
+  channel: Channel,
+  max: bigint,
+  signer: PrivateKeyAccount = sessionKey,
+): Promise<PaymentPayload> {
+  return paymentPayload({
+    accepted,
+    payload: {
+      type: 'voucher',
+      channelConfig: channel.config,
+      voucher: {
+        channelId: channel.id,
+        maxClaimableAmount: max,
+        signature: await sign(signer, channel.id, max),
+      },
+    },
+  })
+}
+
 /** A `PAYMENT-SIGNATURE` header paying `accepted` with a voucher of ceiling `max`. */
 export async function voucherHeader(
   accepted: PaymentRequirements,
-  channel: { config: ChannelConfig; id: Hex },
+  channel: Channel,
   max: bigint,
   signer: PrivateKeyAccount = sessionKey,
 ): Promise<string> {
-  return encodeHeader(
-    paymentPayload({
-      accepted,
-      payload: {
-        type: 'voucher',
-        channelConfig: channel.config,
-        voucher: {
-          channelId: channel.id,
-          maxClaimableAmount: max,
-          signature: await sign(signer, channel.id, max),
-        },
-      },
-    }),
-  )
+  return encodeHeader(await voucherPayment(accepted, channel, max, signer))
 }
 
 /** The `PAYMENT-REQUIRED` of a response, decoded; fails the test when absent or malformed. */

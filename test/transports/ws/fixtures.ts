@@ -7,40 +7,36 @@
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import Fastify, { type FastifyInstance } from 'fastify'
-import type { Hex } from 'viem'
-import type { PrivateKeyAccount } from 'viem/accounts'
 import WebSocket from 'ws'
-import type { OnChainChannel } from '../../../src/ledger/index.js'
-import { openPayee, type Payee, type PayeeOptions } from '../../../src/payee/payee.js'
-import {
-  CANONICAL_ADDRESSES,
-  type ChannelConfig,
-  type PaymentPayload,
-  type PaymentRequirements,
-  paymentPayload,
-} from '../../../src/protocol/index.js'
-import { MemoryStore } from '../../../src/store/index.js'
+import type { Payee, PayeeOptions } from '../../../src/payee/payee.js'
+import type { PaymentRequirements } from '../../../src/protocol/index.js'
 import {
   type ServerFrame,
   type TollgateWsOptions,
   tollgateWs,
 } from '../../../src/transports/ws/index.js'
-import { channelId } from '../../../src/verify/index.js'
-import { CHAIN_ID, DOMAIN, IDENTITY, makeConfig, sessionKey, sign } from '../../ledger/fixtures.js'
+import { IDENTITY } from '../../ledger/fixtures.js'
+import {
+  type Channel,
+  fixturePayee,
+  NETWORK,
+  type TestApp,
+  voucherPayment,
+} from '../http/fixtures.js'
 
-export const NETWORK = `eip155:${CHAIN_ID}` as const
+export {
+  type Channel,
+  fixturePayee,
+  NETWORK,
+  openChannel,
+  type TestApp,
+  voucherPayment,
+} from '../http/fixtures.js'
+
 export const ASSET = { address: IDENTITY.token, name: 'USDC', version: '2' }
 export const PRICE = 10n
 /** How long a test waits for one frame before failing. */
 export const FRAME_TIMEOUT_MS = 3_000
-
-export interface TestApp {
-  app: FastifyInstance
-  payee: Payee
-  store: MemoryStore
-  /** On-chain state the fake reader answers; unknown channels read as never deposited. */
-  chain: Map<Hex, OnChainChannel>
-}
 
 export function pluginOptions(payee: Payee): TollgateWsOptions {
   return {
@@ -59,60 +55,12 @@ export async function makeApp(
   options: Partial<TollgateWsOptions> = {},
   payeeOptions: Partial<PayeeOptions> = {},
 ): Promise<TestApp> {
-  const store = await MemoryStore.open()
-  const chain = new Map<Hex, OnChainChannel>()
-  const payee = await openPayee({
-    chainId: CHAIN_ID,
-    escrow: CANONICAL_ADDRESSES.escrow,
-    identity: IDENTITY,
-    store,
-    readChannel: async (id) =>
-      chain.get(id) ?? { balance: 0n, totalClaimed: 0n, withdrawRequestedAt: 0, refundNonce: 0n },
-    ...payeeOptions,
-  })
+  const { payee, store, chain } = await fixturePayee(payeeOptions)
   const app = Fastify({ logger: false })
   await app.register(tollgateWs, { ...pluginOptions(payee), ...options })
   routes(app)
   await app.ready()
   return { app, payee, store, chain }
-}
-
-/** A channel deposited on the fake chain. */
-export function openChannel(
-  t: TestApp,
-  balance = 1_000_000n,
-  overrides: Partial<ChannelConfig> = {},
-): Channel {
-  const config = makeConfig(overrides)
-  const id = channelId(config, DOMAIN)
-  t.chain.set(id, { balance, totalClaimed: 0n, withdrawRequestedAt: 0, refundNonce: 0n })
-  return { config, id }
-}
-
-export interface Channel {
-  config: ChannelConfig
-  id: Hex
-}
-
-/** A `PaymentPayload` paying `accepted` with a voucher of ceiling `max`. */
-export async function voucherPayment(
-  accepted: PaymentRequirements,
-  channel: Channel,
-  max: bigint,
-  signer: PrivateKeyAccount = sessionKey,
-): Promise<PaymentPayload> {
-  return paymentPayload({
-    accepted,
-    payload: {
-      type: 'voucher',
-      channelConfig: channel.config,
-      voucher: {
-        channelId: channel.id,
-        maxClaimableAmount: max,
-        signature: await sign(signer, channel.id, max),
-      },
-    },
-  })
 }
 
 const listens = new WeakMap<FastifyInstance, Promise<string>>()
