@@ -376,7 +376,10 @@ export class Payee {
       )
     }
     if (onChain.balance === 0n) return reject('invalid_batch_settlement_evm_channel_not_found')
-    this.ledger.open(recordFromChain(id, payment.channelConfig, onChain, this.now()))
+    const record = recordFromChain(id, payment.channelConfig, onChain, this.now())
+    this.ledger.open(record)
+    // Stored even when the voucher that brought it is refused: memory and store agree.
+    this.persistBehind(record)
     return undefined
   }
 
