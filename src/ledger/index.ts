@@ -12,5 +12,12 @@ export {
   recordFromChain,
   type VoucherPayment,
 } from './ledger.js'
-export { acceptVoucher, applyEvent, charge, checkVoucher, type VoucherRule } from './transitions.js'
+export {
+  acceptVoucher,
+  applyEvent,
+  charge,
+  checkVoucher,
+  claimCandidate,
+  type VoucherRule,
+} from './transitions.js'
 export type { ChainEvent, ChannelRecord, ClaimCandidate, ServerIdentity } from './types.js'

@@ -7,7 +7,14 @@ import {
   type VoucherVerifier,
   verifyVoucherFor,
 } from '../verify/index.js'
-import { acceptVoucher, applyEvent, charge, checkVoucher, type VoucherRule } from './transitions.js'
+import {
+  acceptVoucher,
+  applyEvent,
+  charge,
+  checkVoucher,
+  claimCandidate,
+  type VoucherRule,
+} from './transitions.js'
 import type { ChainEvent, ChannelRecord, ClaimCandidate, ServerIdentity } from './types.js'
 
 /**
@@ -265,17 +272,8 @@ export class Ledger {
   claimable(): ClaimCandidate[] {
     const out: ClaimCandidate[] = []
     for (const record of this.channels.values()) {
-      const unclaimed = record.chargedCumulativeAmount - record.totalClaimed
-      if (unclaimed <= 0n) continue
-      out.push(
-        record.withdrawRequestedAt === 0
-          ? { record, unclaimed }
-          : {
-              record,
-              unclaimed,
-              deadline: record.withdrawRequestedAt + record.config.withdrawDelay,
-            },
-      )
+      const candidate = claimCandidate(record)
+      if (candidate) out.push(candidate)
     }
     return out.sort((a, b) => {
       if (a.deadline !== undefined || b.deadline !== undefined) {

@@ -4,7 +4,7 @@
  * caller's (see Ledger), so these stay cheap and testable in isolation.
  */
 import { type Rejection, reject } from '../errors/index.js'
-import type { ChainEvent, ChannelRecord } from './types.js'
+import type { ChainEvent, ChannelRecord, ClaimCandidate } from './types.js'
 
 /** How a new voucher's ceiling must relate to what is charged. */
 export type VoucherRule =
@@ -153,4 +153,16 @@ export function applyEvent(
 /** The larger of two bigints (Math.max takes numbers only). */
 function larger(a: bigint, b: bigint): bigint {
   return a > b ? a : b
+}
+
+/**
+ * What a claim of the channel now would bring, and by when it must land: `undefined` when the
+ * channel has nothing charged and unclaimed.
+ */
+export function claimCandidate(record: ChannelRecord): ClaimCandidate | undefined {
+  const unclaimed = record.chargedCumulativeAmount - record.totalClaimed
+  if (unclaimed <= 0n) return undefined
+  return record.withdrawRequestedAt === 0
+    ? { record, unclaimed }
+    : { record, unclaimed, deadline: record.withdrawRequestedAt + record.config.withdrawDelay }
 }

@@ -1,5 +1,6 @@
 import type { Address, Hex } from 'viem'
 import { TollgateError } from '../errors/index.js'
+import { claimCandidate } from '../ledger/transitions.js'
 import type { ChannelRecord } from '../ledger/types.js'
 import type { ChannelConfig } from '../protocol/types.js'
 
@@ -140,12 +141,9 @@ export function planSettlement(input: PlanInput): SettlementPlan {
   let nextDeadline: number | undefined
 
   for (const record of input.records) {
-    const unclaimed = record.chargedCumulativeAmount - record.totalClaimed
-    if (unclaimed <= 0n || record.signature === '0x') continue
-    const deadline =
-      record.withdrawRequestedAt === 0
-        ? undefined
-        : record.withdrawRequestedAt + record.config.withdrawDelay
+    const candidate = claimCandidate(record)
+    if (!candidate || record.signature === '0x') continue
+    const { unclaimed, deadline } = candidate
     if (deadline !== undefined && (nextDeadline === undefined || deadline < nextDeadline))
       nextDeadline = deadline
     if (input.inFlight?.has(record.channelId)) {

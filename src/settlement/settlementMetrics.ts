@@ -1,4 +1,5 @@
 import { Counter, Gauge, Registry } from 'prom-client'
+import { claimCandidate } from '../ledger/transitions.js'
 import type { ChannelRecord } from '../ledger/types.js'
 import type { Settler } from './settler.js'
 
@@ -35,10 +36,7 @@ export function settlementMetrics(options: SettlementMetricsOptions): Registry {
     registers,
     collect() {
       let total = 0n
-      for (const r of options.records()) {
-        if (r.chargedCumulativeAmount > r.totalClaimed)
-          total += r.chargedCumulativeAmount - r.totalClaimed
-      }
+      for (const r of options.records()) total += claimCandidate(r)?.unclaimed ?? 0n
       this.set(Number(total))
     },
   })
@@ -57,8 +55,7 @@ export function settlementMetrics(options: SettlementMetricsOptions): Registry {
     collect() {
       let deadline = Number.POSITIVE_INFINITY
       for (const r of options.records()) {
-        if (r.withdrawRequestedAt === 0 || r.chargedCumulativeAmount <= r.totalClaimed) continue
-        deadline = Math.min(deadline, r.withdrawRequestedAt + r.config.withdrawDelay)
+        deadline = Math.min(deadline, claimCandidate(r)?.deadline ?? Number.POSITIVE_INFINITY)
       }
       this.set(deadline - now() / 1000)
     },
