@@ -80,7 +80,8 @@ export class Ledger {
   readonly identity: ServerIdentity
   private readonly verifier: VoucherVerifier
   private readonly contractSignatureCheck: ContractSignatureCheck
-  private readonly exposureCap: bigint
+  /** Unclaimed amount per channel past which vouchers are refused until settlement claims. */
+  readonly exposureCap: bigint
   private readonly onClaimNeeded: (record: ChannelRecord) => void
   private readonly now: () => number
 

@@ -1,7 +1,6 @@
 import type { Hex } from 'viem'
 import { revertReason } from '../chain/revertReason.js'
 import { type ErrorCode, type Rejection, reject, TollgateError } from '../errors/index.js'
-import { DEFAULT_EXPOSURE_CAP } from '../ledger/index.js'
 import type { ChainEvent, ChannelRecord } from '../ledger/types.js'
 import type { ClaimExecutor, SentTransaction } from './claimExecutor.js'
 import { createJournal, type JournalEntry, type JournalMeta } from './journal.js'
@@ -25,6 +24,8 @@ export interface SettlementLedger {
   readonly ledger: {
     records(): Iterable<ChannelRecord>
     get(channelId: Hex): ChannelRecord | undefined
+    /** Channels near it are claimed between sweeps. */
+    readonly exposureCap: bigint
   }
   apply(event: ChainEvent): unknown
 }
@@ -48,8 +49,6 @@ export interface SettlerOptions {
   holder?: string
   /** @default DEFAULT_CLAIM_THRESHOLD */
   threshold?: bigint
-  /** The ledger's exposure cap. @default DEFAULT_EXPOSURE_CAP */
-  exposureCap?: bigint
   /** @default DEFAULT_MAX_PER_TX */
   maxPerTx?: number
   /** @default DEFAULT_SAFETY_MARGIN_SECONDS */
@@ -185,7 +184,7 @@ export class Settler {
       records: o.payee.ledger.records(),
       receiver: o.receiver,
       token: o.token,
-      exposureCap: o.exposureCap ?? DEFAULT_EXPOSURE_CAP,
+      exposureCap: o.payee.ledger.exposureCap,
       ...input,
       ...(o.threshold === undefined ? {} : { threshold: o.threshold }),
       ...(o.maxPerTx === undefined ? {} : { maxPerTx: o.maxPerTx }),
