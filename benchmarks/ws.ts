@@ -22,17 +22,19 @@ import Fastify from 'fastify'
 import type { Address, Hex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import type { WebSocket } from 'ws'
+import { LOCAL_CHAIN_ID } from '../src/chain/anvil.js'
 import type { OnChainChannel } from '../src/ledger/index.js'
 import { openPayee } from '../src/payee/index.js'
 import { CANONICAL_ADDRESSES, type ChannelConfig } from '../src/protocol/index.js'
 import { LevelStore } from '../src/store/index.js'
+import { DEFAULT_HIGH_WATER_BYTES } from '../src/transports/ws/constants.js'
 import { FEED_BURST, type FeedContext, tollgateWs } from '../src/transports/ws/index.js'
 import { bytesToHex, channelId, domainSeparator } from '../src/verify/index.js'
 import type { Log } from './run.js'
 import type { LoadChannel } from './support/loadgen.js'
 import { runWsLoad, type WsLoadResult } from './support/wsLoad.js'
 
-const CHAIN_ID = 31337
+const CHAIN_ID = LOCAL_CHAIN_ID
 const ESCROW = CANONICAL_ADDRESSES.escrow
 /** Token units a message: 10 units of USDC is $0.00001. */
 const PRICE = 10n
@@ -51,7 +53,7 @@ const WARMUP = 5_000
 const MESSAGES = 400_000
 const DURATION_MS = 2_500
 /** `ws.bufferedAmount` past which both feeds wait for the socket to drain (the plugin's default). */
-const HIGH_WATER_BYTES = 256 * 1024
+const HIGH_WATER_BYTES = DEFAULT_HIGH_WATER_BYTES
 const IDENTITY = {
   receiver: '0x70997970c51812dc3a010c7d01b50e0d17dc79c8',
   receiverAuthorizer: '0x15d34aaf54267db7d7c367839aaf71a00a2c6a65',
