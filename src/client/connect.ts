@@ -60,6 +60,8 @@ export async function connectPaid(core: PayerCore, wsUrl: string): Promise<PaidS
   let failure: Error | undefined
   let closed = false
   let requirements: PaymentRequirements | undefined
+  /** `requirements.amount`, parsed once: every data frame is checked against it. */
+  let price = 0n
   let channelId: Hex | undefined
   let sessionCharged = 0n
   /** The channel's charged total as counted from this session's messages. */
@@ -108,7 +110,7 @@ export async function connectPaid(core: PayerCore, wsUrl: string): Promise<PaidS
     if (paying || !requirements || !channelId || failure) return
     paying = true
     try {
-      const next = charged + window() * BigInt(requirements.amount)
+      const next = charged + window() * price
       if (next <= ceiling) return
       const prepared = await core.prepare(channelId, requirements, origin, {
         ceiling: next,
@@ -136,7 +138,6 @@ export async function connectPaid(core: PayerCore, wsUrl: string): Promise<PaidS
     const channel = core.current(channelId)
     if (receipted === undefined) {
       // The first receipt gives the server's figure: the voucher just sent must still cover a message.
-      const price = BigInt(requirements?.amount ?? '0')
       if (cumulative === undefined || chargedAmount !== 0n || cumulative + price > ceiling) {
         return core.block(
           channelId,
@@ -179,12 +180,7 @@ export async function connectPaid(core: PayerCore, wsUrl: string): Promise<PaidS
       case 'data':
       case 'response': {
         const amount = BigInt(frame.charged)
-        if (
-          !requirements ||
-          amount < 0n ||
-          amount > BigInt(requirements.amount) ||
-          charged + amount > ceiling
-        ) {
+        if (!requirements || amount < 0n || amount > price || charged + amount > ceiling) {
           if (channelId) {
             return core.block(
               channelId,
@@ -243,6 +239,7 @@ export async function connectPaid(core: PayerCore, wsUrl: string): Promise<PaidS
       )
     }
     requirements = offered
+    price = BigInt(offered.amount)
     const channel = await core.channelFor(offered, origin)
     channelId = channel.channelId
     // The session holds the channel until it closes, as the server does.
