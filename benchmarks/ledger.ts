@@ -182,6 +182,7 @@ function syntheticRecord(): ChannelRecord {
     config,
     chargedCumulativeAmount: 123_000n,
     signedMaxClaimable: 124_000n,
+    inFlightCumulativeAmount: 123_000n,
     signature: hex(randomBytes(65)),
     balance: 10_000_000n,
     totalClaimed: 100_000n,

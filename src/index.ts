@@ -1,6 +1,7 @@
 /**
- * tollgate, for API providers: the Fastify plugins that bill HTTP routes and WebSocket messages,
- * the payee they share, its stores, the chain edge (reads, watcher, presets) and the errors.
+ * tollgate, for API providers: `createTollgate` (everything opened and closed in one call), the
+ * Fastify plugins that bill HTTP routes and WebSocket messages, the payee they share, its stores,
+ * the chain edge (reads, watcher, presets), settlement (for your own schedule or cron) and the errors.
  * Payers import `tollgate/client`; the x402 wire codecs are in `tollgate/protocol`.
  */
 export {
@@ -30,6 +31,26 @@ export {
 } from './payee/index.js'
 export { loadConfig, parseConfig, type ServerConfig } from './server/config.js'
 export { createServer, type TollgateServer } from './server/createServer.js'
+export {
+  type CreateTollgateOptions,
+  createTollgate,
+  type SettlementOptions,
+  type Tollgate,
+  type TollgateLogger,
+} from './server/createTollgate.js'
+export {
+  type ClaimExecutor,
+  claimExecutor,
+  createSettlementSchedule,
+  planSettlement,
+  reportJson,
+  type SettlementPlan,
+  type SettlementReport,
+  type SettlementReportJson,
+  type SettlementSchedule,
+  Settler,
+  settlementMetrics,
+} from './settlement/index.js'
 export {
   type ChannelStore,
   LevelStore,

@@ -125,6 +125,10 @@ const table = {
   ],
   tollgate_invalid_config: [500, 'tollgate was configured wrongly.'],
   tollgate_store_failed: [503, 'The voucher could not be stored; nothing was charged.'],
+  tollgate_identity_mismatch: [
+    500,
+    'The data directory holds the channels of another server identity (key, receiver, token, chain, escrow or withdraw delay).',
+  ],
   tollgate_chain_unavailable: [502, 'The chain node could not be reached.'],
   // Settlement (src/settlement): claims and settle sweeps the server sends.
   tollgate_settlement_busy: [409, 'Another settler holds the settlement lease.'],

@@ -18,6 +18,9 @@ export {
   charge,
   checkVoucher,
   claimCandidate,
+  putInFlight,
+  recoverInFlight,
+  settleInFlight,
   type VoucherRule,
 } from './transitions.js'
 export type { ChainEvent, ChannelRecord, ClaimCandidate, ServerIdentity } from './types.js'

@@ -13,6 +13,9 @@ import {
   charge,
   checkVoucher,
   claimCandidate,
+  larger,
+  putInFlight,
+  settleInFlight,
   type VoucherRule,
 } from './transitions.js'
 import type { ChainEvent, ChannelRecord, ClaimCandidate, ServerIdentity } from './types.js'
@@ -185,10 +188,9 @@ export class Ledger {
       throw err
     }
     const latest = this.channels.get(voucher.channelId) ?? record
-    const accepted = acceptVoucher(
-      latest,
-      voucher.maxClaimableAmount,
-      claimableSignature(voucher.signature),
+    const accepted = putInFlight(
+      acceptVoucher(latest, voucher.maxClaimableAmount, claimableSignature(voucher.signature)),
+      inFlightOf(rule, voucher.maxClaimableAmount),
     )
     this.channels.set(voucher.channelId, accepted)
     const previous = { signedMaxClaimable: latest.signedMaxClaimable, signature: latest.signature }
@@ -207,19 +209,62 @@ export class Ledger {
     if (refused) return { ...refused, record }
     if (!(await this.verifySignature(record.config, voucher)))
       return reject('invalid_batch_settlement_evm_voucher_signature')
-    const accepted = acceptVoucher(
-      this.mustGet(hold.channelId),
-      voucher.maxClaimableAmount,
-      claimableSignature(voucher.signature),
+    const accepted = putInFlight(
+      acceptVoucher(
+        this.mustGet(hold.channelId),
+        voucher.maxClaimableAmount,
+        claimableSignature(voucher.signature),
+      ),
+      inFlightOf(rule, voucher.maxClaimableAmount),
     )
     this.channels.set(hold.channelId, accepted)
     return { ok: true, hold: { ...hold, record: accepted } }
   }
 
+  /**
+   * Undoes an {@link extend} whose voucher could not be stored: the held channel goes back to the
+   * voucher and in-flight amount of `before` (what {@link get} returned before the extend). No
+   * charge relies on the newer voucher yet: charges wait for it to be durable.
+   */
+  revertExtend(hold: Hold, before: ChannelRecord): ChannelRecord {
+    this.assertHeld(hold)
+    const current = this.mustGet(hold.channelId)
+    const reverted = {
+      ...current,
+      signedMaxClaimable: before.signedMaxClaimable,
+      signature: before.signature,
+      inFlightCumulativeAmount: larger(
+        before.inFlightCumulativeAmount,
+        current.chargedCumulativeAmount,
+      ),
+    }
+    this.channels.set(hold.channelId, reverted)
+    return reverted
+  }
+
+  /**
+   * Reserves `amount` beyond the charged total on a held session (at most up to its ceiling): the
+   * in-flight amount its next messages may be charged within, once the returned record is durable.
+   */
+  reserveInFlight(hold: Hold, amount: bigint): ChannelRecord {
+    this.assertHeld(hold)
+    const current = this.mustGet(hold.channelId)
+    const next = putInFlight(current, amount)
+    if (next !== current) this.channels.set(hold.channelId, next)
+    return next
+  }
+
   /** Charges `amount` on a held channel and keeps the hold (per-message billing). */
   chargeHeld(hold: Hold, amount: bigint): { ok: true; record: ChannelRecord } | Rejection {
     this.assertHeld(hold)
-    const next = charge(this.mustGet(hold.channelId), amount)
+    const current = this.mustGet(hold.channelId)
+    if (current.chargedCumulativeAmount + amount > current.inFlightCumulativeAmount) {
+      return reject(
+        'invalid_batch_settlement_evm_charge_exceeds_signed_cumulative',
+        `charge beyond the reserved ${current.inFlightCumulativeAmount}`,
+      )
+    }
+    const next = charge(current, amount)
     if ('ok' in next) return next
     this.channels.set(hold.channelId, next)
     return { ok: true, record: next }
@@ -232,7 +277,10 @@ export class Ledger {
   commit(hold: Hold, actual: bigint): { ok: true; record: ChannelRecord } | Rejection {
     const result = this.chargeHeld(hold, actual)
     this.held.delete(hold.channelId)
-    return result
+    const current = this.mustGet(hold.channelId)
+    const settled = settleInFlight(current)
+    if (settled !== current) this.channels.set(hold.channelId, settled)
+    return result.ok ? { ok: true, record: settled } : result
   }
 
   /**
@@ -244,7 +292,7 @@ export class Ledger {
   release(hold: Hold): ChannelRecord {
     this.assertHeld(hold)
     this.held.delete(hold.channelId)
-    const current = this.mustGet(hold.channelId)
+    const current = settleInFlight(this.mustGet(hold.channelId))
     if (
       current.signedMaxClaimable > hold.previous.signedMaxClaimable &&
       current.chargedCumulativeAmount <= hold.previous.signedMaxClaimable
@@ -253,6 +301,7 @@ export class Ledger {
       this.channels.set(hold.channelId, restored)
       return restored
     }
+    this.channels.set(hold.channelId, current)
     return current
   }
 
@@ -341,12 +390,25 @@ export function recordFromChain(
     config,
     chargedCumulativeAmount: chain.totalClaimed,
     signedMaxClaimable: chain.totalClaimed,
+    inFlightCumulativeAmount: chain.totalClaimed,
     signature: '0x',
     balance: chain.balance,
     totalClaimed: chain.totalClaimed,
     withdrawRequestedAt: chain.withdrawRequestedAt,
     refundNonce: chain.refundNonce,
     syncedAt,
+  }
+}
+
+/** What an accepted voucher puts in flight: a request's price, a session's reserve, or nothing for a refund. */
+function inFlightOf(rule: VoucherRule, ceiling: bigint): bigint {
+  switch (rule.kind) {
+    case 'exact':
+      return rule.price
+    case 'credit':
+      return rule.reserve ?? ceiling
+    case 'refund':
+      return 0n
   }
 }
 

@@ -10,8 +10,12 @@ import type { ChainEvent, ChannelRecord, ClaimCandidate } from './types.js'
 export type VoucherRule =
   /** HTTP: pays exactly one request priced `price` (x402 batch-settlement). */
   | { readonly kind: 'exact'; readonly price: bigint }
-  /** WebSocket: opens credit for at least `price` more (a credit window of several messages). */
-  | { readonly kind: 'credit'; readonly price: bigint }
+  /**
+   * WebSocket: opens credit for at least `price` more (a credit window of several messages).
+   * `reserve` is how much of it may be delivered ahead of a durable record (the crash bound of a
+   * session: {@link ChannelRecord.inFlightCumulativeAmount}); default the whole credit.
+   */
+  | { readonly kind: 'credit'; readonly price: bigint; readonly reserve?: bigint }
   /**
    * A cooperative refund: a zero-charge voucher whose ceiling is exactly what was charged
    * (x402 batch-settlement `refund` payload). Allowed while a withdrawal is pending.
@@ -108,6 +112,7 @@ export function charge(record: ChannelRecord, amount: bigint): ChannelRecord | R
     config: record.config,
     chargedCumulativeAmount: charged,
     signedMaxClaimable: record.signedMaxClaimable,
+    inFlightCumulativeAmount: larger(record.inFlightCumulativeAmount, charged),
     signature: record.signature,
     balance: record.balance,
     totalClaimed: record.totalClaimed,
@@ -115,6 +120,36 @@ export function charge(record: ChannelRecord, amount: bigint): ChannelRecord | R
     refundNonce: record.refundNonce,
     syncedAt: record.syncedAt,
   }
+}
+
+/**
+ * Marks `amount` beyond the charged total as in flight (a request being served, or a reserve of a
+ * session's credit), capped at the signed ceiling; never lowers what is already in flight.
+ */
+export function putInFlight(record: ChannelRecord, amount: bigint): ChannelRecord {
+  const next = smaller(record.chargedCumulativeAmount + amount, record.signedMaxClaimable)
+  if (next <= record.inFlightCumulativeAmount) return record
+  return { ...record, inFlightCumulativeAmount: next }
+}
+
+/** Ends what was in flight: nothing is held any more, the charged total is all there is. */
+export function settleInFlight(record: ChannelRecord): ChannelRecord {
+  return record.inFlightCumulativeAmount === record.chargedCumulativeAmount
+    ? record
+    : { ...record, inFlightCumulativeAmount: record.chargedCumulativeAmount }
+}
+
+/**
+ * The crash rule, for a record reloaded from the store: what was in flight when it was written
+ * may have been delivered, so it is charged. Every acknowledged charge is covered (it was charged
+ * within a durable in-flight amount), and a payer pays at most one in-flight amount beyond what
+ * was delivered: the price of the one request held, or one reserve of a WebSocket session.
+ */
+export function recoverInFlight(record: ChannelRecord): ChannelRecord {
+  const { inFlightCumulativeAmount: inFlight, signedMaxClaimable: ceiling } = record
+  if (inFlight <= record.chargedCumulativeAmount) return record
+  const charged = smaller(inFlight, ceiling)
+  return { ...record, chargedCumulativeAmount: charged, inFlightCumulativeAmount: charged }
 }
 
 /**
@@ -151,8 +186,13 @@ export function applyEvent(
 }
 
 /** The larger of two bigints (Math.max takes numbers only). */
-function larger(a: bigint, b: bigint): bigint {
+export function larger(a: bigint, b: bigint): bigint {
   return a > b ? a : b
+}
+
+/** The smaller of two bigints. */
+function smaller(a: bigint, b: bigint): bigint {
+  return a < b ? a : b
 }
 
 /**

@@ -16,6 +16,14 @@ export interface ChannelRecord {
   readonly chargedCumulativeAmount: bigint
   /** The ceiling of the highest voucher held (durable); 0 before the first voucher. */
   readonly signedMaxClaimable: bigint
+  /**
+   * The charged total if everything in flight on the channel was delivered: a held request's
+   * price, or the part of a WebSocket session's credit reserved ahead of its messages. Equal to
+   * `chargedCumulativeAmount` when nothing is held. A reload charges up to it (a process that
+   * died cannot tell what it delivered), so it bounds what a crash may charge a payer beyond what
+   * was delivered. Invariant: `chargedCumulativeAmount <= inFlightCumulativeAmount <= signedMaxClaimable`.
+   */
+  readonly inFlightCumulativeAmount: bigint
   /** The signature of that voucher; `0x` before the first. */
   readonly signature: Hex
   /** Mirror of on-chain `channels(channelId).balance`. */

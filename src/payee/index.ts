@@ -3,6 +3,7 @@
  * (ledger, verify) to the edges (store, chain reads) behind injected interfaces.
  */
 export {
+  DEFAULT_PERSIST_EVERY_MESSAGES,
   type Decision,
   type DepositDecision,
   openPayee,

@@ -9,6 +9,7 @@ import {
   type Hold,
   Ledger,
   recordFromChain,
+  recoverInFlight,
   type ServerIdentity,
   type VoucherPayment,
   type VoucherRule,
@@ -47,6 +48,16 @@ export interface PayeeOptions {
   now?: () => number
 }
 
+/** The durable cover of a held WebSocket session: how far its charges may go. */
+interface Cover {
+  /** The in-flight amount of the last record known to be on disk. */
+  durable: bigint
+  /** How much a refill reserves beyond the charged total. */
+  readonly reserve: bigint
+  /** The refill being written, if any. */
+  writing: Promise<void> | undefined
+}
+
 /** What {@link Payee.decide} answers: a held channel, or a rejection with its stable code. */
 export type Decision =
   | { readonly ok: true; readonly hold: Hold }
@@ -70,9 +81,22 @@ export interface RefundOutcome {
 /** What {@link openPayee} found in the store. */
 export interface Recovery {
   readonly channels: number
-  /** The previous process stopped without closing the store; charges were set to the held ceilings. */
+  /** The previous process stopped without closing the store. */
   readonly fromCrash: boolean
+  /** Channels whose in-flight amount was charged (see {@link ChannelRecord.inFlightCumulativeAmount}). */
+  readonly corrected: number
 }
+
+/**
+ * Messages (or WebSocket requests) of a session that may be delivered ahead of a durable record:
+ * the charged total is written behind every half of it, and a session waits for that write
+ * before it goes past it. After a crash a payer is charged at most this many messages beyond
+ * what was delivered.
+ */
+export const DEFAULT_PERSIST_EVERY_MESSAGES = 64
+
+/** The store's metadata key holding the identity whose channels the store keeps. */
+const IDENTITY_META = 'identity'
 
 /**
  * The payee core: the one small API the transports and settlement build on. It joins the pure
@@ -93,6 +117,7 @@ export class Payee {
   private readonly readChannel: ChannelReader
   private readonly firstSight = new Map<Hex, Promise<Decision | undefined>>()
   private readonly balanceReads = new Map<Hex, Promise<boolean>>()
+  private readonly covers = new Map<Hex, Cover>()
   private readonly warn: (message: string, cause?: unknown) => void
   private readonly now: () => number
 
@@ -132,24 +157,33 @@ export class Payee {
       ...(options.onClaimNeeded ? { onClaimNeeded: options.onClaimNeeded } : {}),
       ...(options.now ? { now: options.now } : {}),
     })
-    const fromCrash = options.store.recoveredFromCrash
-    const stored = await options.store.loadAll()
+    const { store } = options
+    const fromCrash = store.recoveredFromCrash
+    const stored = await store.loadAll()
+    const identity = identityOf(options)
+    const refused = checkStoredIdentity(await store.getMeta(IDENTITY_META), identity, stored)
+    if (refused) throw new TollgateError('tollgate_identity_mismatch', refused)
     const corrected: ChannelRecord[] = []
     for (const record of stored) {
-      const opened = fromCrash ? afterCrash(record) : record
+      const opened = recoverInFlight(record)
       if (opened !== record) corrected.push(opened)
       ledger.open(opened)
     }
-    if (fromCrash) {
-      // Written back at once, so that a later clean close cannot hide the crash.
-      await Promise.all(corrected.map((record) => options.store.put(record)))
-      await options.store.flush()
+    // Written back at once, so that a later clean close cannot hide what was in flight.
+    await Promise.all(corrected.map((record) => store.put(record)))
+    const bound = JSON.stringify(identity)
+    if ((await store.getMeta(IDENTITY_META)) !== bound) await store.putMeta(IDENTITY_META, bound)
+    if (corrected.length > 0 || fromCrash) {
       warn(
-        `the store was not closed cleanly: ${stored.length} channels reloaded, ${corrected.length} charges set to their held ceilings`,
+        `the store was not closed cleanly: ${stored.length} channels reloaded, ${corrected.length} charged what they had in flight`,
       )
     }
     const channels = stored.length
-    return new Payee(options, ledger, backend.name, { channels, fromCrash })
+    return new Payee(options, ledger, backend.name, {
+      channels,
+      fromCrash,
+      corrected: corrected.length,
+    })
   }
 
   /**
@@ -175,6 +209,13 @@ export class Payee {
     } catch (err) {
       this.ledger.release(result.hold)
       return reject('tollgate_store_failed', err instanceof Error ? err.message : String(err))
+    }
+    if (rule.kind === 'credit') {
+      this.covers.set(result.hold.channelId, {
+        durable: result.hold.record.inFlightCumulativeAmount,
+        reserve: rule.reserve ?? result.hold.record.signedMaxClaimable,
+        writing: undefined,
+      })
     }
     return result
   }
@@ -268,23 +309,85 @@ export class Payee {
 
   /** Releases the channel with nothing charged: the handler failed, or the session ended. */
   release(hold: Hold): ChannelRecord {
+    this.covers.delete(hold.channelId)
     const record = this.ledger.release(hold)
     if (record !== hold.record) this.persistBehind(record)
     return record
   }
 
   /**
-   * Charges within a held session (per message) and keeps the hold. In memory only: the charged
-   * total reaches the store with the session's next voucher ({@link extend}) and when it is
-   * released. Every such charge is covered by the voucher stored before it, which is all a
-   * recovery after a crash needs (the stored ceiling is then taken as charged).
+   * Waits until a charge of `amount` on a held session is within its durable cover: `undefined`
+   * when it is already (the hot path, nothing to await), else the write that brings it there.
+   * Rejects with `tollgate_store_failed` when that write fails: the session must stop serving.
+   */
+  coverFor(hold: Hold, amount: bigint): Promise<void> | undefined {
+    const cover = this.covers.get(hold.channelId)
+    const record = this.ledger.get(hold.channelId)
+    if (!cover || !record || record.chargedCumulativeAmount + amount <= cover.durable) {
+      return undefined
+    }
+    return this.refill(hold, cover, record)
+  }
+
+  /**
+   * Charges within a held session (per message) and keeps the hold. The charge must lie within
+   * the session's durable cover ({@link coverFor}): the in-flight amount of a record on disk, so
+   * that a crash charges the payer at most one reserve beyond what was delivered. Past half of
+   * it, the next reserve is written behind.
    */
   chargeHeld(hold: Hold, amount: bigint) {
-    return this.ledger.chargeHeld(hold, amount)
+    const cover = this.covers.get(hold.channelId)
+    if (cover) {
+      const record = this.ledger.get(hold.channelId)
+      if (record && record.chargedCumulativeAmount + amount > cover.durable) {
+        return reject(
+          'invalid_batch_settlement_evm_charge_exceeds_signed_cumulative',
+          'the charge is not covered by a durable record yet',
+        )
+      }
+    }
+    const result = this.ledger.chargeHeld(hold, amount)
+    if (
+      cover &&
+      result.ok &&
+      cover.writing === undefined &&
+      result.record.chargedCumulativeAmount + cover.reserve / 2n >= cover.durable &&
+      cover.durable < result.record.signedMaxClaimable
+    ) {
+      this.refill(hold, cover, result.record).catch(() => {})
+    }
+    return result
+  }
+
+  /** Writes the next reserve of a session: its charged total now plus `cover.reserve`, at most its ceiling. */
+  private refill(hold: Hold, cover: Cover, record: ChannelRecord): Promise<void> {
+    if (cover.writing) return cover.writing
+    const reserved = this.ledger.reserveInFlight(hold, cover.reserve)
+    const target = reserved.inFlightCumulativeAmount
+    if (target <= cover.durable && reserved === record) return Promise.resolve()
+    const writing = this.store.put(reserved).then(
+      () => {
+        if (target > cover.durable) cover.durable = target
+        cover.writing = undefined
+      },
+      (err: unknown) => {
+        cover.writing = undefined
+        this.warn(
+          `could not store the charges of channel ${hold.channelId}; its session stops`,
+          err,
+        )
+        throw new TollgateError('tollgate_store_failed', 'The session could not be stored.', {
+          cause: err,
+        })
+      },
+    )
+    cover.writing = writing
+    return writing
   }
 
   /** Accepts a credit top-up voucher on a held session; durable before it returns. */
   async extend(hold: Hold, payment: VoucherPayment, rule: VoucherRule): Promise<Decision> {
+    const before = this.ledger.get(hold.channelId)
     let result = await this.ledger.extend(hold, payment.voucher, rule)
     if (
       !result.ok &&
@@ -294,10 +397,17 @@ export class Payee {
       result = await this.ledger.extend(hold, payment.voucher, rule)
     }
     if (!result.ok) return result
+    const stored = this.ledger.get(hold.channelId) ?? result.hold.record
     try {
-      await this.store.put(result.hold.record)
+      await this.store.put(stored)
     } catch (err) {
+      // Nothing may be served on a voucher that is not stored: the session keeps the one before.
+      if (before) this.ledger.revertExtend(hold, before)
       return reject('tollgate_store_failed', err instanceof Error ? err.message : String(err))
+    }
+    const cover = this.covers.get(hold.channelId)
+    if (cover && stored.inFlightCumulativeAmount > cover.durable) {
+      cover.durable = stored.inFlightCumulativeAmount
     }
     return result
   }
@@ -321,6 +431,14 @@ export class Payee {
   /** Flushes and closes the store: the next open is a clean one. */
   async close(): Promise<void> {
     await this.store.close()
+  }
+
+  /**
+   * Closes the store as it was found (a store found unclean stays so): for a start that failed
+   * after the payee opened, so that it changes nothing the next start relies on.
+   */
+  async abandon(): Promise<void> {
+    await this.store.closeAsFound()
   }
 
   private async openFromChain(payment: VoucherPayment): Promise<Decision | undefined> {
@@ -407,13 +525,54 @@ export function openPayee(options: PayeeOptions): Promise<Payee> {
   return Payee.open(options)
 }
 
+/** The identity a store is bound to: the chain, the escrow and this server's channel fields. */
+interface StoredIdentity {
+  readonly chainId: number
+  readonly escrow: string
+  readonly receiver: string
+  readonly receiverAuthorizer: string
+  readonly token: string
+  readonly withdrawDelay: number
+}
+
+function identityOf(options: PayeeOptions): StoredIdentity {
+  const { identity } = options
+  return {
+    chainId: options.chainId,
+    escrow: options.escrow.toLowerCase(),
+    receiver: identity.receiver.toLowerCase(),
+    receiverAuthorizer: identity.receiverAuthorizer.toLowerCase(),
+    token: identity.token.toLowerCase(),
+    withdrawDelay: identity.withdrawDelay,
+  }
+}
+
 /**
- * The crash rule: the charged total is written behind the voucher, so after a crash the last
- * charge of a channel may be missing from the store. Every acknowledged charge is covered by the
- * stored voucher (it was stored first), so the charge is taken to be the held ceiling.
+ * Why a store may not be opened with `identity`, or undefined. A store written before the
+ * identity was kept is judged by its records' channel fields.
  */
-function afterCrash(record: ChannelRecord): ChannelRecord {
-  return record.chargedCumulativeAmount < record.signedMaxClaimable
-    ? { ...record, chargedCumulativeAmount: record.signedMaxClaimable }
-    : record
+function checkStoredIdentity(
+  stored: string | undefined,
+  identity: StoredIdentity,
+  records: readonly ChannelRecord[],
+): string | undefined {
+  let found: Partial<StoredIdentity>
+  if (stored === undefined) {
+    const first = records[0]
+    if (!first) return undefined
+    const { receiver, receiverAuthorizer, token, withdrawDelay } = first.config
+    found = { receiver, receiverAuthorizer, token, withdrawDelay }
+  } else {
+    found = JSON.parse(stored) as StoredIdentity
+  }
+  const differs = (Object.keys(found) as (keyof StoredIdentity)[]).filter(
+    (key) => String(found[key]).toLowerCase() !== String(identity[key]).toLowerCase(),
+  )
+  if (differs.length === 0) return undefined
+  const what = differs.map((key) => `${key} ${found[key]} (now ${identity[key]})`).join(', ')
+  return (
+    `the data directory holds the channels of another identity: ${what}. Its vouchers can only be ` +
+    'claimed by that identity. To rotate the key: keep the old key on this data directory until ' +
+    '`tollgate settle` has claimed everything and its payers have moved, and start the new key on a new data directory.'
+  )
 }

@@ -5,6 +5,7 @@ import {
   createWalletClient,
   type Hex,
   http,
+  type LocalAccount,
   type PublicClient,
   type Transport,
   type WalletClient,
@@ -12,6 +13,7 @@ import {
 import { privateKeyToAccount } from 'viem/accounts'
 import { evmChain } from '../chain/evmChain.js'
 import { LOCAL_CHAIN_ID, LOCAL_POLLING_MS } from '../chain/index.js'
+import type { ChainPreset } from '../chain/presets.js'
 import { createSendLock, type SendLock } from '../chain/sendLock.js'
 import type { ServerConfig } from './config.js'
 
@@ -28,10 +30,18 @@ export interface ChainClients {
  * address. On a local chain: no transport retries and fast polling (the node mines at once).
  */
 export function chainClients(config: ServerConfig, key: Hex): ChainClients {
-  const account = privateKeyToAccount(key)
-  const local = config.chain.chainId === LOCAL_CHAIN_ID
-  const chain = evmChain(config.rpcUrl, config.chain.chainId, config.chain.name)
-  const transport = http(config.rpcUrl, local ? { retryCount: 0 } : {})
+  return chainClientsFor(config.chain, config.rpcUrl, privateKeyToAccount(key))
+}
+
+/** {@link chainClients} for a chain preset, an RPC URL and the account that signs. */
+export function chainClientsFor(
+  preset: ChainPreset,
+  rpcUrl: string,
+  account: LocalAccount,
+): ChainClients {
+  const local = preset.chainId === LOCAL_CHAIN_ID
+  const chain = evmChain(rpcUrl, preset.chainId, preset.name)
+  const transport = http(rpcUrl, local ? { retryCount: 0 } : {})
   const pollingInterval = local ? LOCAL_POLLING_MS : undefined
   const publicClient = createPublicClient({
     chain,

@@ -2,20 +2,14 @@ import { join } from 'node:path'
 import replyFrom from '@fastify/reply-from'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Hex } from 'viem'
-import { escrowWriter } from '../chain/escrowWriter.js'
-import { LOCAL_CHAIN_ID } from '../chain/index.js'
-import { type ChainWatcher, createChainWatcher } from '../chain/watcher.js'
+import type { ChainWatcher } from '../chain/watcher.js'
 import type { Payee } from '../payee/index.js'
-import { type SettlementSchedule, type Settler, settlementMetrics } from '../settlement/index.js'
-import { LevelStore } from '../store/index.js'
-import { tollgate } from '../transports/http/index.js'
-import { tollgateWs } from '../transports/ws/index.js'
-import { chainClients } from './chainClients.js'
+import type { SettlementSchedule, Settler } from '../settlement/index.js'
 import type { ServerConfig } from './config.js'
-import { configuredPayee } from './configuredPayee.js'
-import { adminApp, configuredSchedule, configuredSettler } from './settlement.js'
+import { createTollgate } from './createTollgate.js'
+import { adminApp } from './settlement.js'
 import { type UpstreamFeed, upstreamFeed } from './upstreamFeed.js'
-
+import { upstreamProbe } from './upstreamProbe.js'
 /** A running standalone tollgate: the Fastify app, the payee, the chain watcher and the settlement. */
 export interface TollgateServer {
   readonly app: FastifyInstance
@@ -37,7 +31,7 @@ export interface TollgateServer {
  * answer of 400 or more is passed on and not charged. Each configured feed is a billed WebSocket
  * route (`tollgateWs`) selling the messages of an upstream WebSocket, reconnected with backoff
  * when it drops. `GET /health` is free; `ok` is false while the chain watcher is failing or an
- * upstream feed is down.
+ * upstream feed is down, or an HTTP upstream cannot be reached (`upstreams` says why).
  *
  * The key is the receiver authorizer's: it signs nothing the payer relies on, but sends deposit
  * and refund transactions (and pays their gas). The receiver defaults to its address.
@@ -55,149 +49,131 @@ export async function createServer(
   key: Hex,
   options: { logger?: FastifyServerOptions['logger'] } = {},
 ): Promise<TollgateServer> {
-  const local = config.chain.chainId === LOCAL_CHAIN_ID
-  const { publicClient, walletClient, sendLock } = chainClients(config, key)
-  const account = walletClient.account
-
   const app = Fastify({ logger: options.logger ?? false })
-  const receiver = config.receiver ?? account.address
-  const store = await LevelStore.open(join(config.dataDir, 'vouchers'), { mode: config.storeMode })
-  // Bound once the schedule exists; the payee calls it when a channel needs a claim soon.
-  let claimNeeded: () => void = () => {}
-  let payee: Payee
+  const tg = await createTollgate({
+    network: config.chain,
+    rpcUrl: config.rpcUrl,
+    account: key,
+    ...(config.receiver ? { receiver: config.receiver } : {}),
+    withdrawDelay: config.withdrawDelay,
+    dataDir: config.dataDir,
+    storeMode: config.storeMode,
+    ...(config.confirmations === undefined ? {} : { confirmations: config.confirmations }),
+    settlement: config.settlement,
+    logger: app.log,
+  })
+  const feeds: { path: string; upstream: UpstreamFeed }[] = []
+  let admin: FastifyInstance | undefined
   try {
-    payee = await configuredPayee(config, { publicClient, walletClient }, store, {
-      onWarning: (message, cause) => app.log.warn({ err: cause }, message),
-      onClaimNeeded: () => claimNeeded(),
+    await app.register(tg.http)
+    await app.register(tg.ws)
+    for (const feed of config.feeds) {
+      const upstream = upstreamFeed(feed.upstream, {
+        onDown: (url, cause, retryInMs) =>
+          app.log.warn(
+            { err: cause, url, retryInMs },
+            'tollgate: upstream feed down; reconnecting',
+          ),
+        onUp: (url) => app.log.info({ url }, 'tollgate: upstream feed connected'),
+      })
+      feeds.push({ path: feed.path, upstream })
+      app.tollgateFeed(feed.path, {
+        price: feed.price,
+        source: upstream.source,
+        event: upstream.event,
+        ...(feed.creditWindow === undefined ? {} : { creditWindow: feed.creditWindow }),
+        ...(feed.description ? { description: feed.description } : {}),
+      })
+    }
+    await app.register(replyFrom)
+    const upstreams = config.routes.map((route) => ({
+      path: route.path,
+      probe: upstreamProbe(route.upstream),
+    }))
+    const { payee, watcher } = tg
+    app.get('/health', async (_request, reply) => {
+      const status = watcher.status
+      const block = (value: bigint | undefined) => (value === undefined ? null : Number(value))
+      const feedsUp = feeds.every((f) => f.upstream.connected)
+      const checked = await Promise.all(
+        upstreams.map(async (u) => ({ path: u.path, ...(await u.probe.check()) })),
+      )
+      const ok = status.consecutiveFailures === 0 && feedsUp && checked.every((u) => u.reachable)
+      return reply.code(ok ? 200 : 503).send({
+        ok,
+        network: config.chain.network,
+        channels: payee.ledger.size,
+        signatureBackend: payee.backend,
+        storeMode: tg.storeMode,
+        watcher: {
+          lastProcessedBlock: block(status.lastProcessedBlock),
+          headSeen: block(status.headSeen),
+          lag: block(status.lag),
+          failures: status.failures,
+          consecutiveFailures: status.consecutiveFailures,
+        },
+        upstreams: checked,
+        feeds: feeds.map((f) => ({ path: f.path, connected: f.upstream.connected })),
+      })
     })
+    for (const route of config.routes) {
+      app.route({
+        method: [...route.methods] as never,
+        url: route.path,
+        config: {
+          price: route.price,
+          ...(route.description ? { description: route.description } : {}),
+        },
+        handler: (request, reply) => reply.from(new URL(request.url, route.upstream).toString()),
+      })
+    }
+    app.get('/metrics', async (_request, reply) =>
+      reply.type(tg.metrics.contentType).send(await tg.metrics.metrics()),
+    )
+    await app.ready()
+    for (const feed of feeds) feed.upstream.start()
+    if (config.settlement.adminPort !== undefined) {
+      admin = await adminApp(tg.settlement)
+      await admin.listen({ host: '127.0.0.1', port: config.settlement.adminPort })
+    }
   } catch (err) {
-    await store.close()
+    for (const feed of feeds) feed.upstream.close()
+    await admin?.close().catch(() => {})
+    await app.close().catch(() => {})
+    await tg.abandon()
     throw err
   }
-  const watcher = createChainWatcher({
-    client: publicClient,
-    escrow: config.chain.escrow,
-    sink: payee,
-    meta: store,
-    ...(config.confirmations === undefined ? {} : { confirmations: config.confirmations }),
-    ...(local ? { pollIntervalMs: 500 } : {}),
-    onWithdrawInitiated: (channelId, finalizeAfter) => {
-      app.log.warn(
-        { channelId, finalizeAfter },
-        'tollgate: a payer started a withdrawal; claiming before the deadline',
-      )
-      return settlement.trigger('withdrawal')
-    },
-    onError: (err) => app.log.error({ err }, 'tollgate: chain watcher poll failed; retrying'),
-  })
-
-  const settler = configuredSettler(
-    config,
-    { publicClient, walletClient, sendLock },
-    payee,
-    store,
-    app.log,
-  )
-  const settlement = configuredSchedule(config, settler, app.log)
-  claimNeeded = () => settlement.nudge('exposure')
-  const metrics = settlementMetrics({ records: () => payee.ledger.records(), settler })
-
-  // What the HTTP and the WebSocket plugins both announce in their requirements.
-  const terms = {
-    payee,
-    network: config.chain.network,
-    asset: config.chain.usdc,
-    payTo: receiver,
-    receiverAuthorizer: account.address,
-    withdrawDelay: config.withdrawDelay,
-  }
-  await app.register(tollgate, {
-    ...terms,
-    escrowWriter: escrowWriter({
-      publicClient,
-      walletClient,
-      escrow: config.chain.escrow,
-      erc3009Collector: config.chain.erc3009Collector,
-      sendLock,
-    }),
-  })
-  await app.register(tollgateWs, terms)
-  const feeds: { path: string; upstream: UpstreamFeed }[] = []
-  for (const feed of config.feeds) {
-    const upstream = upstreamFeed(feed.upstream, {
-      onDown: (url, cause, retryInMs) =>
-        app.log.warn({ err: cause, url, retryInMs }, 'tollgate: upstream feed down; reconnecting'),
-      onUp: (url) => app.log.info({ url }, 'tollgate: upstream feed connected'),
-    })
-    feeds.push({ path: feed.path, upstream })
-    app.tollgateFeed(feed.path, {
-      price: feed.price,
-      source: upstream.source,
-      event: upstream.event,
-      ...(feed.creditWindow === undefined ? {} : { creditWindow: feed.creditWindow }),
-      ...(feed.description ? { description: feed.description } : {}),
-    })
-  }
-  await app.register(replyFrom)
-  app.get('/health', async () => {
-    const status = watcher.status
-    const block = (value: bigint | undefined) => (value === undefined ? null : Number(value))
-    const feedsUp = feeds.every((f) => f.upstream.connected)
-    return {
-      ok: status.consecutiveFailures === 0 && feedsUp,
+  app.log.info(
+    {
       network: config.chain.network,
-      channels: payee.ledger.size,
-      signatureBackend: payee.backend,
-      watcher: {
-        lastProcessedBlock: block(status.lastProcessedBlock),
-        headSeen: block(status.headSeen),
-        lag: block(status.lag),
-        failures: status.failures,
-        consecutiveFailures: status.consecutiveFailures,
-      },
-      feeds: feeds.map((f) => ({ path: f.path, connected: f.upstream.connected })),
-    }
-  })
-  for (const route of config.routes) {
-    app.route({
-      method: [...route.methods] as never,
-      url: route.path,
-      config: {
-        price: route.price,
-        ...(route.description ? { description: route.description } : {}),
-      },
-      handler: (request, reply) => reply.from(new URL(request.url, route.upstream).toString()),
-    })
-  }
-  app.get('/metrics', async (_request, reply) =>
-    reply.type(metrics.contentType).send(await metrics.metrics()),
+      receiver: tg.terms.payTo,
+      receiverAuthorizer: tg.terms.receiverAuthorizer,
+      routes: config.routes.map(
+        (r) => `${r.methods.join(',')} ${r.path} ${r.price} -> ${r.upstream}`,
+      ),
+      feeds: config.feeds.map((f) => `${f.path} ${f.price} -> ${f.upstream}`),
+      adminPort: config.settlement.adminPort ?? null,
+      storeMode: tg.storeMode,
+      dataDir: join(config.dataDir, 'vouchers'),
+      settlement: config.settlement.enabled ? 'scheduled' : 'withdrawals only',
+    },
+    'tollgate: ready',
   )
-  await app.ready()
-  watcher.start()
-  for (const feed of feeds) feed.upstream.start()
-  if (config.settlement.enabled) settlement.start()
-  let admin: FastifyInstance | undefined
-  if (config.settlement.adminPort !== undefined) {
-    admin = await adminApp(settlement)
-    await admin.listen({ host: '127.0.0.1', port: config.settlement.adminPort })
-  }
 
   let closed: Promise<void> | undefined
   return {
     app,
-    payee,
-    watcher,
-    settler,
-    settlement,
+    payee: tg.payee,
+    watcher: tg.watcher,
+    settler: tg.settler,
+    settlement: tg.settlement,
     admin,
     close() {
       closed ??= (async () => {
         await admin?.close()
-        await settlement.stop()
-        await watcher.stop()
         for (const feed of feeds) feed.upstream.close()
         await app.close()
-        await payee.close()
+        await tg.close()
       })()
       return closed
     },

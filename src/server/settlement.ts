@@ -1,5 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { Account, Chain, PublicClient, Transport, WalletClient } from 'viem'
+import type { ChainPreset } from '../chain/presets.js'
 import type { SendLock } from '../chain/sendLock.js'
 import type { Payee } from '../payee/index.js'
 import {
@@ -12,6 +13,7 @@ import {
 } from '../settlement/index.js'
 import type { ChannelStore } from '../store/index.js'
 import type { ServerConfig } from './config.js'
+import type { ResolvedSettlement } from './createTollgate.js'
 
 /**
  * The settler of a configured server: claims sent by `walletClient`'s account (the receiver
@@ -20,19 +22,33 @@ import type { ServerConfig } from './config.js'
  */
 export function configuredSettler(
   config: ServerConfig,
-  clients: {
-    publicClient: PublicClient
-    walletClient: WalletClient<Transport, Chain, Account>
-    sendLock?: SendLock
-  },
+  clients: SettlerClients,
   payee: Payee,
   store: ChannelStore,
   log?: SettlementLog,
 ): Settler {
-  const s = config.settlement
+  return settlerFor(config.chain, config.settlement, clients, payee, store, log)
+}
+
+/** The clients a settler sends with. */
+interface SettlerClients {
+  publicClient: PublicClient
+  walletClient: WalletClient<Transport, Chain, Account>
+  sendLock?: SendLock
+}
+
+/** The settler of `payee` on `chain` with the given settlement options (see {@link configuredSettler}). */
+export function settlerFor(
+  chain: ChainPreset,
+  s: ResolvedSettlement,
+  clients: SettlerClients,
+  payee: Payee,
+  store: ChannelStore,
+  log?: SettlementLog,
+): Settler {
   const executor = claimExecutor({
     ...clients,
-    escrow: config.chain.escrow,
+    escrow: chain.escrow,
     identity: payee.identity,
     confirmations: s.confirmations,
     ...(s.packedClaims === undefined ? {} : { packed: s.packedClaims }),
@@ -51,17 +67,18 @@ export function configuredSettler(
   })
 }
 
-/** The server's settlement schedule, logging each run that did or failed something. */
-export function configuredSchedule(
-  config: ServerConfig,
+/** A settlement schedule, logging each run that did or failed something. */
+export function scheduleFor(
+  s: Pick<ResolvedSettlement, 'sweepIntervalSeconds' | 'checkIntervalSeconds'>,
   settler: Settler,
-  log: SettlementLog,
+  log: SettlementLog | undefined,
 ): SettlementSchedule {
   return createSettlementSchedule({
     settler,
-    sweepIntervalMs: config.settlement.sweepIntervalSeconds * 1000,
-    checkIntervalMs: config.settlement.checkIntervalSeconds * 1000,
+    sweepIntervalMs: s.sweepIntervalSeconds * 1000,
+    checkIntervalMs: s.checkIntervalSeconds * 1000,
     onReport: (report, trigger) => {
+      if (!log) return
       if (report.claims.length === 0 && !report.settled && report.ok) return
       const summary = {
         trigger,
@@ -76,7 +93,7 @@ export function configuredSchedule(
       if (report.ok) log.info(summary, 'tollgate: settlement run')
       else log.error(summary, 'tollgate: settlement run failed; retried at the next check')
     },
-    onError: (err) => log.error({ err }, 'tollgate: settlement run threw'),
+    onError: (err) => log?.error({ err }, 'tollgate: settlement run threw'),
   })
 }
 

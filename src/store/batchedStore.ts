@@ -105,7 +105,12 @@ export abstract class BatchedStore implements ChannelStore {
   }
 
   close(): Promise<void> {
-    this.closing ??= this.closeOnce()
+    this.closing ??= this.closeOnce(true)
+    return this.closing
+  }
+
+  closeAsFound(): Promise<void> {
+    this.closing ??= this.closeOnce(!this.recoveredFromCrash)
     return this.closing
   }
 
@@ -122,11 +127,11 @@ export abstract class BatchedStore implements ChannelStore {
   /** Releases the backend. */
   protected abstract closeBackend(): Promise<void>
 
-  private async closeOnce(): Promise<void> {
+  private async closeOnce(clean: boolean): Promise<void> {
     let failure: unknown
     try {
       await this.queue.flush()
-      await this.markClean()
+      if (clean) await this.markClean()
     } catch (error) {
       failure = error
     }

@@ -124,6 +124,7 @@ export class LevelStore extends BatchedStore {
 
   protected async readRecords(): Promise<ChannelRecord[]> {
     const records: ChannelRecord[] = []
+    const legacyInFlight = this.recoveredFromCrash ? 'ceiling' : 'charged'
     const iterator = this.db.iterator({
       gte: RECORDS_FROM,
       lt: RECORDS_TO,
@@ -133,7 +134,8 @@ export class LevelStore extends BatchedStore {
       for (;;) {
         const entries = await iterator.nextv(LOAD_CHUNK)
         if (entries.length === 0) break
-        for (const [key, value] of entries) records.push(decodeRecord(channelIdOfKey(key), value))
+        for (const [key, value] of entries)
+          records.push(decodeRecord(channelIdOfKey(key), value, legacyInFlight))
       }
     } finally {
       await iterator.close()

@@ -18,6 +18,7 @@ import type { ChannelRecord } from '../ledger/types.js'
 //   145     6  syncedAt                    (uint48, ms: good until year 10889)
 //   151   1+n  chargedCumulativeAmount     (length byte n <= 32, then n bytes)
 //         1+n  signedMaxClaimable
+//         1+n  inFlightCumulativeAmount    (layout 2 on; layout 1 records have none)
 //         1+n  balance
 //         1+n  totalClaimed
 //         1+n  refundNonce
@@ -26,7 +27,9 @@ import type { ChannelRecord } from '../ledger/types.js'
 // Hex fields come back lowercase: the protocol layer normalizes them so on decode.
 
 /** Version byte at the start of every encoded record. */
-export const RECORD_LAYOUT_VERSION = 1
+export const RECORD_LAYOUT_VERSION = 2
+/** The layout before `inFlightCumulativeAmount`, still read. */
+const LEGACY_LAYOUT_VERSION = 1
 
 const ADDRESS_BYTES = 20
 const BYTES32 = 32
@@ -61,7 +64,7 @@ export function channelIdOfKey(key: Buffer): Hex {
 export function encodeRecord(record: ChannelRecord): Buffer {
   const { config } = record
   const signatureBytes = hexBytes(record.signature, 'signature')
-  const buf = Buffer.allocUnsafe(FIXED_BYTES + 5 * (1 + MAX_AMOUNT_BYTES) + 2 + signatureBytes)
+  const buf = Buffer.allocUnsafe(FIXED_BYTES + 6 * (1 + MAX_AMOUNT_BYTES) + 2 + signatureBytes)
   buf[0] = RECORD_LAYOUT_VERSION
   writeHex(buf, 1, config.payer, ADDRESS_BYTES, 'config.payer')
   writeHex(buf, 21, config.payerAuthorizer, ADDRESS_BYTES, 'config.payerAuthorizer')
@@ -74,6 +77,7 @@ export function encodeRecord(record: ChannelRecord): Buffer {
   writeUint48(buf, 145, record.syncedAt, 'syncedAt')
   let off = writeAmount(buf, FIXED_BYTES, record.chargedCumulativeAmount, 'chargedCumulativeAmount')
   off = writeAmount(buf, off, record.signedMaxClaimable, 'signedMaxClaimable')
+  off = writeAmount(buf, off, record.inFlightCumulativeAmount, 'inFlightCumulativeAmount')
   off = writeAmount(buf, off, record.balance, 'balance')
   off = writeAmount(buf, off, record.totalClaimed, 'totalClaimed')
   off = writeAmount(buf, off, record.refundNonce, 'refundNonce')
@@ -84,17 +88,33 @@ export function encodeRecord(record: ChannelRecord): Buffer {
 }
 
 /**
- * Decodes a record written by {@link encodeRecord}.
+ * Decodes a record written by {@link encodeRecord}, or by the layout before it, which kept no
+ * in-flight amount: `legacyInFlight` says what to take for it (the held ceiling after a crash,
+ * the charged total after a clean close).
  *
  * @throws TollgateError `tollgate_store_failed` when the bytes are not a record of this layout.
  */
-export function decodeRecord(channelId: Hex, buf: Buffer): ChannelRecord {
-  if (buf.length < FIXED_BYTES + 5 + 2 || buf[0] !== RECORD_LAYOUT_VERSION) {
+export function decodeRecord(
+  channelId: Hex,
+  buf: Buffer,
+  legacyInFlight: 'charged' | 'ceiling' = 'charged',
+): ChannelRecord {
+  const version = buf[0]
+  if (
+    buf.length < FIXED_BYTES + 5 + 2 ||
+    (version !== RECORD_LAYOUT_VERSION && version !== LEGACY_LAYOUT_VERSION)
+  ) {
     throw corrupt(channelId)
   }
   const cursor = { off: FIXED_BYTES }
   const chargedCumulativeAmount = readAmount(buf, cursor, channelId)
   const signedMaxClaimable = readAmount(buf, cursor, channelId)
+  const inFlightCumulativeAmount =
+    version === LEGACY_LAYOUT_VERSION
+      ? legacyInFlight === 'ceiling'
+        ? signedMaxClaimable
+        : chargedCumulativeAmount
+      : readAmount(buf, cursor, channelId)
   const balance = readAmount(buf, cursor, channelId)
   const totalClaimed = readAmount(buf, cursor, channelId)
   const refundNonce = readAmount(buf, cursor, channelId)
@@ -114,6 +134,7 @@ export function decodeRecord(channelId: Hex, buf: Buffer): ChannelRecord {
     },
     chargedCumulativeAmount,
     signedMaxClaimable,
+    inFlightCumulativeAmount,
     signature: `0x${buf.toString('hex', cursor.off + 2, signatureEnd)}`,
     balance,
     totalClaimed,

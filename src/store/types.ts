@@ -63,6 +63,11 @@ export interface ChannelStore {
   flush(): Promise<void>
   /** Flushes, marks the store as closed cleanly and closes it. Idempotent. */
   close(): Promise<void>
+  /**
+   * Flushes and closes it as it was found: a store that was not closed cleanly before this open
+   * stays marked so. For a start that fails after opening the store. Idempotent, like `close`.
+   */
+  closeAsFound(): Promise<void>
 }
 
 /** One batch of writes, keyed so that a later write of a key replaces an earlier one. */

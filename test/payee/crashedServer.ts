@@ -16,6 +16,8 @@ await store.put({
   config,
   chargedCumulativeAmount: 1000n,
   signedMaxClaimable: 2000n,
+  // A request priced 1000 was in flight when the process died.
+  inFlightCumulativeAmount: 2000n,
   signature: await sign(sessionKey, id, 2000n),
   balance: 10_000n,
   totalClaimed: 0n,

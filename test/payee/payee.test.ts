@@ -170,7 +170,7 @@ describe('durability', () => {
     await first.close()
     const second = await payeeWith(await LevelStore.open(dir), read)
     cleanups.push(() => second.close())
-    expect(second.recovery).toEqual({ channels: 3, fromCrash: false })
+    expect(second.recovery).toEqual({ channels: 3, fromCrash: false, corrected: 0 })
     expect([...second.ledger.records()].sort(byId)).toEqual(before)
   })
 
@@ -192,7 +192,7 @@ describe('durability', () => {
       onWarning: (m) => warnings.push(m),
     })
     cleanups.push(() => payee.close())
-    expect(payee.recovery).toEqual({ channels: 1, fromCrash: true })
+    expect(payee.recovery).toEqual({ channels: 1, fromCrash: true, corrected: 1 })
     expect(payee.ledger.get(id)).toMatchObject({
       chargedCumulativeAmount: 2000n,
       signedMaxClaimable: 2000n,

@@ -14,6 +14,7 @@ function record(overrides: Partial<ChannelRecord> = {}): ChannelRecord {
     config: makeConfig(),
     chargedCumulativeAmount: 5_000n,
     signedMaxClaimable: 6_000n,
+    inFlightCumulativeAmount: 5_000n,
     signature: `0x${'11'.repeat(65)}`,
     balance: 1_000_000n,
     totalClaimed: 0n,

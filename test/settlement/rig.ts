@@ -92,6 +92,7 @@ export async function chargedRecords(
       config,
       chargedCumulativeAmount: charged(i),
       signedMaxClaimable: charged(i),
+      inFlightCumulativeAmount: charged(i),
       signature: await h.signVoucher(sessionKey, id, charged(i)),
       balance: deposit,
       totalClaimed: 0n,

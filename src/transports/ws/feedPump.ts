@@ -187,6 +187,8 @@ export class FeedPump implements SessionMode {
         )
         continue
       }
+      const covering = session.covered(price)
+      if (covering && (!(await covering) || this.stopped)) return
       credit = session.chargeAndSend(price, text) ?? 0n
       burst++
     }

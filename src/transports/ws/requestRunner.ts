@@ -139,6 +139,8 @@ export class RequestRunner implements SessionMode {
           },
         )
       }
+      const covering = session.covered(amount)
+      if (covering && !(await covering)) return
       // The reservation covered the price; the actual charge (at most the price) takes its place.
       unreserve()
       if (session.chargeAndSend(amount, text) !== undefined) this.checkBackpressure()

@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import type { Address, Hex } from 'viem'
 import { TollgateError } from '../../errors/index.js'
 import type { VoucherRule } from '../../ledger/index.js'
+import { DEFAULT_PERSIST_EVERY_MESSAGES } from '../../payee/index.js'
 import { type BatchRequirements, buildRequirements, MAX_UINT128 } from '../../protocol/index.js'
 import { type Price, parsePrice } from '../http/parsePrice.js'
 import { type PaymentTerms, type ResolvedTerms, resolveTerms } from '../terms.js'
@@ -58,6 +59,12 @@ export interface BilledRouteOptions {
   creditWindow?: number
   /** Messages of credit left at which `voucher-needed` is sent, in [0, creditWindow). @default floor(creditWindow / 4) */
   lowWater?: number
+  /**
+   * Messages that may be delivered ahead of a durable record of the charged total: after a crash,
+   * a payer is charged at most this many messages beyond what was delivered.
+   * @default DEFAULT_PERSIST_EVERY_MESSAGES (64)
+   */
+  persistEvery?: number
   /** `resource.description` of the route's `PaymentRequired`. */
   description?: string
   /** `resource.mimeType` of the route's `PaymentRequired`. */
@@ -247,6 +254,11 @@ function resolveRoute(
   if (!Number.isSafeInteger(lowWater) || lowWater < 0 || lowWater >= creditWindow) {
     invalid(`${path}: lowWater ${String(lowWater)} is not an integer in [0, creditWindow).`)
   }
+  const persistEvery = positive(
+    options.persistEvery,
+    DEFAULT_PERSIST_EVERY_MESSAGES,
+    `${path}: persistEvery`,
+  )
   const window = price * BigInt(creditWindow)
   if (window > MAX_UINT128) invalid(`${path}: price × creditWindow exceeds 2^128 - 1.`)
   for (const field of ['description', 'mimeType'] as const) {
@@ -276,7 +288,7 @@ function resolveRoute(
     creditWindow,
     lowWater,
     voucherNeededBelow: price * BigInt(lowWater + 1),
-    rule: Object.freeze({ kind: 'credit', price }),
+    rule: Object.freeze({ kind: 'credit', price, reserve: price * BigInt(persistEvery) }),
     requirements: deepFreeze(requirements),
     description: options.description,
     mimeType: options.mimeType,

@@ -154,15 +154,36 @@ export class Session {
   }
 
   /**
+   * Waits, when it must, until a charge of `amount` lies within what the store holds of the
+   * session (see {@link Payee.coverFor}); `undefined` when it already does. On a store failure the
+   * session is refused with `tollgate_store_failed` and closed, and the promise resolves false:
+   * nothing more is served.
+   */
+  covered(amount: bigint): Promise<boolean> | undefined {
+    const hold = this.hold
+    if (!hold) return undefined
+    const writing = this.options.payee.coverFor(hold, amount)
+    if (!writing) return undefined
+    return writing.then(
+      () => this.state !== 'closed',
+      () => {
+        this.refuse('tollgate_store_failed', 'The session could not be stored; it ends.')
+        this.close(CLOSE_CODES.internal, 'store failed')
+        return false
+      },
+    )
+  }
+
+  /**
    * Commits a charge in the ledger, then sends the billed frame (serialized beforehand) and, when
    * the credit left has fallen to the low-water mark, `voucher-needed`. Returns the credit left,
    * or undefined, charging and sending nothing, when the session is not billable or the held
    * voucher does not cover the charge.
    *
-   * The charge is made in the ledger's memory only: the store gets the channel's charged total
-   * with each voucher accepted (`decide`, `extend`) and when the session releases the channel,
-   * not once a message. Every charge is covered by the voucher stored before it, which is all a
-   * recovery after a crash relies on (the stored ceiling is then taken as charged).
+   * The charge is made in the ledger's memory, within the in-flight amount the store already
+   * holds ({@link covered}); the charged total is written behind every half reserve, and when the
+   * session releases the channel. After a crash a payer is charged at most one reserve
+   * (`persistEvery` messages) beyond what was delivered.
    */
   chargeAndSend(amount: bigint, text: string): bigint | undefined {
     const hold = this.hold

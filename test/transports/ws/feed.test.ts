@@ -113,7 +113,7 @@ describe('credit windows', () => {
     expect(stored?.chargedCumulativeAmount).toBe(100n)
   })
 
-  it('writes the channel to the store with each voucher and at the end, not once a message', async () => {
+  it('writes the charged total behind every half reserve and at the end, not once a message', async () => {
     const t = await feedApp({ creditWindow: 500 })
     const channel = openChannel(t)
     const c = await FrameClient.connect(t.app, '/feed')
@@ -129,10 +129,13 @@ describe('credit windows', () => {
     c.send({ type: 'end' })
     await c.closed
     await t.store.flush()
-    // The top-up voucher and the release: at most two writes for a thousand messages.
-    expect(t.store.stats.records - before).toBeLessThanOrEqual(2)
+    // One write per half reserve (32 messages), the top-up voucher and the release.
+    const writes = t.store.stats.records - before
+    expect(writes).toBeGreaterThanOrEqual(1000 / 64)
+    expect(writes).toBeLessThanOrEqual(1000 / 32 + 3)
     const stored = (await t.store.loadAll()).find((r) => r.channelId === channel.id)
     expect(stored?.chargedCumulativeAmount).toBe(1000n * PRICE)
+    expect(stored?.inFlightCumulativeAmount).toBe(1000n * PRICE)
   })
 
   it('never stalls a prompt client: it tops up on voucher-needed across several windows', async () => {

@@ -1,0 +1,311 @@
+import { join } from 'node:path'
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
+import fp from 'fastify-plugin'
+import type { Registry } from 'prom-client'
+import type { Address, Hex, LocalAccount } from 'viem'
+import { privateKeyToAccount } from 'viem/accounts'
+import { LOCAL_CHAIN_ID } from '../chain/anvil.js'
+import { escrowWriter } from '../chain/escrowWriter.js'
+import { type ChainPreset, PRESETS, type PresetName } from '../chain/presets.js'
+import { type ChainWatcher, createChainWatcher } from '../chain/watcher.js'
+import { TollgateError } from '../errors/index.js'
+import type { Payee } from '../payee/index.js'
+import {
+  DEFAULT_CHECK_INTERVAL_MS,
+  DEFAULT_CLAIM_THRESHOLD,
+  DEFAULT_MAX_PER_TX,
+  DEFAULT_SAFETY_MARGIN_SECONDS,
+  DEFAULT_SETTLEMENT_CONFIRMATIONS,
+  DEFAULT_SWEEP_INTERVAL_MS,
+  type SettlementLog,
+  type SettlementSchedule,
+  type Settler,
+  settlementMetrics,
+} from '../settlement/index.js'
+import { type ChannelStore, LevelStore, type StoreMode } from '../store/index.js'
+import { type TollgateOptions, tollgate } from '../transports/http/index.js'
+import type { PaymentTerms } from '../transports/terms.js'
+import { type TollgateWsOptions, tollgateWs } from '../transports/ws/index.js'
+import { chainClientsFor } from './chainClients.js'
+import { DEFAULT_DATA_DIR, DEFAULT_WITHDRAW_DELAY } from './config.js'
+import { payeeFor } from './configuredPayee.js'
+import { scheduleFor, settlerFor } from './settlement.js'
+
+/** How settlement claims and settles (see src/settlement); every field has a default. */
+export interface SettlementOptions {
+  /** Run the schedule (checks and sweeps); withdrawals are claimed even when false. @default true */
+  readonly enabled?: boolean
+  /** Seconds between sweeps of every channel with anything unclaimed. @default 3600 */
+  readonly sweepIntervalSeconds?: number
+  /** Seconds between checks for claims due; below `safetyMarginSeconds`. @default 30 */
+  readonly checkIntervalSeconds?: number
+  /** Unclaimed token units per channel that trigger a claim between sweeps. @default DEFAULT_CLAIM_THRESHOLD */
+  readonly threshold?: bigint
+  /** Channels per claim transaction. @default DEFAULT_MAX_PER_TX */
+  readonly maxPerTx?: number
+  /** Seconds before a withdrawal ends by which its claim must land. @default DEFAULT_SAFETY_MARGIN_SECONDS */
+  readonly safetyMarginSeconds?: number
+  /** Blocks a claim must be buried under. @default DEFAULT_SETTLEMENT_CONFIRMATIONS */
+  readonly confirmations?: number
+  /** Token units one native coin buys, to skip claims worth less than their gas. */
+  readonly tokenPerNative?: bigint
+  /** Claim through `claimPacked`; absent: used when the escrow has it. */
+  readonly packedClaims?: boolean
+}
+
+/** The same settlement options with every default filled in. */
+export type ResolvedSettlement = Required<
+  Omit<SettlementOptions, 'tokenPerNative' | 'packedClaims'>
+> &
+  Pick<SettlementOptions, 'tokenPerNative' | 'packedClaims'>
+
+/** A logger with pino's call shape (Fastify's `app.log` is one). */
+export interface TollgateLogger extends SettlementLog {
+  warn(obj: object, msg: string): void
+}
+
+/** What {@link createTollgate} opens. */
+export interface CreateTollgateOptions {
+  /** A preset name (`'base'`, `'base-sepolia'`, `'local'`) or a chain of your own. */
+  network: PresetName | ChainPreset
+  /** The chain's RPC endpoint. @default the preset's public endpoint (rate-limited: use your own) */
+  rpcUrl?: string
+  /**
+   * The receiver authorizer, as a viem local account or a private key: it sends claims, settles,
+   * deposits and refunds (and pays their gas). Keep the key out of source code.
+   */
+  account: LocalAccount | Hex
+  /** Where settled revenue goes. @default the account's address */
+  receiver?: Address
+  /** Seconds a payer waits to take back an unclaimed deposit, 900 to 2 592 000. @default 86 400 */
+  withdrawDelay?: number
+  /** The data directory (vouchers in `<dataDir>/vouchers`, LevelDB). @default '.tollgate' */
+  dataDir?: string
+  /** A store of your own instead of `dataDir` (it is closed by {@link Tollgate.close}). */
+  store?: ChannelStore
+  /** `durable` (each voucher on disk before serving) or `relaxed` (written behind). @default 'durable' */
+  storeMode?: StoreMode
+  /** Blocks an escrow event waits before it is mirrored. @default 0 on the local chain, else the watcher's default */
+  confirmations?: number
+  /** @default every default of {@link SettlementOptions} */
+  settlement?: SettlementOptions
+  /** Where tollgate logs what an operator must know. @default nothing is logged */
+  logger?: TollgateLogger
+}
+
+/** A running tollgate: the parts, the two Fastify plugins with the payment terms, and one close. */
+export interface Tollgate {
+  readonly payee: Payee
+  readonly watcher: ChainWatcher
+  readonly settler: Settler
+  /** Runs the settler on its schedule (unless disabled) and at once when a withdrawal starts. */
+  readonly settlement: SettlementSchedule
+  /** The terms both plugins announce: network, asset, payTo, receiver authorizer, withdraw delay. */
+  readonly terms: PaymentTerms
+  readonly chain: ChainPreset
+  /** The store's mode. */
+  readonly storeMode: StoreMode
+  /** Prometheus metrics of settlement. */
+  readonly metrics: Registry
+  /**
+   * The HTTP plugin (paid routes, deposits, refunds), with this tollgate's terms; closing the app
+   * closes the tollgate. Options of `tollgate` other than the terms may be given.
+   */
+  readonly http: FastifyPluginAsync<Partial<Omit<TollgateOptions, keyof PaymentTerms>>>
+  /** The WebSocket plugin (billed feeds and requests), with this tollgate's terms. */
+  readonly ws: FastifyPluginAsync<Partial<Omit<TollgateWsOptions, keyof PaymentTerms>>>
+  /**
+   * Starts watching the chain and the settlement schedule. The plugins call it when their app is
+   * ready; call it yourself when you use neither. Idempotent.
+   */
+  start(): void
+  /** Stops settling and watching, then flushes and closes the store (marked clean). Idempotent. */
+  close(): Promise<void>
+  /**
+   * Like {@link close}, but leaves the store as it was found: for a start that failed after
+   * `createTollgate` returned (a store found unclean stays so).
+   */
+  abandon(): Promise<void>
+}
+
+/**
+ * Opens everything a paid API needs in one call: the voucher store, the payee, the chain watcher
+ * and the settlement schedule (claims batched on a schedule, withdrawals claimed before their
+ * deadline). Register `tg.http` and `tg.ws` in a Fastify app: watching and settling start when
+ * the app is ready, and `app.close()` (on SIGINT, say) or `tg.close()` closes it all in order, the
+ * store marked clean. A start that fails closes what it opened and leaves the store as it found it.
+ *
+ * @throws TollgateError `tollgate_invalid_config` on bad options; `tollgate_identity_mismatch`
+ * when the data directory belongs to another key or identity; `tollgate_store_failed`.
+ *
+ * @example
+ * const tg = await createTollgate({ network: 'base-sepolia', rpcUrl, account: privateKeyToAccount(key) })
+ * await app.register(tg.http)
+ * app.get('/joke', { config: { price: '$0.001' } }, async () => ({ joke: '...' }))
+ * process.once('SIGINT', () => app.close())
+ */
+export async function createTollgate(options: CreateTollgateOptions): Promise<Tollgate> {
+  const chain = resolveChain(options.network)
+  const rpcUrl = options.rpcUrl ?? chain.publicRpcUrl
+  if (rpcUrl === undefined || !/^https?:\/\//.test(rpcUrl)) {
+    invalid(`rpcUrl must be an http(s) URL, got ${JSON.stringify(rpcUrl)}`)
+  }
+  const account =
+    typeof options.account === 'string' ? privateKeyToAccount(options.account) : options.account
+  const withdrawDelay = options.withdrawDelay ?? DEFAULT_WITHDRAW_DELAY
+  if (!Number.isSafeInteger(withdrawDelay) || withdrawDelay < 900 || withdrawDelay > 2_592_000) {
+    invalid(`withdrawDelay must be an integer in [900, 2592000], got ${withdrawDelay}`)
+  }
+  if (options.store && options.dataDir !== undefined) invalid('give dataDir or store, not both')
+  const settlementOptions = resolveSettlement(options.settlement ?? {}, withdrawDelay)
+  const receiver = options.receiver ?? account.address
+  const log = options.logger
+  const local = chain.chainId === LOCAL_CHAIN_ID
+  const clients = chainClientsFor(chain, rpcUrl, account)
+
+  const store =
+    options.store ??
+    (await LevelStore.open(join(options.dataDir ?? DEFAULT_DATA_DIR, 'vouchers'), {
+      ...(options.storeMode ? { mode: options.storeMode } : {}),
+    }))
+  // Bound once the schedule exists; the payee calls it when a channel needs a claim soon.
+  let claimNeeded: () => void = () => {}
+  let payee: Payee
+  try {
+    payee = await payeeFor(chain, receiver, withdrawDelay, clients, store, {
+      onWarning: (message, cause) => log?.warn({ err: cause }, `tollgate: ${message}`),
+      onClaimNeeded: () => claimNeeded(),
+    })
+  } catch (err) {
+    await store.closeAsFound()
+    throw err
+  }
+  const settler = settlerFor(chain, settlementOptions, clients, payee, store, log)
+  const settlement = scheduleFor(settlementOptions, settler, log)
+  claimNeeded = () => settlement.nudge('exposure')
+  const watcher = createChainWatcher({
+    client: clients.publicClient,
+    escrow: chain.escrow,
+    sink: payee,
+    meta: store,
+    ...(options.confirmations === undefined ? {} : { confirmations: options.confirmations }),
+    ...(local ? { pollIntervalMs: 500 } : {}),
+    onWithdrawInitiated: (channelId, finalizeAfter) => {
+      log?.warn(
+        { channelId, finalizeAfter },
+        'tollgate: a payer started a withdrawal; claiming before the deadline',
+      )
+      return settlement.trigger('withdrawal')
+    },
+    onError: (err) => log?.error({ err }, 'tollgate: chain watcher poll failed; retrying'),
+  })
+  const terms: PaymentTerms = {
+    payee,
+    network: chain.network,
+    asset: chain.usdc,
+    payTo: receiver,
+    receiverAuthorizer: account.address,
+    withdrawDelay,
+  }
+  const writer = escrowWriter({
+    publicClient: clients.publicClient,
+    walletClient: clients.walletClient,
+    escrow: chain.escrow,
+    erc3009Collector: chain.erc3009Collector,
+    sendLock: clients.sendLock,
+  })
+  let started = false
+  const start = () => {
+    if (started || closed) return
+    started = true
+    watcher.start()
+    if (settlementOptions.enabled) settlement.start()
+  }
+  let closed: Promise<void> | undefined
+  const stop = (closeStore: () => Promise<void>) => {
+    closed ??= (async () => {
+      await settlement.stop()
+      await watcher.stop()
+      await closeStore()
+    })()
+    return closed
+  }
+  const close = () => stop(() => payee.close())
+  const closeWith = (app: FastifyInstance) => {
+    app.addHook('onReady', async () => start())
+    app.addHook('onClose', async () => close())
+  }
+  const http: Tollgate['http'] = fp(
+    async (app, extra) => {
+      await app.register(tollgate, { escrowWriter: writer, ...extra, ...terms })
+      closeWith(app)
+    },
+    { fastify: '5.x', name: 'tollgate-http' },
+  )
+  const ws: Tollgate['ws'] = fp(
+    async (app, extra) => {
+      await app.register(tollgateWs, { ...extra, ...terms })
+      closeWith(app)
+    },
+    { fastify: '5.x', name: 'tollgate-ws' },
+  )
+  return {
+    payee,
+    watcher,
+    settler,
+    settlement,
+    terms,
+    chain,
+    storeMode: store.mode,
+    metrics: settlementMetrics({ records: () => payee.ledger.records(), settler }),
+    http,
+    ws,
+    start,
+    close,
+    abandon: () => stop(() => payee.abandon()),
+  }
+}
+
+function resolveChain(network: PresetName | ChainPreset): ChainPreset {
+  if (typeof network !== 'string') return network
+  if (!Object.hasOwn(PRESETS, network)) {
+    invalid(
+      `network "${network}" is not one of ${Object.keys(PRESETS).join(', ')} (or give a ChainPreset)`,
+    )
+  }
+  return PRESETS[network]
+}
+
+/** Fills in the settlement defaults and checks what depends on the withdraw delay. */
+export function resolveSettlement(
+  options: SettlementOptions,
+  withdrawDelay: number,
+): ResolvedSettlement {
+  const resolved: ResolvedSettlement = {
+    enabled: options.enabled ?? true,
+    sweepIntervalSeconds: options.sweepIntervalSeconds ?? DEFAULT_SWEEP_INTERVAL_MS / 1000,
+    checkIntervalSeconds: options.checkIntervalSeconds ?? DEFAULT_CHECK_INTERVAL_MS / 1000,
+    threshold: options.threshold ?? DEFAULT_CLAIM_THRESHOLD,
+    maxPerTx: options.maxPerTx ?? DEFAULT_MAX_PER_TX,
+    safetyMarginSeconds: options.safetyMarginSeconds ?? DEFAULT_SAFETY_MARGIN_SECONDS,
+    confirmations: options.confirmations ?? DEFAULT_SETTLEMENT_CONFIRMATIONS,
+    ...(options.tokenPerNative === undefined ? {} : { tokenPerNative: options.tokenPerNative }),
+    ...(options.packedClaims === undefined ? {} : { packedClaims: options.packedClaims }),
+  }
+  if (resolved.safetyMarginSeconds >= withdrawDelay) {
+    invalid(
+      `settlement.safetyMarginSeconds (${resolved.safetyMarginSeconds}) must be below withdrawDelay (${withdrawDelay})`,
+    )
+  }
+  // A failed withdrawal claim is retried at the next check, which must come within the margin.
+  if (resolved.checkIntervalSeconds >= resolved.safetyMarginSeconds) {
+    invalid(
+      `settlement.checkIntervalSeconds (${resolved.checkIntervalSeconds}) must be below settlement.safetyMarginSeconds (${resolved.safetyMarginSeconds})`,
+    )
+  }
+  return resolved
+}
+
+function invalid(detail: string): never {
+  throw new TollgateError('tollgate_invalid_config', detail)
+}
