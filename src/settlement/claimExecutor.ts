@@ -14,7 +14,7 @@ import {
   type WalletClient,
 } from 'viem'
 import { BatchSettlement } from '../chain/contracts.generated.js'
-import { encodePackedClaim } from '../chain/packedClaim.js'
+import { encodePackedClaim, type PackedClaimHeader } from '../chain/packedClaim.js'
 import { hasError, hasRevertData, revertReason } from '../chain/revertReason.js'
 import { createSendLock, MAX_NONCE_RETRIES, type SendLock } from '../chain/sendLock.js'
 import { accept, type ErrorCode, type Result, reject, TollgateError } from '../errors/index.js'
@@ -158,7 +158,7 @@ export function claimExecutor(options: ClaimExecutorOptions): ClaimExecutor {
         functionName: 'claimPacked',
         args: [
           encodePackedClaim(
-            identity,
+            packedHeader(batch),
             batch.claims.map((c) => ({
               payer: c.config.payer,
               payerAuthorizer: c.config.payerAuthorizer,
@@ -428,4 +428,31 @@ function isRpcFailure(err: unknown): boolean {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+/**
+ * The header of a packed claim: the channel fields its rows share (the planner groups them so),
+ * taken from the channels themselves, never from the server's current identity.
+ *
+ * @throws TollgateError `tollgate_internal` when the rows do not share them.
+ */
+function packedHeader(batch: PlannedBatch): PackedClaimHeader {
+  const [first] = batch.claims
+  if (!first) throw new TollgateError('tollgate_internal', 'a packed claim needs at least one row')
+  const { receiver, receiverAuthorizer, token, withdrawDelay } = first.config
+  const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase()
+  for (const { config } of batch.claims) {
+    if (
+      !same(config.receiver, receiver) ||
+      !same(config.receiverAuthorizer, receiverAuthorizer) ||
+      !same(config.token, token) ||
+      config.withdrawDelay !== withdrawDelay
+    ) {
+      throw new TollgateError(
+        'tollgate_internal',
+        'the channels of a packed claim must share receiver, receiverAuthorizer, token and withdrawDelay',
+      )
+    }
+  }
+  return { receiver, receiverAuthorizer, token, withdrawDelay }
 }

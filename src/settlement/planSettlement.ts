@@ -185,8 +185,12 @@ export function planSettlement(input: PlanInput): SettlementPlan {
   let claimTotal = 0n
   for (const method of ['claimPacked', 'claim'] as const) {
     const claims = worthClaiming(byMethod[method], method, input, maxPerTx, skipped)
-    for (let i = 0; i < claims.length; i += maxPerTx) {
-      batches.push({ method, claims: claims.slice(i, i + maxPerTx) })
+    // A packed claim carries one header (receiver, receiverAuthorizer, token, withdrawDelay) for
+    // all its rows: each channel is claimed under its own, never the server's current one.
+    for (const group of method === 'claimPacked' ? byHeader(claims) : [claims]) {
+      for (let i = 0; i < group.length; i += maxPerTx) {
+        batches.push({ method, claims: group.slice(i, i + maxPerTx) })
+      }
     }
     for (const claim of claims) claimTotal += claim.amount
   }
@@ -229,6 +233,19 @@ function worthClaiming(
       })
   }
   return kept
+}
+
+/** Claims grouped by the channel fields a packed claim's header carries, in their order. */
+function byHeader(claims: readonly PlannedClaim[]): PlannedClaim[][] {
+  const groups = new Map<string, PlannedClaim[]>()
+  for (const claim of claims) {
+    const { receiver, receiverAuthorizer, token, withdrawDelay } = claim.config
+    const key = `${receiver}|${receiverAuthorizer}|${token}|${withdrawDelay}`.toLowerCase()
+    const group = groups.get(key)
+    if (group) group.push(claim)
+    else groups.set(key, [claim])
+  }
+  return [...groups.values()]
 }
 
 function methodOf(claim: PlannedClaim, packed: boolean): ClaimMethod {

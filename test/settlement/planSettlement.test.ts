@@ -96,6 +96,26 @@ describe('planSettlement', () => {
     expect(plan([...eoa], { packed: false }).batches.every((b) => b.method === 'claim')).toBe(true)
   })
 
+  it('packs each channel under its own receiver authorizer, never one for all', () => {
+    const other = '0x00000000000000000000000000000000000000a1' as const
+    const mine = [
+      record({ chargedCumulativeAmount: 20_000n }),
+      record({ chargedCumulativeAmount: 20_000n }),
+    ]
+    const old = record({
+      chargedCumulativeAmount: 20_000n,
+      config: { ...makeConfig(), receiverAuthorizer: other },
+    })
+    const { batches } = plan([mine[0] as ChannelRecord, old, mine[1] as ChannelRecord])
+    expect(batches.map((b) => b.method)).toEqual(['claimPacked', 'claimPacked'])
+    for (const batch of batches) {
+      const authorizers = new Set(batch.claims.map((c) => c.config.receiverAuthorizer))
+      expect(authorizers.size).toBe(1)
+    }
+    const oldBatch = batches.find((b) => b.claims[0]?.config.receiverAuthorizer === other)
+    expect(oldBatch?.claims.map((c) => c.channelId)).toEqual([old.channelId])
+  })
+
   it('skips claims whose gas costs more than they bring, unless a withdrawal forces them', () => {
     // 0.1 gwei and 3 000 USDC per ETH: a packed row's share of gas (~22 k in a batch of 3) costs ~6 700 units.
     const cheap = record({ chargedCumulativeAmount: 1_000n })

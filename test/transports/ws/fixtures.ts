@@ -106,7 +106,12 @@ export class FrameClient {
     }
     await listening
     const { port } = app.server.address() as AddressInfo
-    const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`, protocols)
+    return FrameClient.open(`ws://127.0.0.1:${port}${path}`, protocols)
+  }
+
+  /** Connects to a server at `url` (in another process, say). */
+  static async open(url: string, protocols?: string | string[]): Promise<FrameClient> {
+    const ws = new WebSocket(url, protocols)
     const client = new FrameClient(ws)
     await once(ws, 'open')
     return client
