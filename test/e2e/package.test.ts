@@ -7,7 +7,7 @@
  * example must serve it), gets a receipt, and Ctrl-C (SIGINT) stops the server with exit code 0.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -30,13 +30,15 @@ const [serverKey, payerKey] = [dev.privateKeys[5], dev.privateKeys[9]] as [
   `0x${string}`,
 ]
 
+let project: string
 let folder: { dir: string; remove(): void } | undefined
 let child: ChildProcess | undefined
 let revert: (() => Promise<void>) | undefined
 
 beforeAll(async () => {
   revert = await dev.snapshot()
-  folder = checkFolder(await packedInstall(), 'local-example')
+  project = await packedInstall()
+  folder = checkFolder(project, 'local-example')
 }, 180_000)
 
 afterAll(async () => {
@@ -61,6 +63,16 @@ function exited(
     })
   })
 }
+
+describe('the packed package', () => {
+  it('ships its Apache-2.0 LICENSE, as package.json says', () => {
+    const installed = join(project, 'node_modules/tollgate')
+    const manifest = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8'))
+    expect(manifest.license).toBe('Apache-2.0')
+    expect(existsSync(join(installed, 'LICENSE'))).toBe(true)
+    expect(readFileSync(join(installed, 'LICENSE'), 'utf8')).toContain('Apache License')
+  })
+})
 
 describe('the README local example, from the packed package', () => {
   it('compiles strictly, serves a paid call with a receipt, and stops on SIGINT with exit 0', async () => {

@@ -5,7 +5,8 @@
  * own node_modules. The install is made once per state of what goes into the package and shared
  * by every test and run that asks for it: it lives in
  * `<os.tmpdir()>/tollgate-packed/<hash of src, contracts/src, package.json, the lockfile, the
- * tsconfigs and the install recipe below>`. Entries unused for a day are removed when a new one is made.
+ * tsconfigs, LICENSE and the install recipe below>` (not README.md, whose blocks the checks
+ * take from the tree). Entries unused for a day are removed when a new one is made.
  *
  * Checks write their files into a folder of their own inside the project ({@link checkFolder}).
  */
@@ -76,6 +77,7 @@ const PACKAGE_INPUTS = [
   'package-lock.json',
   'tsconfig.json',
   'tsconfig.build.json',
+  'LICENSE',
 ]
 
 const CACHE_ROOT = join(tmpdir(), 'tollgate-packed')
