@@ -18,6 +18,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { REPO_ROOT } from './packedInstall.js'
 
+/** A TypeScript block of the README and its annotations. */
 export interface ReadmeBlock {
   /** 1-based line in README.md of the block's first line of code. */
   readonly line: number
@@ -57,7 +58,11 @@ export function readmeBlocks(
   return blocks
 }
 
-/** Code of the README block named `name` by `<!-- readme-example: name -->`. */
+/**
+ * The one README block named `name` by `<!-- readme-example: name -->`.
+ *
+ * @throws Error when no block, or more than one, has that name.
+ */
 export function readmeExample(name: string): ReadmeBlock {
   const found = readmeBlocks().filter((block) => block.example === name)
   if (found.length !== 1) {
