@@ -10,6 +10,7 @@ const NO_CHAIN = [
   'payee',
   'transports',
   'server',
+  'readme',
 ]
 
 export default defineConfig({

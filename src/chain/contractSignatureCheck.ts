@@ -17,12 +17,17 @@ const EIP1271_ABI = [
   },
 ] as const
 
+/** What {@link contractSignatureCheck} reads through: a viem `PublicClient` of any chain has it. */
+export type ContractSignatureCheckClient = Pick<PublicClient, 'getCode' | 'readContract'>
+
 /**
  * The EIP-1271 check the payee injects for smart-wallet payers: resolves whether `account`'s
  * `isValidSignature(digest, signature)` returns the magic value, `false` for an account without
  * code or a call that reverts, and rejects only when the node cannot be reached.
  */
-export function contractSignatureCheck(client: PublicClient): ContractSignatureCheck {
+export function contractSignatureCheck(
+  client: ContractSignatureCheckClient,
+): ContractSignatureCheck {
   return async (account, digest, signature) => {
     const code = await client.getCode({ address: account })
     if (code === undefined || code === '0x') return false

@@ -28,8 +28,14 @@ export interface EscrowReceipt {
   readonly balance: bigint
 }
 
+/** What {@link escrowWriter} simulates and waits through: a viem `PublicClient` of any chain has it. */
+export type EscrowWriterPublicClient = Pick<
+  PublicClient,
+  'call' | 'readContract' | 'waitForTransactionReceipt'
+>
+
 export interface EscrowWriterOptions {
-  publicClient: PublicClient
+  publicClient: EscrowWriterPublicClient
   /** The account that sends deposits (it pays their gas) and, for refunds, is the channel's receiver or receiver authorizer. */
   walletClient: WalletClient<Transport, Chain, Account>
   escrow: Address

@@ -12,7 +12,10 @@ export {
   LOCAL_CHAIN_ID,
   startAnvil,
 } from './anvil.js'
-export { contractSignatureCheck } from './contractSignatureCheck.js'
+export {
+  type ContractSignatureCheckClient,
+  contractSignatureCheck,
+} from './contractSignatureCheck.js'
 export {
   BatchSettlement,
   ERC3009DepositCollector,
@@ -40,16 +43,18 @@ export {
   type EscrowReceipt,
   type EscrowWriter,
   type EscrowWriterOptions,
+  type EscrowWriterPublicClient,
   escrowWriter,
 } from './escrowWriter.js'
-export { evmChain } from './evmChain.js'
+export { evmChain, localChain } from './evmChain.js'
 export { encodePackedClaim, type PackedClaimHeader, type PackedClaimRow } from './packedClaim.js'
 export { type ChainPreset, PRESETS, type PresetName } from './presets.js'
-export { type ChannelReader, channelReader } from './readChannel.js'
+export { type ChannelReader, type ChannelReaderClient, channelReader } from './readChannel.js'
 export {
   type ChainEventSink,
   type ChainEventSource,
   type ChainWatcher,
+  type ChainWatcherClient,
   type ChainWatcherOptions,
   type ChainWatcherStatus,
   createChainWatcher,

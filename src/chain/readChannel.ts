@@ -5,6 +5,9 @@ import { BatchSettlement } from './contracts.generated.js'
 /** Reads a channel's on-chain state from the escrow. */
 export type ChannelReader = (channelId: Hex) => Promise<OnChainChannel>
 
+/** What {@link channelReader} reads through: a viem `PublicClient` of any chain has it. */
+export type ChannelReaderClient = Pick<PublicClient, 'multicall'>
+
 /**
  * A {@link ChannelReader} on viem: `channels`, `pendingWithdrawals` and `refundNonce` in one
  * Multicall3 call at the latest block. Rejects when the node cannot be read.
@@ -13,7 +16,7 @@ export type ChannelReader = (channelId: Hex) => Promise<OnChainChannel>
  * const read = channelReader(publicClient, CANONICAL_ADDRESSES.escrow)
  * const { balance, totalClaimed } = await read(channelId)
  */
-export function channelReader(client: PublicClient, escrow: Address): ChannelReader {
+export function channelReader(client: ChannelReaderClient, escrow: Address): ChannelReader {
   return async (channelId) => {
     const [channel, pending, refundNonce] = await client.multicall({
       allowFailure: false,

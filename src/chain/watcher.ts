@@ -59,9 +59,22 @@ export interface WatcherMeta {
   putMeta(key: string, value: string): Promise<void>
 }
 
+/**
+ * What the watcher reads through: logs, the block number, state at past blocks (through
+ * Multicall3) and block timestamps. A viem `PublicClient` of any chain has it; `getBlock` is
+ * narrowed to the timestamp read, since the block types of chains with their own transaction
+ * types (the OP stack's deposits on Base) differ.
+ */
+export type ChainWatcherClient = Pick<
+  PublicClient,
+  'chain' | 'getBlockNumber' | 'getLogs' | 'multicall'
+> & {
+  getBlock(parameters: { blockNumber: bigint }): Promise<{ timestamp: bigint }>
+}
+
 export interface ChainWatcherOptions {
   /** Reads logs, the block number, and state at past blocks (through Multicall3). */
-  client: PublicClient
+  client: ChainWatcherClient
   /** The escrow contract. */
   escrow: Address
   sink: ChainEventSink
