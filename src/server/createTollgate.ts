@@ -34,30 +34,37 @@ import { scheduleFor, settlerFor } from './settlement.js'
 /** How settlement claims and settles (see src/settlement); every field has a default. */
 export interface SettlementOptions {
   /** Run the schedule (checks and sweeps); withdrawals are claimed even when false. @default true */
-  readonly enabled?: boolean
+  readonly enabled?: boolean | undefined
   /** Seconds between sweeps of every channel with anything unclaimed. @default 3600 */
-  readonly sweepIntervalSeconds?: number
+  readonly sweepIntervalSeconds?: number | undefined
   /** Seconds between checks for claims due; below `safetyMarginSeconds`. @default 30 */
-  readonly checkIntervalSeconds?: number
+  readonly checkIntervalSeconds?: number | undefined
   /** Unclaimed token units per channel that trigger a claim between sweeps. @default DEFAULT_CLAIM_THRESHOLD */
-  readonly threshold?: bigint
+  readonly threshold?: bigint | undefined
   /** Channels per claim transaction. @default DEFAULT_MAX_PER_TX */
-  readonly maxPerTx?: number
+  readonly maxPerTx?: number | undefined
   /** Seconds before a withdrawal ends by which its claim must land. @default DEFAULT_SAFETY_MARGIN_SECONDS */
-  readonly safetyMarginSeconds?: number
+  readonly safetyMarginSeconds?: number | undefined
   /** Blocks a claim must be buried under. @default DEFAULT_SETTLEMENT_CONFIRMATIONS */
-  readonly confirmations?: number
+  readonly confirmations?: number | undefined
   /** Token units one native coin buys, to skip claims worth less than their gas. */
-  readonly tokenPerNative?: bigint
+  readonly tokenPerNative?: bigint | undefined
   /** Claim through `claimPacked`; absent: used when the escrow has it. */
-  readonly packedClaims?: boolean
+  readonly packedClaims?: boolean | undefined
 }
 
 /** The same settlement options with every default filled in. */
-export type ResolvedSettlement = Required<
-  Omit<SettlementOptions, 'tokenPerNative' | 'packedClaims'>
-> &
-  Pick<SettlementOptions, 'tokenPerNative' | 'packedClaims'>
+export interface ResolvedSettlement {
+  readonly enabled: boolean
+  readonly sweepIntervalSeconds: number
+  readonly checkIntervalSeconds: number
+  readonly threshold: bigint
+  readonly maxPerTx: number
+  readonly safetyMarginSeconds: number
+  readonly confirmations: number
+  readonly tokenPerNative?: bigint | undefined
+  readonly packedClaims?: boolean | undefined
+}
 
 /** A logger with pino's call shape (Fastify's `app.log` is one). */
 export interface TollgateLogger extends SettlementLog {
@@ -69,28 +76,28 @@ export interface CreateTollgateOptions {
   /** A preset name (`'base'`, `'base-sepolia'`, `'local'`) or a chain of your own. */
   network: PresetName | ChainPreset
   /** The chain's RPC endpoint. @default the preset's public endpoint (rate-limited: use your own) */
-  rpcUrl?: string
+  rpcUrl?: string | undefined
   /**
    * The receiver authorizer, as a viem local account or a private key: it sends claims, settles,
    * deposits and refunds (and pays their gas). Keep the key out of source code.
    */
   account: LocalAccount | Hex
   /** Where settled revenue goes. @default the account's address */
-  receiver?: Address
+  receiver?: Address | undefined
   /** Seconds a payer waits to take back an unclaimed deposit, 900 to 2 592 000. @default 86 400 */
-  withdrawDelay?: number
+  withdrawDelay?: number | undefined
   /** The data directory (vouchers in `<dataDir>/vouchers`, LevelDB). @default '.tollgate' */
-  dataDir?: string
+  dataDir?: string | undefined
   /** A store of your own instead of `dataDir` (it is closed by {@link Tollgate.close}). */
-  store?: ChannelStore
+  store?: ChannelStore | undefined
   /** `durable` (each voucher on disk before serving) or `relaxed` (written behind). @default 'durable' */
-  storeMode?: StoreMode
+  storeMode?: StoreMode | undefined
   /** Blocks an escrow event waits before it is mirrored. @default 0 on the local chain, else the watcher's default */
-  confirmations?: number
+  confirmations?: number | undefined
   /** @default every default of {@link SettlementOptions} */
-  settlement?: SettlementOptions
+  settlement?: SettlementOptions | undefined
   /** Where tollgate logs what an operator must know. @default nothing is logged */
-  logger?: TollgateLogger
+  logger?: TollgateLogger | undefined
 }
 
 /** A running tollgate: the parts, the two Fastify plugins with the payment terms, and one close. */

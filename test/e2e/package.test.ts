@@ -4,7 +4,8 @@
  * installed (test/helpers/packedInstall.ts), compiled under a strict tsconfig, and run with node
  * against the run's anvil, with the environment it documents (`TOLLGATE_PRIVATE_KEY`,
  * `TOLLGATE_RPC_URL`, `PORT`). tollgate's payer pays one call of its paid `GET /joke` (the
- * example must serve it), gets a receipt, and Ctrl-C (SIGINT) stops the server with exit code 0.
+ * example must serve it) and gets a receipt; the example's settlement claims the charge on chain;
+ * Ctrl-C (SIGINT) stops the server with exit code 0 and leaves its store closed cleanly.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
@@ -12,8 +13,10 @@ import { join } from 'node:path'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { freePort } from '../../src/chain/anvil.js'
+import { channelReader } from '../../src/chain/readChannel.js'
 import { createPayer } from '../../src/client/index.js'
 import { decodeSettleResponse } from '../../src/protocol/index.js'
+import { LevelStore } from '../../src/store/index.js'
 import { useDevChain } from '../helpers/devChain.js'
 import { checkFolder, compileStrict, packedInstall } from '../helpers/packedInstall.js'
 import { readmeExample } from '../helpers/readmeBlocks.js'
@@ -23,6 +26,8 @@ const PAID_PATH = '/joke'
 /** How long the example may take to start listening, and to exit after SIGINT. */
 const START_MS = 20_000
 const STOP_MS = 5_000
+/** How long the example's settlement may take to claim a charge (it checks every 2 s). */
+const CLAIM_MS = 15_000
 
 const dev = useDevChain()
 const [serverKey, payerKey] = [dev.privateKeys[5], dev.privateKeys[9]] as [
@@ -130,6 +135,15 @@ describe('the README local example, from the packed package', () => {
       if (!receipt.ok) throw new Error(`no valid PAYMENT-RESPONSE: ${receipt.message}\n${output}`)
       expect(receipt.value.response.success).toBe(true)
       expect(receipt.value.chargedAmount).toBe(1000n) // $0.001 in 6-decimal USDC
+      const [channel] = await payer.channels()
+      if (!channel) throw new Error('the payer holds no channel')
+      // The example claims every 2 s: the charge lands on chain with no step of ours.
+      const read = channelReader(dev.harness.publicClient, dev.contracts.escrow)
+      const claimBy = Date.now() + CLAIM_MS
+      while ((await read(channel.channelId)).totalClaimed < 1000n) {
+        if (Date.now() > claimBy) throw new Error(`not claimed within ${CLAIM_MS} ms:\n${output}`)
+        await new Promise((resolve) => setTimeout(resolve, 250))
+      }
     } finally {
       await payer.close()
     }
@@ -139,5 +153,8 @@ describe('the README local example, from the packed package', () => {
       throw new Error(`${err.message} after SIGINT:\n${output}`)
     })
     expect({ code, signal }, output).toEqual({ code: 0, signal: null })
+    const store = await LevelStore.open(join(folder.dir, 'data', 'vouchers'))
+    expect(store.recoveredFromCrash).toBe(false)
+    await store.close()
   })
 })
