@@ -3,6 +3,14 @@
  * (ledger, verify) to the edges (store, chain reads) behind injected interfaces.
  */
 export {
+  type AcceptedPayloads,
+  type Admission,
+  admission,
+  type PaidRoute,
+  screenPayment,
+  type VoucherCarrying,
+} from './admit.js'
+export {
   DEFAULT_PERSIST_EVERY_MESSAGES,
   type Decision,
   type DepositDecision,

@@ -24,6 +24,7 @@ import {
   domainSeparator,
   loadBackend,
 } from '../verify/index.js'
+import { type Admission, admission, type PaidRoute, type VoucherCarrying } from './admit.js'
 
 export interface PayeeOptions {
   /** The chain and escrow the channels live on (their EIP-712 domain). */
@@ -218,6 +219,33 @@ export class Payee {
       })
     }
     return result
+  }
+
+  /**
+   * The one question every adapter asks of a payment it screened ({@link screenPayment}): a
+   * `voucher` payload (a `deposit` one too, given the escrow writer that sends it), or a credit
+   * top-up on the session's `held` channel. Adapters switch on the answer; no money rule lives in
+   * them.
+   */
+  async admit(
+    route: PaidRoute,
+    payload: VoucherCarrying,
+    options: { readonly writer?: EscrowWriter | undefined; readonly held?: Hold | undefined } = {},
+  ): Promise<Admission> {
+    const payment = { channelConfig: payload.channelConfig, voucher: payload.voucher }
+    if (options.held) return admission(await this.extend(options.held, payment, route.rule))
+    if (payload.type === 'deposit') {
+      if (!options.writer) {
+        return admission(
+          reject(
+            'invalid_batch_settlement_evm_payload_type',
+            'deposit payloads are not accepted here: deposit on chain, then pay by voucher.',
+          ),
+        )
+      }
+      return admission(await this.decideDeposit(payload, route.rule, options.writer))
+    }
+    return admission(await this.decide(payment, route.rule))
   }
 
   /**

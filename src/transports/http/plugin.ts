@@ -12,13 +12,13 @@ import type {
 } from 'fastify'
 import fp from 'fastify-plugin'
 import { TollgateError } from '../../errors/index.js'
+import { type Admission, screenPayment } from '../../payee/index.js'
 import {
   decodePaymentHeader,
   encodeHeader,
   HEADERS,
   type RefundPayload,
   refundReceipt,
-  requirementsEqual,
 } from '../../protocol/index.js'
 import { PaidRequest, type Payment } from './paidRequest.js'
 import type { Price } from './parsePrice.js'
@@ -117,6 +117,9 @@ function routeHooks(
   route: RoutePrice,
 ): Hooks {
   const { payee, network, maxPaymentHeaderBytes } = options
+  const onChainPayloads = options.escrowWriter
+    ? { deposit: true, refund: true }
+    : { deposit: false, refund: false, why: 'the server is configured without an escrowWriter' }
   const limited = (reply: FastifyReply, retryAfter: number) =>
     sendError(reply.header('retry-after', String(retryAfter)), 'tollgate_rate_limited')
 
@@ -136,20 +139,11 @@ function routeHooks(
       maxBytes: maxPaymentHeaderBytes,
     })
     if (!decoded.ok) return sendRefused(request, reply, route, decoded.code, decoded.message)
-    const { accepted, payload } = decoded.value
-    if (accepted.network !== network) {
-      const detail = `This resource is paid on ${network}, not ${accepted.network}.`
-      return sendRefused(request, reply, route, 'invalid_network', detail)
+    const screened = screenPayment(route.paid, decoded.value, onChainPayloads)
+    if (screened) {
+      return sendRefused(request, reply, route, screened.code, screened.message, screened.status)
     }
-    if (!requirementsEqual(accepted, route.requirements)) {
-      // 402, not the table's 400: the client recovers by paying the requirements it is sent.
-      const detail = 'Pay the requirements in PAYMENT-REQUIRED as sent.'
-      return sendRefused(request, reply, route, 'invalid_payment_requirements', detail, 402)
-    }
-    if (payload.type !== 'voucher' && !options.escrowWriter) {
-      const detail = `${payload.type} payloads need a server configured with an escrowWriter: deposit on chain, then pay by voucher.`
-      return sendRefused(request, reply, route, 'invalid_batch_settlement_evm_payload_type', detail)
-    }
+    const { payload } = decoded.value
     if (payload.type === 'refund') return refund(request, reply, route, payload)
     ;(request as unknown as WithPaid)[kPaid] = new PaidRequest(
       payee,
@@ -209,25 +203,21 @@ function routeHooks(
       const verdict = await limiters.perPayer(request, { count: false })
       if (!verdict.ok) return limited(reply, verdict.retryAfter)
     }
-    let decision: Awaited<ReturnType<typeof payee.decideDeposit>>
-    const rule = { kind: 'exact', price: route.price } as const
+    let admitted: Admission
     try {
-      decision =
-        paid.payload.type === 'deposit' && options.escrowWriter
-          ? await payee.decideDeposit(paid.payload, rule, options.escrowWriter)
-          : await payee.decide(paid.payload, rule)
+      admitted = await payee.admit(route.paid, paid.payload, { writer: options.escrowWriter })
     } catch (err) {
       request.log.error({ err }, 'tollgate: deciding a voucher failed')
       return sendError(reply, 'tollgate_internal')
     }
-    if (!decision.ok) {
-      const { code, message, record } = decision
-      if (code === 'invalid_batch_settlement_evm_cumulative_amount_mismatch' && record) {
-        return sendCorrective(request, reply, route, record, message)
-      }
-      return sendRefused(request, reply, route, code, message)
+    switch (admitted.kind) {
+      case 'corrective':
+        return sendCorrective(request, reply, route, admitted.record, admitted.message)
+      case 'refused':
+        return sendRefused(request, reply, route, admitted.code, admitted.message, admitted.status)
+      case 'held':
+        paid.accept(admitted.hold, admitted.deposit)
     }
-    paid.accept(decision.hold, decision.deposit)
     if (reply.raw.destroyed) {
       // The client left while the voucher was decided: serve nothing, charge nothing.
       end(request, paid)

@@ -1,4 +1,5 @@
 import { TollgateError } from '../../errors/index.js'
+import type { PaidRoute } from '../../payee/index.js'
 import { type BatchRequirements, buildRequirements } from '../../protocol/index.js'
 import { DEFAULT_MIN_DEPOSIT_MULTIPLIER } from './constants.js'
 import { parsePrice } from './parsePrice.js'
@@ -12,6 +13,8 @@ export interface RoutePrice {
   readonly requirements: BatchRequirements
   readonly description: string | undefined
   readonly mimeType: string | undefined
+  /** The route as the payee admits payments for it: one request at `price`. */
+  readonly paid: PaidRoute
 }
 
 /**
@@ -59,10 +62,16 @@ export function priceRoute(
     minDeposit,
   })
   Object.freeze(requirements.extra)
+  Object.freeze(requirements)
   return Object.freeze({
     price,
-    requirements: Object.freeze(requirements),
+    requirements,
     description: description as string | undefined,
     mimeType: mimeType as string | undefined,
+    paid: Object.freeze({
+      network: options.network,
+      requirements,
+      rule: Object.freeze({ kind: 'exact', price } as const),
+    }),
   })
 }

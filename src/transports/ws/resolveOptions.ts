@@ -2,7 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import type { Address, Hex } from 'viem'
 import { TollgateError } from '../../errors/index.js'
 import type { VoucherRule } from '../../ledger/index.js'
-import { DEFAULT_PERSIST_EVERY_MESSAGES } from '../../payee/index.js'
+import { DEFAULT_PERSIST_EVERY_MESSAGES, type PaidRoute } from '../../payee/index.js'
 import { type BatchRequirements, buildRequirements, MAX_UINT128 } from '../../protocol/index.js'
 import { type Price, parsePrice } from '../http/parsePrice.js'
 import { type PaymentTerms, type ResolvedTerms, resolveTerms } from '../terms.js'
@@ -145,6 +145,8 @@ export interface ResolvedRoute {
   readonly rule: VoucherRule
   /** The route's requirements, `extra.creditWindow` included; payments must echo them. */
   readonly requirements: BatchRequirements
+  /** The route as the payee admits payments for it: credit windows, written behind every half reserve. */
+  readonly paid: PaidRoute
   readonly description: string | undefined
   readonly mimeType: string | undefined
 }
@@ -282,14 +284,21 @@ function resolveRoute(
     ...built,
     extra: { ...built.extra, creditWindow } as BatchRequirements['extra'],
   }
+  const rule = Object.freeze({
+    kind: 'credit',
+    price,
+    reserve: price * BigInt(persistEvery),
+  } as const)
+  const frozen = deepFreeze(requirements)
   return {
     path,
     price,
     creditWindow,
     lowWater,
     voucherNeededBelow: price * BigInt(lowWater + 1),
-    rule: Object.freeze({ kind: 'credit', price, reserve: price * BigInt(persistEvery) }),
-    requirements: deepFreeze(requirements),
+    rule,
+    requirements: frozen,
+    paid: Object.freeze({ network: plugin.network, requirements: frozen, rule }),
     description: options.description,
     mimeType: options.mimeType,
   }

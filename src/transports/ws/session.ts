@@ -3,12 +3,12 @@ import type { Address, Hex } from 'viem'
 import type { WebSocket } from 'ws'
 import { describe, type ErrorCode } from '../../errors/index.js'
 import type { ChannelRecord, Hold } from '../../ledger/index.js'
+import { screenPayment, type VoucherCarrying } from '../../payee/index.js'
 import {
   decodePaymentPayload,
   type PaymentRequired,
   paymentRequired,
   type ResourceInfo,
-  requirementsEqual,
   voucherReceipt,
 } from '../../protocol/index.js'
 import { correctiveFor } from '../terms.js'
@@ -16,6 +16,9 @@ import { CLOSE_CODES, MAX_PENDING_PAYMENTS } from './constants.js'
 import type { ErrorFrame, RequestFrame, RequestId, ServerFrame, SubscribeFrame } from './frames.js'
 import { parseClientFrame } from './parseClientFrame.js'
 import type { ResolvedRoute, ResolvedWsOptions } from './resolveOptions.js'
+
+/** A WebSocket takes vouchers only: a session's channel is deposited on chain beforehand. */
+const WS_PAYLOADS = Object.freeze({ deposit: false, refund: false })
 
 /** What a route adds to a session: a feed pump or a request runner. */
 export interface SessionMode {
@@ -342,52 +345,37 @@ export class Session {
   /** Decides one voucher: opens the session's credit (`decide`) or tops it up (`extend`). */
   private async pay(value: unknown): Promise<void> {
     if (this.state === 'closed') return
-    const { network, payee } = this.options
+    const { payee } = this.options
     const decoded = decodePaymentPayload(value)
     if (!decoded.ok) return this.refuse(decoded.code, decoded.message)
-    const { accepted, payload } = decoded.value
-    if (accepted.network !== network) {
-      return this.refuse('invalid_network', `This route is paid on ${network}.`)
+    const { paid } = this.route
+    const screened = screenPayment(paid, decoded.value, WS_PAYLOADS)
+    if (screened) {
+      return this.refuse(screened.code, screened.message, {
+        ...(screened.resend ? { paymentRequired: this.paymentRequired(screened.code) } : {}),
+      })
     }
-    if (!requirementsEqual(accepted, this.route.requirements)) {
-      return this.refuse(
-        'invalid_payment_requirements',
-        'Pay the requirements of the payment-required frame as sent.',
-        { paymentRequired: this.paymentRequired('invalid_payment_requirements') },
-      )
-    }
-    if (payload.type !== 'voucher') {
-      return this.refuse(
-        'invalid_batch_settlement_evm_payload_type',
-        `${payload.type} payloads are not accepted here: deposit on chain, then pay by voucher.`,
-      )
-    }
-    const payment = { channelConfig: payload.channelConfig, voucher: payload.voucher }
+    const payload = decoded.value.payload as VoucherCarrying
     const held = this.hold
-    const decision = held
-      ? await payee.extend(held, payment, this.route.rule)
-      : await payee.decide(payment, this.route.rule)
-    if (!decision.ok) {
-      const { code, message, record } = decision
-      if (code === 'invalid_batch_settlement_evm_cumulative_amount_mismatch' && record) {
-        return this.refuse(code, message, {
-          paymentRequired: correctiveFor(this.resource, this.route.requirements, record),
-        })
-      }
-      return this.refuse(code, message)
+    const admitted = await payee.admit(paid, payload, { held })
+    if (admitted.kind === 'corrective') {
+      return this.refuse(admitted.code, admitted.message, {
+        paymentRequired: correctiveFor(this.resource, this.route.requirements, admitted.record),
+      })
     }
+    if (admitted.kind === 'refused') return this.refuse(admitted.code, admitted.message)
     if ((this.state as State) === 'closed') {
       // The socket closed while the voucher was decided: a new hold is released at once.
-      if (!held) payee.release(decision.hold)
+      if (!held) payee.release(admitted.hold)
       return
     }
     if (!held) {
-      this.receiptCharged = decision.hold.record.chargedCumulativeAmount
+      this.receiptCharged = admitted.hold.record.chargedCumulativeAmount
       if (this.payTimer) clearTimeout(this.payTimer)
       this.payTimer = undefined
     }
-    this.hold = decision.hold
-    const record = this.record() ?? decision.hold.record
+    this.hold = admitted.hold
+    const record = this.record() ?? admitted.hold.record
     this.send({
       type: 'receipt',
       paymentResponse: this.receipt(record),
