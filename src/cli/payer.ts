@@ -19,7 +19,9 @@ const DECIMALS = 6
 export const PAYER_USAGE = `  pay <url> [--method M] [--body TEXT] [--header 'Name: value']
                             one paid call: prints the body, then the receipt
   channels                  the payer's channels: balance, charged, claimed on chain
-  refund <url> [--amount N] ask the server of <url> for a cooperative refund (token units)
+  refund <origin> [--amount N]
+                            ask the server at <origin> for a cooperative refund of every channel
+                            the payer holds with it (all that is left, or N token units each)
   withdraw <channelId> [--finalize]
                             start a withdrawal of a channel's unclaimed balance, or finalize it
   fund [--amount N]         dev chain only: mint test USDC (and gas) to the payer
@@ -185,15 +187,32 @@ export async function channelsCommand(argv: readonly string[]): Promise<void> {
   })
 }
 
-/** `tollgate refund <url> [--amount N]`: a cooperative refund from the server of `url`. */
+/**
+ * `tollgate refund <origin> [--amount N]`: a cooperative refund of every channel the payer holds
+ * with the server at `origin`, one line (or JSON object) per channel.
+ */
 export async function refundCommand(argv: readonly string[]): Promise<void> {
   const args = parseArgs(argv)
-  const [url] = args.positional
-  if (url === undefined) throw new Error('refund needs the URL of a paid route of the server')
+  const [origin] = args.positional
+  if (origin === undefined) throw new Error('refund needs the origin of the server')
   const amount = flag(args, '--amount')
   await withPayer(args, async (payer) => {
-    const refund = await payer.refund(url, amount === undefined ? {} : { amount: BigInt(amount) })
-    print(args, `refunded ${usdc(refund.amount)} in ${refund.transaction}`, refund)
+    const refunds = await payer.refund(
+      origin,
+      amount === undefined ? {} : { amount: BigInt(amount) },
+    )
+    const human =
+      refunds.length === 0
+        ? `no channel with ${new URL(origin).origin}`
+        : refunds
+            .map((r) =>
+              r.ok
+                ? `${r.channelId}  refunded ${usdc(r.amount)} in ${r.transaction}`
+                : `${r.channelId}  failed: ${r.code}: ${r.message}`,
+            )
+            .join('\n')
+    print(args, human, refunds)
+    if (refunds.length === 0 || !refunds.every((r) => r.ok)) process.exitCode = 1
   })
 }
 
