@@ -126,6 +126,8 @@ const table = {
   tollgate_invalid_config: [500, 'tollgate was configured wrongly.'],
   tollgate_store_failed: [503, 'The voucher could not be stored; nothing was charged.'],
   tollgate_chain_unavailable: [502, 'The chain node could not be reached.'],
+  // Command line (src/cli); the status is advisory there.
+  tollgate_invalid_arguments: [400, 'The command line is not valid; see the usage.'],
   // Local chain (src/chain/anvil.ts); the status is advisory there.
   tollgate_anvil_not_found: [503, 'The anvil binary of the local chain was not found.'],
   // Settlement (src/settlement): claims and settle sweeps the server sends.

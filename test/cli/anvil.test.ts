@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import { startAnvil } from '../../src/chain/anvil.js'
+import { run } from './run.js'
 
 describe('anvil not found', () => {
   it('rejects with tollgate_anvil_not_found naming the package, PATH and ANVIL_PATH', async () => {
@@ -13,5 +14,13 @@ describe('anvil not found', () => {
       details:
         '/nonexistent/anvil not found: npm install @foundry-rs/anvil-linux-amd64 (linux x64), or put anvil on PATH or set ANVIL_PATH.',
     })
+  })
+
+  it('makes `tollgate chain` print that in one line and exit with 1', async () => {
+    const result = await run(['chain'], { ANVIL_PATH: '/nonexistent/anvil' })
+    expect(result.code).toBe(1)
+    expect(result.stderr).toBe(
+      'tollgate: tollgate_anvil_not_found: /nonexistent/anvil not found: npm install @foundry-rs/anvil-linux-amd64 (linux x64), or put anvil on PATH or set ANVIL_PATH.\n',
+    )
   })
 })
