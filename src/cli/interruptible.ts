@@ -73,7 +73,7 @@ export function aborted(signal: AbortSignal): Promise<void> {
 
 /** The reason a command's signal aborts with. */
 class Interrupted extends Error {
-  constructor(readonly signalName: StopSignal) {
+  constructor(signalName: StopSignal) {
     super(`interrupted by ${signalName}`)
   }
 }

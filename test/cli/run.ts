@@ -14,10 +14,9 @@ export interface Finished {
   stderr: string
 }
 
-/** A running CLI: its process, its output so far, and its end. */
+/** A running CLI: its process, and its end. */
 export interface Running {
   child: ChildProcess
-  output(): { stdout: string; stderr: string }
   /** Resolves once `pattern` appears on stdout or stderr. */
   waitFor(pattern: RegExp): Promise<void>
   finished: Promise<Finished>
@@ -53,7 +52,6 @@ export function start(args: readonly string[], env: Record<string, string> = {})
   )
   return {
     child,
-    output: () => ({ stdout, stderr }),
     waitFor: (pattern) =>
       new Promise<void>((resolve, reject) => {
         waiters.push({ pattern, resolve })

@@ -81,6 +81,20 @@ describe('clean stops', () => {
     },
   )
 
+  it('a payer command on SIGINT while it waits for the chain: one line, no stack trace, exit 130', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'tollgate-signals-payer-'))
+    dirs.push(dataDir)
+    const before = sockets.length
+    const fund = start(['fund', '--rpc', silentUrl, '--data-dir', dataDir], {
+      TOLLGATE_PAYER_KEY: key,
+    })
+    while (sockets.length === before) await new Promise((resolve) => setTimeout(resolve, 50))
+    fund.child.kill('SIGINT')
+    const result = await fund.finished
+    expect(result.code).toBe(130)
+    expect(result.stderr).toBe('tollgate: SIGINT, closing...\n')
+  })
+
   it('tollgate serve on SIGINT, twice: closes once, store clean, exit 0', async () => {
     const { file, dataDir } = configFile(dev.rpcUrl)
     const serve = start(['serve', '--config', file], { TOLLGATE_PRIVATE_KEY: key })
