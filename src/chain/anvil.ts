@@ -63,6 +63,9 @@ export function freePort(): Promise<number> {
 /**
  * Starts anvil on 127.0.0.1 and resolves once it listens.
  *
+ * @throws TollgateError `tollgate_anvil_not_found` when the binary is not there (the package
+ *   `@foundry-rs/anvil-linux-amd64` is an optional dependency: installed on linux x64 only);
+ *   `tollgate_chain_unavailable` when it does not start or listen.
  * @example
  * const anvil = await startAnvil()
  * // ... use anvil.rpcUrl
@@ -74,7 +77,8 @@ export async function startAnvil(options: AnvilOptions = {}): Promise<Anvil> {
   const args = ['--host', '127.0.0.1', '--port', String(port), '--chain-id', String(chainId)]
   args.push('--hardfork', 'prague', '--mnemonic', DEV_MNEMONIC, '--balance', '1000000')
   if (options.blockTime !== undefined) args.push('--block-time', String(options.blockTime))
-  const child = spawn(anvilBinary(options.binary), args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  const binary = anvilBinary(options.binary)
+  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] })
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
   const rpcUrl = `http://127.0.0.1:${port}`
   // Ready means this process said it listens: polling the port could reach another node
@@ -91,9 +95,15 @@ export async function startAnvil(options: AnvilOptions = {}): Promise<Anvil> {
     }
     child.stdout?.on('data', onData)
     child.stderr?.on('data', onData)
-    child.once('error', (err) =>
+    child.once('error', (err: NodeJS.ErrnoException) =>
       reject(
-        new TollgateError('tollgate_chain_unavailable', `anvil did not start: ${err.message}`),
+        err.code === 'ENOENT'
+          ? new TollgateError(
+              'tollgate_anvil_not_found',
+              `${binary} not found: npm install @foundry-rs/anvil-linux-amd64 (linux x64), or put anvil on PATH or set ANVIL_PATH.`,
+              { cause: err },
+            )
+          : new TollgateError('tollgate_chain_unavailable', `anvil did not start: ${err.message}`),
       ),
     )
     child.once('exit', (code) =>

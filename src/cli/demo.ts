@@ -15,6 +15,8 @@ import { type ChannelReader, channelReader } from '../chain/readChannel.js'
 import { createPayer, keySigner, type Payer } from '../client/index.js'
 import { parseConfig } from '../server/config.js'
 import { createServer } from '../server/createServer.js'
+import { parseCommandArgs, stringOf, usage } from './args.js'
+import { interruptible, untilAborted } from './interruptible.js'
 
 /** The demo's size; the defaults run in well under a minute. */
 export interface DemoOptions {
@@ -28,6 +30,8 @@ export interface DemoOptions {
   messages?: number
   /** Progress lines. @default console.log */
   log?: (line: string) => void
+  /** Stops the demo: everything it started is stopped and removed, and it rejects with the reason. */
+  signal?: AbortSignal
 }
 
 /** What the demo did, read back from the server's ledger and from the chain. */
@@ -72,7 +76,8 @@ const TICK_INTERVAL_MS = 5
  * The main job on embedded defaults: a local chain with tollgate's contracts, a tollgate gateway
  * (a paid HTTP route proxied to a small quote service, a billed WebSocket feed of price ticks,
  * settlement on schedule), payer agents paying within spend limits, one payer withdrawing, then a
- * settlement sweep. Everything runs on 127.0.0.1 in temporary folders and is stopped at the end.
+ * settlement sweep. Everything runs on 127.0.0.1 in temporary folders and is stopped at the end,
+ * or as soon as `signal` aborts.
  */
 export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
   const agents = options.agents ?? 4
@@ -88,7 +93,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
 
   const dir = await mkdtemp(join(tmpdir(), 'tollgate-demo-'))
   const cleanups: (() => Promise<unknown>)[] = [() => rm(dir, { recursive: true, force: true })]
-  try {
+  const steps = async (): Promise<DemoSummary> => {
     step('starting a local chain (anvil, one block a second) and deploying the contracts')
     const dev = await startDevChain({ blockTime: 1 })
     cleanups.unshift(() => dev.stop())
@@ -263,6 +268,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
       },
       seconds: Math.round((performance.now() - started) / 100) / 10,
     }
+  }
+  try {
+    return await (options.signal ? untilAborted(steps(), options.signal) : steps())
   } finally {
     for (const cleanup of cleanups) await cleanup().catch(() => {})
   }
@@ -395,34 +403,43 @@ export function formatSummary(s: DemoSummary): string {
   ].join('\n')
 }
 
-/** The demo's command-line flags and the option each sets. */
-const FLAGS = {
-  '--agents': 'agents',
-  '--calls': 'calls',
-  '--streamers': 'streamers',
-  '--messages': 'messages',
-} as const
+/** The usage lines of `tollgate demo`. */
+export const DEMO_USAGE = `  demo [--agents N] [--calls N] [--streamers N] [--messages N]
+                            the whole flow on a local chain in under a minute: paid calls, a billed
+                            feed, a withdrawal, claims and settlement, and a summary read from the chain
+`
+
+/** The demo's command-line options, each a whole number setting the {@link DemoOptions} field of its name. */
+const OPTIONS = ['agents', 'calls', 'streamers', 'messages'] as const
 
 /**
  * `tollgate demo [--agents N] [--calls N] [--streamers N] [--messages N]`: runs {@link runDemo},
  * printing progress, then the summary. Fails when the summary does not add up with the chain.
+ * SIGINT or SIGTERM stops it with everything it started stopped (exit code 130 or 143).
+ *
+ * @returns The exit code.
  */
-export async function demoCommand(args: readonly string[]): Promise<void> {
+export async function demoCommand(argv: readonly string[]): Promise<number> {
+  const args = parseCommandArgs(
+    argv,
+    Object.fromEntries(OPTIONS.map((name) => [name, { type: 'string' }] as const)),
+  )
   const options: DemoOptions = {}
-  for (let i = 0; i < args.length; i += 2) {
-    const flag = args[i] as string
-    if (!Object.hasOwn(FLAGS, flag)) {
-      throw new Error(`unknown demo option "${flag}" (${Object.keys(FLAGS).join(', ')})`)
-    }
-    const value = Number(args[i + 1])
+  for (const name of OPTIONS) {
+    const text = stringOf(args, name)
+    if (text === undefined) continue
+    const value = Number(text)
     if (!Number.isSafeInteger(value) || value < 0) {
-      throw new Error(`${flag} needs a whole number, got "${args[i + 1]}"`)
+      usage(`--${name} needs a whole number, got "${text}"`)
     }
-    options[FLAGS[flag as keyof typeof FLAGS]] = value
+    options[name] = value
   }
-  const summary = await runDemo(options)
-  process.stdout.write(`${formatSummary(summary)}\n`)
-  if (summary.claimed !== summary.charged || summary.settled !== summary.claimed) {
-    throw new Error('the summary does not add up: claimed, settled and charged differ')
-  }
+  return interruptible(async (signal) => {
+    const summary = await runDemo({ ...options, signal })
+    process.stdout.write(`${formatSummary(summary)}\n`)
+    if (summary.claimed !== summary.charged || summary.settled !== summary.claimed) {
+      throw new Error('the summary does not add up: claimed, settled and charged differ')
+    }
+    return 0
+  })
 }

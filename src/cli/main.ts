@@ -1,41 +1,56 @@
 #!/usr/bin/env node
-import { chainCommand } from './chain.js'
-import { demoCommand } from './demo.js'
+import { TollgateError } from '../errors/index.js'
+import { CHAIN_USAGE, chainCommand } from './chain.js'
+import { DEMO_USAGE, demoCommand } from './demo.js'
+import { DEBUG_ENV, describeError } from './describeError.js'
 import {
+  CHANNELS_USAGE,
   channelsCommand,
+  FUND_USAGE,
   fundCommand,
-  PAYER_USAGE,
+  PAY_USAGE,
+  PAYER_OPTIONS_USAGE,
   payCommand,
+  REFUND_USAGE,
   refundCommand,
+  WITHDRAW_USAGE,
   withdrawCommand,
 } from './payer.js'
-import { serveCommand } from './serve.js'
-import { settleCommand } from './settle.js'
+import { SERVE_USAGE, serveCommand } from './serve.js'
+import { SETTLE_USAGE, settleCommand } from './settle.js'
+
+/** A command: its usage lines and its run, which resolves with the exit code. */
+interface Command {
+  readonly usage: string
+  run(args: readonly string[]): Promise<number>
+}
+
+const payer = (usage: string, run: Command['run']): Command => ({
+  usage: `${usage}${PAYER_OPTIONS_USAGE}`,
+  run,
+})
+
+const commands: Record<string, Command> = {
+  demo: { usage: DEMO_USAGE, run: demoCommand },
+  chain: { usage: CHAIN_USAGE, run: chainCommand },
+  serve: { usage: SERVE_USAGE, run: serveCommand },
+  settle: { usage: SETTLE_USAGE, run: settleCommand },
+  pay: payer(PAY_USAGE, payCommand),
+  channels: payer(CHANNELS_USAGE, channelsCommand),
+  refund: payer(REFUND_USAGE, refundCommand),
+  withdraw: payer(WITHDRAW_USAGE, withdrawCommand),
+  fund: payer(FUND_USAGE, fundCommand),
+}
 
 const USAGE = `usage: tollgate <command> [options]
 
 commands:
-  demo                      the whole flow on a local chain in under a minute: paid calls, a billed
-                            feed, a withdrawal, claims and settlement, and a summary read from the chain
-  chain [--port N]          start a local chain (default port 8545) with tollgate's contracts, print the addresses
-  serve [--config FILE]     run the paid gateway from a JSON config (default tollgate.json);
-                            the key comes from TOLLGATE_PRIVATE_KEY or TOLLGATE_KEY_FILE
-  settle [--config FILE] [--dry-run] [--json]
-                            claim and settle revenue once (for cron); through the running
-                            server's admin listener when it holds the data directory
-${PAYER_USAGE}`
-
-const commands: Record<string, (args: readonly string[]) => Promise<void>> = {
-  demo: demoCommand,
-  chain: chainCommand,
-  serve: serveCommand,
-  settle: settleCommand,
-  pay: payCommand,
-  channels: channelsCommand,
-  refund: refundCommand,
-  withdraw: withdrawCommand,
-  fund: fundCommand,
-}
+${DEMO_USAGE}${CHAIN_USAGE}${SERVE_USAGE}${SETTLE_USAGE}${PAY_USAGE}${CHANNELS_USAGE}${REFUND_USAGE}${WITHDRAW_USAGE}${FUND_USAGE}${PAYER_OPTIONS_USAGE}
+An unknown option exits with 2 and the command's usage; a failure prints one line starting
+with its error code and exits with 1. SIGINT or SIGTERM stops a command cleanly, its store
+closed and anvil stopped: serve and chain exit with 0, the others with 130 or 143.
+${DEBUG_ENV}=1 prints the whole error with its causes (viem's request details included).
+`
 
 async function main(argv: readonly string[]): Promise<number> {
   const [name, ...args] = argv
@@ -48,8 +63,17 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`tollgate: unknown command "${name}"\n\n${USAGE}`)
     return 2
   }
-  await command(args)
-  return 0
+  try {
+    return await command.run(args)
+  } catch (err) {
+    if (err instanceof TollgateError && err.code === 'tollgate_invalid_arguments') {
+      process.stderr.write(
+        `tollgate: ${err.details}\n\nusage: tollgate ${command.usage.trimStart()}`,
+      )
+      return 2
+    }
+    throw err
+  }
 }
 
 main(process.argv.slice(2)).then(
@@ -57,7 +81,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code
   },
   (err: unknown) => {
-    process.stderr.write(`tollgate: ${err instanceof Error ? err.message : String(err)}\n`)
+    process.stderr.write(`tollgate: ${describeError(err, process.env[DEBUG_ENV] === '1')}`)
     process.exitCode = 1
   },
 )

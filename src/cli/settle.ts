@@ -6,9 +6,17 @@ import { configuredPayee } from '../server/configuredPayee.js'
 import { configuredSettler } from '../server/settlement.js'
 import { reportJson, type SettlementReportJson } from '../settlement/index.js'
 import { LevelStore } from '../store/index.js'
+import { parseCommandArgs, stringOf } from './args.js'
+import { interruptible, untilAborted } from './interruptible.js'
 
 /** Width of the progress bar drawn on a terminal. */
 const BAR_WIDTH = 30
+
+/** The usage lines of `tollgate settle`. */
+export const SETTLE_USAGE = `  settle [--config FILE] [--dry-run] [--json]
+                            claim and settle revenue once (for cron); through the running
+                            server's admin listener when it holds the data directory
+`
 
 /**
  * `tollgate settle [--config tollgate.json] [--dry-run] [--json]`: claims every voucher worth
@@ -19,40 +27,52 @@ const BAR_WIDTH = 30
  * settlement and prints its report; without one it fails with `tollgate_settlement_unreachable`.
  * Otherwise the command opens the data directory itself (the server cannot start meanwhile).
  * `--dry-run` prints the plan and sends nothing; `--json` prints the report as one JSON object.
- * On a terminal, a progress bar on stderr follows the claim batches.
+ * On a terminal, a progress bar on stderr follows the claim batches. SIGINT or SIGTERM stops it
+ * with the store closed cleanly (exit code 130 or 143); the settlement journal in the store
+ * reconciles whatever was in flight on the next run.
+ *
+ * @returns The exit code.
  */
-export async function settleCommand(args: readonly string[]): Promise<void> {
-  const at = args.indexOf('--config')
-  const path = at >= 0 ? args[at + 1] : 'tollgate.json'
-  if (path === undefined) throw new Error('--config needs a file path')
-  const dryRun = args.includes('--dry-run')
-  const json = args.includes('--json')
-  const config = loadConfig(path)
-  const key = loadKey()
+export async function settleCommand(argv: readonly string[]): Promise<number> {
+  const args = parseCommandArgs(argv, {
+    config: { type: 'string' },
+    'dry-run': { type: 'boolean' },
+    json: { type: 'boolean' },
+  })
+  const path = stringOf(args, 'config') ?? 'tollgate.json'
+  const dryRun = args.values['dry-run'] === true
+  const json = args.values.json === true
+  return interruptible(async (signal) => {
+    const config = loadConfig(path)
+    const key = loadKey()
 
-  let store: LevelStore
-  try {
-    store = await LevelStore.open(join(config.dataDir, 'vouchers'), { mode: config.storeMode })
-  } catch (err) {
-    if (!isLocked(err)) throw err
-    const report = await throughServer(config, dryRun)
-    return finish(report, json)
-  }
-  try {
-    const clients = chainClients(config, key)
-    const payee = await configuredPayee(config, clients, store)
-    const settler = configuredSettler(config, clients, payee, store)
-    const bar = process.stderr.isTTY ? progressBar() : undefined
-    const report = await settler.run({
-      sweep: true,
-      dryRun,
-      ...(bar ? { onProgress: bar } : {}),
-    })
-    if (bar) process.stderr.write('\n')
-    finish(reportJson(report), json)
-  } finally {
-    await store.close()
-  }
+    let store: LevelStore
+    try {
+      store = await LevelStore.open(join(config.dataDir, 'vouchers'), { mode: config.storeMode })
+    } catch (err) {
+      if (!isLocked(err)) throw err
+      const report = await untilAborted(throughServer(config, dryRun), signal)
+      return finish(report, json)
+    }
+    try {
+      const clients = chainClients(config, key)
+      const payee = await untilAborted(configuredPayee(config, clients, store), signal)
+      const settler = configuredSettler(config, clients, payee, store)
+      const bar = process.stderr.isTTY ? progressBar() : undefined
+      const report = await untilAborted(
+        settler.run({
+          sweep: true,
+          dryRun,
+          ...(bar ? { onProgress: bar } : {}),
+        }),
+        signal,
+      )
+      if (bar) process.stderr.write('\n')
+      return finish(reportJson(report), json)
+    } finally {
+      await store.close()
+    }
+  })
 }
 
 /** Runs the settlement in the running server through its admin listener. */
@@ -82,12 +102,14 @@ async function throughServer(config: ServerConfig, dryRun: boolean): Promise<Set
   }
 }
 
-function finish(report: SettlementReportJson, json: boolean): void {
+/** Prints the report; resolves with the exit code, after throwing the first failure if any. */
+function finish(report: SettlementReportJson, json: boolean): number {
   process.stdout.write(json ? `${JSON.stringify(report)}\n` : describeReport(report))
   const [failure] = report.failures
   if (failure) {
     fail(failure.code, `${report.failures.length} failure(s), the first: ${failure.message}`)
   }
+  return 0
 }
 
 /** The report for a human: the plan on a dry run, else what was claimed and settled. */
@@ -127,10 +149,9 @@ function describeReport(report: SettlementReportJson): string {
   return `${lines.join('\n')}\n`
 }
 
-/** Fails the command with a message that starts with the stable code, for operators and scripts. */
+/** Fails the command; the CLI prints the stable code first, for operators and scripts. */
 function fail(code: ErrorCode, details: string): never {
-  const error = new TollgateError(code, details)
-  throw new Error(`${code}: ${error.message}`, { cause: error })
+  throw new TollgateError(code, details)
 }
 
 /** Draws `[#####.....] done/total channels` on stderr, in place. */

@@ -1,5 +1,5 @@
 import { type Address, getAddress, type Hex, type LocalAccount, pad } from 'viem'
-import { TollgateError } from '../errors/index.js'
+import { type ErrorCode, isErrorCode, TollgateError } from '../errors/index.js'
 import {
   CANONICAL_ADDRESSES,
   decodePaymentRequired,
@@ -12,7 +12,7 @@ import {
   requirementsEqual,
 } from '../protocol/index.js'
 import { connectPaid, type PaidSession } from './connect.js'
-import { Journal, type PayerChannel } from './journal.js'
+import { Journal, type PaidResource, type PayerChannel } from './journal.js'
 import { type OnChainChannel, payerChain } from './payerChain.js'
 import { type DepositPolicy, PayerCore } from './payerCore.js'
 import { signVoucher } from './signing.js'
@@ -50,6 +50,21 @@ export interface PayerOptions {
   now?: () => number
 }
 
+/** The outcome of the refund of one channel: the amount and transaction, or why it failed. */
+export type ChannelRefund =
+  | {
+      readonly channelId: Hex
+      readonly ok: true
+      readonly amount: bigint
+      readonly transaction: string
+    }
+  | {
+      readonly channelId: Hex
+      readonly ok: false
+      readonly code: ErrorCode
+      readonly message: string
+    }
+
 /** A payer's view of one channel, for display. */
 export type ChannelSummary = PayerChannel & { readonly onChain?: OnChainChannel }
 
@@ -74,13 +89,16 @@ export interface Payer {
   /** The channels in the journal; with `{ onChain: true }`, each with its on-chain state. */
   channels(options?: { onChain?: boolean }): Promise<ChannelSummary[]>
   /**
-   * Asks the server of `url` for a cooperative refund of its channel's unspent balance (all of
-   * it, or `amount`). Resolves with the amount refunded and the transaction.
+   * Asks the server at `origin` (a URL; only its origin counts) for a cooperative refund of
+   * every channel this payer holds with it: all that is left of each, or `amount` of each. Each
+   * refund is sent to a paid route the channel paid on that origin (kept in the journal), or to
+   * `origin` itself for a channel of an older journal. Resolves with one result per channel;
+   * none when the journal has no channel with that origin.
+   *
+   * @example
+   * for (const r of await payer.refund('https://api.example.com')) if (!r.ok) console.error(r.code)
    */
-  refund(
-    url: string,
-    options?: { amount?: bigint },
-  ): Promise<{ amount: bigint; transaction: string }>
+  refund(origin: string, options?: { amount?: bigint }): Promise<ChannelRefund[]>
   /** Starts a withdrawal of a channel's unclaimed balance (the payer pays the gas). */
   initiateWithdraw(channelId: Hex): Promise<{ transaction: Hex; finalizeAfter: number }>
   /** Finalizes a withdrawal once the channel's withdraw delay has passed. */
@@ -154,6 +172,18 @@ export async function createPayer(options: PayerOptions): Promise<Payer> {
     return decoded.ok ? decoded.value : undefined
   }
 
+  /** Keeps a paid route of the channel on the request's origin, for its refunds (under its lock). */
+  const keepResource = async (id: Hex, out: Outgoing): Promise<void> => {
+    const current = core.current(id)
+    const origin = out.url.origin
+    if (current.resources?.[origin] !== undefined) return
+    const resource: PaidResource = { url: `${origin}${out.url.pathname}`, method: out.method }
+    await journal.putChannel(
+      { ...current, resources: { ...current.resources, [origin]: resource } },
+      false,
+    )
+  }
+
   /** Pays `requirements` for one request; loops over corrective and changed 402s. */
   const paid = async (out: Outgoing, first: PaymentRequirements): Promise<Response> => {
     let requirements = first
@@ -161,6 +191,7 @@ export async function createPayer(options: PayerOptions): Promise<Payer> {
     for (let switches = 0; ; switches++) {
       const channel = await core.channelFor(requirements, origin)
       const next = await core.withChannel(channel.channelId, async () => {
+        await keepResource(channel.channelId, out)
         let directDeposit = false
         for (let round = 1; ; round++) {
           const prepared = await core.prepare(channel.channelId, requirements, origin, {
@@ -244,12 +275,12 @@ export async function createPayer(options: PayerOptions): Promise<Payer> {
     return paid(out, requirements)
   }
 
-  /** The requirements of `url`'s route: cached, or from an unpaid request's 402. */
-  const requirementsOf = async (url: URL): Promise<PaymentRequirements> => {
-    const out = await outgoing(url)
+  /** The requirements of a route: cached, or from an unpaid request's 402. */
+  const requirementsOf = async (url: URL, method: string): Promise<PaymentRequirements> => {
+    const out = await outgoing(url, { method })
     const cached = byRoute.get(routeKey(out))
     if (cached) return cached
-    const response = await send(url)
+    const response = await send(url, { method })
     await response.body?.cancel()
     const required = response.status === 402 ? requiredOf(response) : undefined
     const requirements = required && core.select(required)
@@ -261,6 +292,67 @@ export async function createPayer(options: PayerOptions): Promise<Payer> {
     }
     remember(out, requirements)
     return requirements
+  }
+
+  /** The cooperative refund of one channel, sent to a paid route of it. */
+  const refundOne = async (
+    id: Hex,
+    resource: PaidResource,
+    opts: { amount?: bigint },
+  ): Promise<{ amount: bigint; transaction: string }> => {
+    const target = new URL(resource.url)
+    const requirements = await requirementsOf(target, resource.method)
+    return core.withChannel(id, async () => {
+      for (let round = 0; round < MAX_ROUNDS; round++) {
+        const current = core.current(id)
+        const signature = await signVoucher(
+          core.authorizer,
+          core.separator,
+          core.domain,
+          id,
+          current.charged,
+        )
+        const payload = paymentPayload({
+          accepted: requirements,
+          payload: {
+            type: 'refund',
+            channelConfig: current.config,
+            voucher: { channelId: id, maxClaimableAmount: current.charged, signature },
+            ...(opts.amount === undefined ? {} : { amount: opts.amount }),
+          },
+        })
+        const response = await send(target, {
+          method: resource.method,
+          headers: { [HEADERS.paymentSignature]: encodeHeader(payload) },
+        })
+        await response.body?.cancel()
+        const receiptHeader = response.headers.get(HEADERS.paymentResponse)
+        if (response.ok && receiptHeader !== null) {
+          const receipt = decodeSettleResponse(receiptHeader)
+          if (!receipt.ok) return core.block(id, receipt)
+          const amount = receipt.value.amount ?? 0n
+          const balance = receipt.value.channelState?.balance ?? current.balance - amount
+          await journal.putChannel({ ...current, balance }, true)
+          return { amount, transaction: receipt.value.response.transaction }
+        }
+        const required = response.status === 402 ? requiredOf(response) : undefined
+        if (required?.error === 'invalid_batch_settlement_evm_cumulative_amount_mismatch') {
+          await core.adoptCorrective(id, required)
+          continue
+        }
+        const error = required?.error ?? `HTTP ${response.status}`
+        throw new TollgateError(
+          required?.error !== undefined && isErrorCode(required.error)
+            ? required.error
+            : 'invalid_batch_settlement_evm_refund_transaction_failed',
+          `${target.origin} refused the refund: ${error}.`,
+        )
+      }
+      throw new TollgateError(
+        'tollgate_internal',
+        `No agreement with ${target.origin} on the refund.`,
+      )
+    })
   }
 
   const known = (channelId: Hex): PayerChannel => {
@@ -286,62 +378,29 @@ export async function createPayer(options: PayerOptions): Promise<Payer> {
         list.map(async (c) => ({ ...c, onChain: await chain.readChannel(c.channelId) })),
       )
     },
-    async refund(url, opts = {}) {
-      const target = new URL(url)
-      const requirements = await requirementsOf(target)
-      const channel = await core.channelFor(requirements, target.origin)
-      return core.withChannel(channel.channelId, async () => {
-        for (let round = 0; round < MAX_ROUNDS; round++) {
-          const current = core.current(channel.channelId)
-          const signature = await signVoucher(
-            core.authorizer,
-            core.separator,
-            core.domain,
-            channel.channelId,
-            current.charged,
-          )
-          const payload = paymentPayload({
-            accepted: requirements,
-            payload: {
-              type: 'refund',
-              channelConfig: current.config,
-              voucher: {
-                channelId: channel.channelId,
-                maxClaimableAmount: current.charged,
-                signature,
-              },
-              ...(opts.amount === undefined ? {} : { amount: opts.amount }),
-            },
+    async refund(origin, opts = {}) {
+      const wanted = new URL(origin).origin
+      const results: ChannelRefund[] = []
+      for (const channel of journal.channels.values()) {
+        if (!channel.origins.includes(wanted)) continue
+        const resource = channel.resources?.[wanted] ?? { url: origin, method: 'GET' }
+        try {
+          results.push({
+            channelId: channel.channelId,
+            ok: true,
+            ...(await refundOne(channel.channelId, resource, opts)),
           })
-          const response = await send(target, {
-            headers: { [HEADERS.paymentSignature]: encodeHeader(payload) },
+        } catch (err) {
+          if (!(err instanceof TollgateError)) throw err
+          results.push({
+            channelId: channel.channelId,
+            ok: false,
+            code: err.code,
+            message: err.message,
           })
-          await response.body?.cancel()
-          const receiptHeader = response.headers.get(HEADERS.paymentResponse)
-          if (response.ok && receiptHeader !== null) {
-            const receipt = decodeSettleResponse(receiptHeader)
-            if (!receipt.ok) return core.block(channel.channelId, receipt)
-            const amount = receipt.value.amount ?? 0n
-            const balance = receipt.value.channelState?.balance ?? current.balance - amount
-            await journal.putChannel({ ...current, balance }, true)
-            return { amount, transaction: receipt.value.response.transaction }
-          }
-          const required = response.status === 402 ? requiredOf(response) : undefined
-          if (required?.error === 'invalid_batch_settlement_evm_cumulative_amount_mismatch') {
-            await core.adoptCorrective(channel.channelId, required)
-            continue
-          }
-          const error = required?.error ?? `HTTP ${response.status}`
-          throw new TollgateError(
-            'invalid_batch_settlement_evm_refund_transaction_failed',
-            `${target.origin} refused the refund: ${error}.`,
-          )
         }
-        throw new TollgateError(
-          'tollgate_internal',
-          `No agreement with ${target.origin} on the refund.`,
-        )
-      })
+      }
+      return results
     },
     async initiateWithdraw(channelId) {
       const channel = known(channelId)

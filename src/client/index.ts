@@ -4,8 +4,14 @@
  * across restarts, receipts checked as x402 says, and the channel operations (refund, withdraw).
  */
 export { connectPaid, DEFAULT_CLIENT_CREDIT_WINDOW, type PaidSession } from './connect.js'
-export { type ChannelSummary, createPayer, type Payer, type PayerOptions } from './createPayer.js'
-export { JOURNAL_FILE, type PayerChannel, type SpendEntry } from './journal.js'
+export {
+  type ChannelRefund,
+  type ChannelSummary,
+  createPayer,
+  type Payer,
+  type PayerOptions,
+} from './createPayer.js'
+export { JOURNAL_FILE, type PaidResource, type PayerChannel, type SpendEntry } from './journal.js'
 export { keySigner } from './keySigner.js'
 export { type OnChainChannel, type PayerChain, payerChain } from './payerChain.js'
 export { DEFAULT_DEPOSIT_PRICES, type DepositMethod, type DepositPolicy } from './payerCore.js'

@@ -32,6 +32,17 @@ export interface PayerChannel {
   readonly withdrawInitiatedAt: number
   /** Why the payer stopped paying this channel's server; absent while it is trusted. */
   readonly blocked?: string
+  /**
+   * A paid resource of this channel per origin, where its refunds are sent (a server answers
+   * refunds on its paid routes only); absent in journals written before it was kept.
+   */
+  readonly resources?: Readonly<Record<string, PaidResource>>
+}
+
+/** A route a channel paid: the URL without its query, and the method. */
+export interface PaidResource {
+  readonly url: string
+  readonly method: string
 }
 
 /** One spend, as counted by the spend policy: the growth of a channel's signed ceiling. */

@@ -130,6 +130,10 @@ const table = {
     'The data directory holds the channels of another server identity (key, receiver, token, chain, escrow or withdraw delay).',
   ],
   tollgate_chain_unavailable: [502, 'The chain node could not be reached.'],
+  // Command line (src/cli); the status is advisory there.
+  tollgate_invalid_arguments: [400, 'The command line is not valid; see the usage.'],
+  // Local chain (src/chain/anvil.ts); the status is advisory there.
+  tollgate_anvil_not_found: [503, 'The anvil binary of the local chain was not found.'],
   // Settlement (src/settlement): claims and settle sweeps the server sends.
   tollgate_settlement_busy: [409, 'Another settler holds the settlement lease.'],
   tollgate_settlement_insufficient_gas: [

@@ -1,8 +1,10 @@
 import { readFileSync } from 'node:fs'
 import { dirname, isAbsolute, resolve } from 'node:path'
+import { Ajv, type ErrorObject, type SchemaObject, type ValidateFunction } from 'ajv'
 import { type Address, type Hex, isAddress } from 'viem'
 import { type ChainPreset, PRESETS, type PresetName } from '../chain/presets.js'
 import { readPrivateKey } from '../chain/privateKey.js'
+import { didYouMean } from '../errors/didYouMean.js'
 import { TollgateError } from '../errors/index.js'
 import {
   DEFAULT_CHECK_INTERVAL_MS,
@@ -13,6 +15,7 @@ import {
   DEFAULT_SWEEP_INTERVAL_MS,
 } from '../settlement/index.js'
 import type { StoreMode } from '../store/index.js'
+import { parsePrice } from '../transports/http/parsePrice.js'
 
 /** Where the server listens unless told otherwise: loopback only. */
 export const DEFAULT_LISTEN = Object.freeze({ host: '127.0.0.1', port: 4020 })
@@ -21,6 +24,86 @@ export const DEFAULT_WITHDRAW_DELAY = 86_400
 export const DEFAULT_DATA_DIR = '.tollgate'
 /** The environment variable holding the server's key (never a command-line argument). */
 export const KEY_ENV = 'TOLLGATE_PRIVATE_KEY'
+
+/** An object of exactly these properties: any other key is refused. */
+const closed = (properties: Record<string, SchemaObject>, required: string[] = []) => ({
+  type: 'object',
+  properties,
+  required,
+  additionalProperties: false,
+})
+const str = { type: 'string' }
+const int = { type: 'integer' }
+const bool = { type: 'boolean' }
+
+/**
+ * The shape of the configuration file (JSON Schema, draft-07, checked with Ajv): every key known
+ * and typed at every level. Ranges, addresses, URLs and prices are checked by {@link parseConfig}.
+ */
+export const CONFIG_SCHEMA: SchemaObject = Object.freeze({
+  ...closed(
+    {
+      network: {
+        // A preset name, or a chain of its own (`required` and `properties` apply to objects only).
+        ...closed(
+          {
+            name: str,
+            chainId: int,
+            usdc: closed({ address: str, name: str, version: str, decimals: int }, [
+              'address',
+              'name',
+              'version',
+            ]),
+            escrow: str,
+            erc3009Collector: str,
+          },
+          ['chainId', 'usdc'],
+        ),
+        type: ['string', 'object'],
+      },
+      rpcUrl: str,
+      receiver: str,
+      withdrawDelay: int,
+      dataDir: str,
+      storeMode: str,
+      confirmations: int,
+      listen: closed({ host: str, port: int }),
+      routes: {
+        type: 'array',
+        items: closed(
+          {
+            path: str,
+            price: str,
+            upstream: str,
+            methods: { type: 'array', items: str },
+            description: str,
+          },
+          ['path', 'price', 'upstream'],
+        ),
+      },
+      feeds: {
+        type: 'array',
+        items: closed(
+          { path: str, price: str, upstream: str, creditWindow: int, description: str },
+          ['path', 'price', 'upstream'],
+        ),
+      },
+      settlement: closed({
+        enabled: bool,
+        checkIntervalSeconds: int,
+        sweepIntervalSeconds: int,
+        threshold: str,
+        maxPerTx: int,
+        safetyMarginSeconds: int,
+        confirmations: int,
+        tokenPerNative: str,
+        packedClaims: bool,
+        adminPort: int,
+      }),
+    },
+    ['routes'],
+  ),
+})
 
 /** A paid HTTP route proxied to an upstream. */
 export interface RouteConfig {
@@ -117,11 +200,26 @@ export function loadConfig(path: string): ServerConfig {
       `cannot read ${path}: ${(err as Error).message}`,
     )
   }
-  return parseConfig(raw, dirname(resolve(path)))
+  try {
+    return parseConfig(raw, dirname(resolve(path)))
+  } catch (err) {
+    if (!(err instanceof TollgateError)) throw err
+    throw new TollgateError(err.code, `${path}: ${err.details}`)
+  }
 }
 
-/** Validates a configuration object (see {@link loadConfig}). */
+/**
+ * Validates a configuration object (see {@link loadConfig}): first its shape against
+ * {@link CONFIG_SCHEMA}, so an unknown key at any level is refused with its path and the known
+ * key it is closest to (`unknown key settlement.adminport (did you mean adminPort?)`), then
+ * what a schema cannot say: ranges, addresses, URLs, prices in the token's decimals.
+ *
+ * @param raw The parsed JSON.
+ * @param baseDir What relative paths in it are relative to.
+ * @throws TollgateError `tollgate_invalid_config` naming the path of what is wrong.
+ */
 export function parseConfig(raw: unknown, baseDir: string): ServerConfig {
+  checkShape(raw)
   const o = object(raw, 'the configuration')
   const network = o.network ?? 'local'
   let chain: ChainPreset
@@ -180,8 +278,8 @@ export function parseConfig(raw: unknown, baseDir: string): ServerConfig {
       host: string(listen.host ?? DEFAULT_LISTEN.host, 'listen.host'),
       port: integer(listen.port ?? DEFAULT_LISTEN.port, 'listen.port', 0, 65_535),
     },
-    routes: routes.map((r, i) => route(r, `routes[${i}]`)),
-    feeds: feeds.map((f, i) => feed(f, `feeds[${i}]`)),
+    routes: routes.map((r, i) => route(r, `routes[${i}]`, chain.usdc.decimals)),
+    feeds: feeds.map((f, i) => feed(f, `feeds[${i}]`, chain.usdc.decimals)),
     confirmations:
       o.confirmations === undefined ? undefined : integer(o.confirmations, 'confirmations', 0),
     settlement: settlement(o.settlement ?? {}, withdrawDelay),
@@ -255,7 +353,7 @@ export function loadKey(env: NodeJS.ProcessEnv = process.env): Hex {
   )
 }
 
-function route(raw: unknown, where: string): RouteConfig {
+function route(raw: unknown, where: string, decimals: number): RouteConfig {
   const r = object(raw, where)
   const path = string(r.path, `${where}.path`)
   if (!path.startsWith('/')) invalid(`${where}.path must start with /`)
@@ -275,7 +373,7 @@ function route(raw: unknown, where: string): RouteConfig {
   }
   return {
     path,
-    price: string(r.price, `${where}.price`),
+    price: price(r.price, `${where}.price`, decimals),
     upstream,
     methods: methods.map((m: string) => m.toUpperCase()),
     ...(r.description === undefined
@@ -284,7 +382,7 @@ function route(raw: unknown, where: string): RouteConfig {
   }
 }
 
-function feed(raw: unknown, where: string): FeedConfig {
+function feed(raw: unknown, where: string, decimals: number): FeedConfig {
   const f = object(raw, where)
   const path = string(f.path, `${where}.path`)
   if (!path.startsWith('/')) invalid(`${where}.path must start with /`)
@@ -293,7 +391,7 @@ function feed(raw: unknown, where: string): FeedConfig {
     invalid(`${where}.upstream "${upstream}" must be a ws:// or wss:// URL`)
   return {
     path,
-    price: string(f.price, `${where}.price`),
+    price: price(f.price, `${where}.price`, decimals),
     upstream,
     creditWindow:
       f.creditWindow === undefined
@@ -303,6 +401,63 @@ function feed(raw: unknown, where: string): FeedConfig {
       ? {}
       : { description: string(f.description, `${where}.description`) }),
   }
+}
+
+/** A price that converts exactly to token units (the HTTP plugin would refuse it at start-up). */
+function price(value: unknown, where: string, decimals: number): string {
+  const text = string(value, where)
+  parsePrice(text, decimals, where)
+  return text
+}
+
+let validateShape: ValidateFunction | undefined
+
+/** Refuses a configuration whose shape is not {@link CONFIG_SCHEMA}'s, naming every offending path. */
+function checkShape(raw: unknown): void {
+  validateShape ??= new Ajv({ allErrors: true, allowUnionTypes: true, verbose: true }).compile(
+    CONFIG_SCHEMA,
+  )
+  if (validateShape(raw)) return
+  const problems = [...new Set((validateShape.errors ?? []).map(describeProblem))]
+  invalid(problems.join('; '))
+}
+
+/** What JSON Schema type names mean to someone editing the file. */
+const TYPE_WORDS: Record<string, string> = {
+  string: 'a string',
+  integer: 'an integer',
+  boolean: 'true or false',
+  array: 'a list',
+  object: 'an object',
+  'string,object': 'a preset name or an object',
+}
+
+function describeProblem(error: ErrorObject): string {
+  const at = pathOf(error.instancePath)
+  const inside = (key: string) => (at === '' ? key : `${at}.${key}`)
+  if (error.keyword === 'additionalProperties') {
+    const key = String(error.params.additionalProperty)
+    const known = Object.keys((error.parentSchema?.properties as object | undefined) ?? {})
+    const close = didYouMean(key, known)
+    return `unknown key ${inside(key)}${close ? ` (did you mean ${close}?)` : ''}`
+  }
+  if (error.keyword === 'required')
+    return `missing key ${inside(String(error.params.missingProperty))}`
+  if (error.keyword === 'type') {
+    const type = String(error.params.type)
+    return `${at === '' ? 'the configuration' : at} must be ${TYPE_WORDS[type] ?? type}`
+  }
+  return `${at === '' ? 'the configuration' : at} ${error.message ?? 'is invalid'}`
+}
+
+/** A JSON pointer (`/routes/0/price`) as the file's reader writes it: `routes[0].price`. */
+function pathOf(pointer: string): string {
+  let path = ''
+  for (const raw of pointer.split('/').slice(1)) {
+    const segment = raw.replaceAll('~1', '/').replaceAll('~0', '~')
+    path += /^\d+$/.test(segment) ? `[${segment}]` : path === '' ? segment : `.${segment}`
+  }
+  return path
 }
 
 function object(value: unknown, where: string): Record<string, unknown> {

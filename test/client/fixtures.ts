@@ -38,12 +38,14 @@ export interface TestServer {
 /**
  * Starts a tollgate app: `GET /joke` and `GET /other` at {@link PRICE}, `GET /dear` at twice
  * that, `POST /echo` at {@link PRICE}, `GET /free`, the
- * WebSocket feed `/ticks` and request route `/rpc` at a tenth of it.
+ * WebSocket feed `/ticks` and request route `/rpc` at a tenth of it. On a free port unless `port`
+ * is given.
  */
 export async function startServer(
   dev: Dev,
   receiver: LocalAccount,
   authorizer: LocalAccount,
+  port = 0,
 ): Promise<TestServer> {
   const h = dev.harness
   const payee = await openPayee({
@@ -105,7 +107,7 @@ export async function startServer(
     creditWindow: 10,
     handler: async (body) => ({ echo: body }),
   })
-  await app.listen({ host: '127.0.0.1', port: 0 })
+  await app.listen({ host: '127.0.0.1', port })
   const address = app.server.address()
   if (address === null || typeof address === 'string') throw new Error('no port')
   server.base = `http://127.0.0.1:${address.port}`

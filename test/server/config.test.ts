@@ -118,6 +118,114 @@ describe('server configuration', () => {
     expect(result).toMatch(message)
   })
 
+  it.each([
+    [{ routes: [], rotues: [] }, 'unknown key rotues (did you mean routes?)'],
+    [
+      { routes: [], settlement: { adminport: 4021 } },
+      'unknown key settlement.adminport (did you mean adminPort?)',
+    ],
+    [
+      { routes: [{ ...route, methds: ['GET'] }] },
+      'unknown key routes[0].methds (did you mean methods?)',
+    ],
+    [
+      { routes: [], feeds: [{ path: '/f', price: '1', upstream: 'ws://x', window: 5 }] },
+      'unknown key feeds[0].window',
+    ],
+    [{ routes: [], listen: { hots: 'x' } }, 'unknown key listen.hots (did you mean host?)'],
+    [
+      {
+        routes: [],
+        network: {
+          chainId: 10,
+          usdc: { address: PRESETS.base.usdc.address, name: 'USDC', version: '2', decimal: 6 },
+        },
+      },
+      'unknown key network.usdc.decimal (did you mean decimals?)',
+    ],
+    [{ routes: [], xyzzy: 1 }, 'unknown key xyzzy'],
+    [{ routes: [], listen: { port: '4020' } }, 'listen.port must be an integer'],
+    [{ routes: [{ ...route, methods: ['GET', 3] }] }, 'routes[0].methods[1] must be a string'],
+    [{ routes: [], network: 5 }, 'network must be a preset name or an object'],
+    [{ feeds: [] }, 'missing key routes'],
+    [{ routes: [{ path: '/a', price: '1' }] }, 'missing key routes[0].upstream'],
+  ])('refuses the shape of %j, naming the path', (raw, message) => {
+    expect(code(() => parseConfig(raw, '/tmp'))).toBe(
+      `tollgate_invalid_config: tollgate was configured wrongly. ${message}`,
+    )
+  })
+
+  it('names the file and the path in the error of loadConfig', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tollgate-config-'))
+    dirs.push(dir)
+    const file = join(dir, 'tollgate.json')
+    writeFileSync(file, JSON.stringify({ routes: [], settlement: { adminport: 1 } }))
+    expect(code(() => loadConfig(file))).toMatch(
+      new RegExp(
+        `^tollgate_invalid_config: .*${file}: unknown key settlement\\.adminport \\(did you mean adminPort\\?\\)$`,
+      ),
+    )
+  })
+
+  it('refuses a price that is not a whole number of token units, naming its path', () => {
+    expect(
+      code(() => parseConfig({ routes: [{ ...route, price: '$0.0000001' }] }, '/tmp')),
+    ).toMatch(/routes\[0\]\.price "\$0\.0000001" is below one token unit/)
+    expect(
+      code(() =>
+        parseConfig(
+          { routes: [], feeds: [{ path: '/f', price: '0.01', upstream: 'ws://x' }] },
+          '/',
+        ),
+      ),
+    ).toMatch(/feeds\[0\]\.price "0\.01" is ambiguous/)
+  })
+
+  it('keeps the README example valid, every key of it', () => {
+    const example = {
+      network: 'base-sepolia',
+      rpcUrl: 'https://sepolia.base.org',
+      receiver: '0x1111111111111111111111111111111111111111',
+      withdrawDelay: 86400,
+      dataDir: './data',
+      storeMode: 'relaxed',
+      confirmations: 2,
+      listen: { host: '127.0.0.1', port: 4020 },
+      routes: [
+        {
+          path: '/api/*',
+          price: '$0.001',
+          upstream: 'http://127.0.0.1:9000',
+          methods: ['GET', 'POST'],
+          description: 'quotes',
+        },
+      ],
+      feeds: [
+        {
+          path: '/feed/ticks',
+          price: '$0.0001',
+          upstream: 'ws://127.0.0.1:9001',
+          creditWindow: 100,
+          description: 'ticks',
+        },
+      ],
+      settlement: { threshold: '1000000', sweepIntervalSeconds: 3600, adminPort: 4021 },
+    }
+    expect(parseConfig(example, '/srv').routes).toHaveLength(1)
+    const custom = {
+      routes: [],
+      rpcUrl: 'http://127.0.0.1:8545',
+      network: {
+        name: 'my chain',
+        chainId: 10,
+        usdc: { address: PRESETS.base.usdc.address, name: 'USDC', version: '2', decimals: 6 },
+        escrow: PRESETS.base.escrow,
+        erc3009Collector: PRESETS.base.erc3009Collector,
+      },
+    }
+    expect(parseConfig(custom, '/srv').chain.chainId).toBe(10)
+  })
+
   it('fills in the settlement defaults and reads amounts as decimal strings of token units', () => {
     expect(parseConfig({ routes: [] }, '/tmp').settlement).toEqual({
       enabled: true,
