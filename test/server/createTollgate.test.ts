@@ -5,6 +5,7 @@
  */
 import { spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
+import { type AddressInfo, createServer as createNetServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Fastify from 'fastify'
@@ -107,20 +108,26 @@ describe('createTollgate', () => {
 })
 
 describe('a server start that fails', () => {
-  const config = (dataDir: string, price: string) =>
-    parseConfig(
+  /** A configuration whose admin port is taken: the start fails after the store was opened. */
+  const config = async (dataDir: string) => {
+    const taken = createNetServer()
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
+    cleanups.push(() => new Promise((resolve) => taken.close(resolve)))
+    const { port } = taken.address() as AddressInfo
+    return parseConfig(
       {
         network: 'local',
         rpcUrl: RPC_URL,
         dataDir,
         withdrawDelay: 900,
         routes: [{ path: '/api/*', price: '$0.001', upstream: 'http://127.0.0.1:9' }],
-        feeds: [{ path: '/feed', price, upstream: 'ws://127.0.0.1:9' }],
+        settlement: { adminPort: port, checkIntervalSeconds: 30, safetyMarginSeconds: 300 },
       },
       dataDir,
     )
+  }
 
-  it('leaves a clean store clean and every charge as it was (a bad feed price)', async () => {
+  it('leaves a clean store clean and every charge as it was (the admin port is in use)', async () => {
     const dataDir = tempDir()
     const tg = await open(dataDir, KEY_A)
     const record = committedRecord(tg.terms.receiverAuthorizer.toLowerCase())
@@ -129,8 +136,7 @@ describe('a server start that fails', () => {
     await seeded.put(record)
     await seeded.close()
 
-    const refused = await failure(createServer(config(dataDir, '$0.0000001'), KEY_A))
-    expect(refused.code).toBe('tollgate_invalid_config')
+    await expect(createServer(await config(dataDir), KEY_A)).rejects.toThrow(/EADDRINUSE/)
 
     const store = await LevelStore.open(join(dataDir, 'vouchers'))
     cleanups.push(() => store.close())
@@ -151,7 +157,7 @@ describe('a server start that fails', () => {
     expect(child.status).toBe(0)
     // Its channel is of the test identity, so a start with key A is refused as another
     // identity; either way the failed start must leave the crash mark in place.
-    await failure(createServer(config(dataDir, '$0.0000001'), KEY_A))
+    await expect(createServer(await config(dataDir), KEY_A)).rejects.toThrow()
     const store = await LevelStore.open(vouchers)
     cleanups.push(() => store.close())
     expect(store.recoveredFromCrash).toBe(true)
