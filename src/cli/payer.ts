@@ -108,6 +108,10 @@ async function openPayer(args: ParsedArgs): Promise<Payer> {
     erc3009Collector: chain.erc3009Collector,
     dataDir: stringOf(args, 'data-dir') ?? DEFAULT_PAYER_DATA_DIR,
     policy: { limits },
+    onUnacknowledgedCharge: ({ channelId, acknowledged, charged }) =>
+      process.stderr.write(
+        `tollgate: warning: channel ${channelId} is charged ${usdc(charged)}, ${usdc(charged - acknowledged)} more than its receipts acknowledged (the server restarted with a request in flight, or charged without a receipt)\n`,
+      ),
   })
 }
 

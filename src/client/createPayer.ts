@@ -48,6 +48,22 @@ export interface PayerOptions {
   fetch?: typeof fetch
   /** Unix milliseconds, for the spend windows. @default Date.now */
   now?: () => number
+  /**
+   * A server raised a channel's charge above what its receipts acknowledged (a corrective 402 after
+   * it restarted from a crash with a request of this payer in flight, say). The charge is within
+   * the payer's own signed voucher, so it is adopted, but the payer should know.
+   * @default nothing is reported
+   */
+  onUnacknowledgedCharge?: (event: UnacknowledgedCharge) => void
+}
+
+/** What {@link PayerOptions.onUnacknowledgedCharge} reports. */
+export interface UnacknowledgedCharge {
+  readonly channelId: Hex
+  /** What the payer's receipts acknowledged. */
+  readonly acknowledged: bigint
+  /** What the server now says is charged. */
+  readonly charged: bigint
 }
 
 /** The outcome of the refund of one channel: the amount and transaction, or why it failed. */
@@ -154,6 +170,7 @@ export async function createPayer(options: PayerOptions): Promise<Payer> {
     options.policy?.deposit ?? {},
     now,
     new Set((options.assets ?? []).map((a) => a.toLowerCase())),
+    options.onUnacknowledgedCharge,
   )
   const send = options.fetch ?? globalThis.fetch
   /** Requirements by `METHOD origin/path`, and the last ones of each origin. */

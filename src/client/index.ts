@@ -10,6 +10,7 @@ export {
   createPayer,
   type Payer,
   type PayerOptions,
+  type UnacknowledgedCharge,
 } from './createPayer.js'
 export { JOURNAL_FILE, type PaidResource, type PayerChannel, type SpendEntry } from './journal.js'
 export { keySigner } from './keySigner.js'

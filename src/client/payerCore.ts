@@ -18,6 +18,7 @@ import {
   domainSeparatorBytes,
   escrowDomain,
 } from '../verify/index.js'
+import type { UnacknowledgedCharge } from './createPayer.js'
 import type { Journal, PayerChannel } from './journal.js'
 import type { PayerChain } from './payerChain.js'
 import { isOwnVoucher, signDepositAuthorization, signVoucher } from './signing.js'
@@ -82,6 +83,7 @@ export class PayerCore {
     readonly now: () => number,
     /** Tokens this payer pays in (lowercase); empty: any the server names. */
     readonly assets: ReadonlySet<string>,
+    private readonly onUnacknowledged?: (event: UnacknowledgedCharge) => void,
   ) {
     this.separator = domainSeparatorBytes({ chainId, verifyingContract: escrow })
     this.domain = escrowDomain(chainId, escrow)
@@ -355,6 +357,9 @@ export class PayerCore {
     }
     const next = { ...channel, charged, signed, balance }
     await this.journal.putChannel(next, true)
+    if (charged > channel.charged) {
+      this.onUnacknowledged?.({ channelId: id, acknowledged: channel.charged, charged })
+    }
     return next
   }
 

@@ -39,7 +39,7 @@ afterAll(async () => {
   await revert?.()
 })
 
-type Answer = (payment: { channelId: Hex; max: bigint; deposit?: bigint }) => {
+type Answer = (payment: { channelId: Hex; max: bigint; signature: Hex; deposit?: bigint }) => {
   status: number
   headers: Record<string, string>
 }
@@ -60,6 +60,7 @@ async function cheater(answer: Answer): Promise<{ base: string; requests: () => 
     const { status, headers } = answer({
       channelId: payload.voucher.channelId,
       max: payload.voucher.maxClaimableAmount,
+      signature: payload.voucher.signature,
       ...(payload.type === 'deposit' ? { deposit: payload.deposit.amount } : {}),
     })
     response.writeHead(status, headers).end('{"joke":"maybe"}')
@@ -88,11 +89,11 @@ function receipt(channelId: Hex, chargedAmount: bigint, cumulative: bigint, depo
   return { status: 200, headers: { 'payment-response': encodeHeader(response) } }
 }
 
-async function payer() {
+async function payer(extra: Partial<Parameters<typeof payerOn>[1]> = {}) {
   const temp = tempDir()
   cleanups.push(temp.remove)
   const account = await fundedAccount(dev, 1_000_000n)
-  const open = () => payerOn(dev, { account, dataDir: temp.dir })
+  const open = () => payerOn(dev, { account, dataDir: temp.dir, ...extra })
   return Object.assign(await open(), { reopen: open })
 }
 
@@ -175,6 +176,51 @@ describe('a server that cheats', () => {
     const [channel] = await p.channels()
     expect(channel).toMatchObject({ charged: 0n })
     expect(channel?.blocked).toMatch(/not signed by this payer/)
+    await p.close()
+  })
+})
+
+describe('a server that restarted with a request of this payer in flight', () => {
+  it('is paid on, and the payer is told what was charged beyond its receipts', async () => {
+    let calls = 0
+    const server = await cheater(({ channelId, max, signature, deposit }) => {
+      calls += 1
+      if (calls > 1) return receipt(channelId, PRICE, 2n * PRICE, deposit)
+      // The answer to the first payment was lost in the crash; after the restart the server
+      // charges what was in flight: the payer's own voucher for it.
+      const body = JSON.parse(Buffer.from(required, 'base64').toString()) as PaymentRequired
+      const [accepted] = body.accepts
+      if (!accepted) throw new Error('no requirements')
+      const corrective: PaymentRequired = {
+        ...body,
+        error: 'invalid_batch_settlement_evm_cumulative_amount_mismatch',
+        accepts: [
+          {
+            ...accepted,
+            extra: {
+              ...accepted.extra,
+              channelState: {
+                channelId,
+                balance: '1000000',
+                totalClaimed: '0',
+                withdrawRequestedAt: 0,
+                refundNonce: '0',
+                chargedCumulativeAmount: max.toString(),
+              },
+              voucherState: { signedMaxClaimable: max.toString(), signature },
+            },
+          },
+        ],
+      }
+      return { status: 402, headers: { 'payment-required': encodeHeader(corrective) } }
+    })
+    const reported: unknown[] = []
+    const p = await payer({ onUnacknowledgedCharge: (event) => reported.push(event) })
+    const response = await p.fetch(`${server.base}/joke`)
+    expect(response.status).toBe(200)
+    const [channel] = await p.channels()
+    expect(reported).toEqual([{ channelId: channel?.channelId, acknowledged: 0n, charged: PRICE }])
+    expect(channel).toMatchObject({ charged: 2n * PRICE })
     await p.close()
   })
 })

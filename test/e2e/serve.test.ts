@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { PRESETS } from '../../src/chain/presets.js'
 import { parseConfig } from '../../src/server/config.js'
 import { createServer, type TollgateServer } from '../../src/server/createServer.js'
+import { UPSTREAM_PROBE_CACHE_MS } from '../../src/server/upstreamProbe.js'
 import { useDevChain } from '../helpers/devChain.js'
 
 const dev = useDevChain()
@@ -105,5 +106,24 @@ describe('tollgate serve', () => {
       channels: 1,
       signatureBackend: 'native',
     })
+  })
+
+  it('is not healthy while an HTTP upstream is down, and says why', async () => {
+    const before = await fetch(`${base}/health`)
+    expect(before.status).toBe(200)
+    await upstream.close()
+    // A probe's answer is reused for a second.
+    await new Promise((resolve) => setTimeout(resolve, UPSTREAM_PROBE_CACHE_MS + 100))
+    const health = await fetch(`${base}/health`)
+    expect(health.status).toBe(503)
+    const body = (await health.json()) as { ok: boolean; upstreams: Record<string, unknown>[] }
+    expect(body.ok).toBe(false)
+    expect(body.upstreams).toEqual([
+      expect.objectContaining({
+        path: '/api/*',
+        reachable: false,
+        error: expect.stringMatching(/ECONNREFUSED/),
+      }),
+    ])
   })
 })
