@@ -32,7 +32,10 @@ export {
   TollgateError,
 } from './errors/index.js'
 export {
+  type ActionLimit,
+  DEFAULT_ONCHAIN_LIMITS,
   type Decision,
+  type OnChainLimits,
   openPayee,
   Payee,
   type PayeeOptions,

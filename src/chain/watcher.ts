@@ -107,6 +107,13 @@ export interface ChainWatcherOptions {
   now?: () => number
 }
 
+/** A withdrawal seen before its confirmation, until its event is confirmed or reorged out. */
+interface Alerted {
+  readonly channelId: Hex
+  readonly finalizeAfter: number
+  readonly blockNumber: bigint
+}
+
 /** A read-only view of the watcher's progress, for health checks and metrics. */
 export interface ChainWatcherStatus {
   readonly running: boolean
@@ -284,8 +291,8 @@ class Watcher implements ChainWatcher {
   private inFlight: Promise<unknown> = Promise.resolve()
   /** Set by stop(): a long catch-up ends after the chunk in progress. */
   private stopping = false
-  /** Withdrawals already alerted before confirmation, keyed `channelId:finalizeAfter`. */
-  private readonly alerted = new Map<string, number>()
+  /** Withdrawals already seen before confirmation, keyed `channelId:finalizeAfter`. */
+  private readonly alerted = new Map<string, Alerted>()
 
   constructor(options: Resolved) {
     this.o = options
@@ -383,13 +390,14 @@ class Watcher implements ChainWatcher {
 
     // Withdrawals first, and before confirmation: they come with a deadline.
     const tailFrom = next > target ? next : target + 1n
-    if (this.o.onWithdrawInitiated && tailFrom <= head) await this.alertTail(tailFrom, head)
+    if (tailFrom <= head) await this.alertTail(tailFrom, head)
 
     let applied = 0
     while (next <= target && !this.stopping) {
       const span = BigInt(maxBlockRange) - 1n
       const to = next + span < target ? next + span : target
       applied += await this.processRange(next, to)
+      this.dropReorged(to)
       await this.o.meta.putMeta(this.o.metaKey, to.toString())
       next = to + 1n
       this.next = next
@@ -434,8 +442,32 @@ class Watcher implements ChainWatcher {
       if (!sink.isKnown(channelId)) continue
       const key = `${channelId}:${finalizeAfter}`
       if (this.alerted.has(key)) continue
-      this.alerted.set(key, finalizeAfter)
+      this.alerted.set(key, { channelId, finalizeAfter, blockNumber: log.blockNumber })
+      // The channel stops taking vouchers now, not once the event is confirmed.
+      sink.apply(
+        { type: 'withdrawSeen', channelId, finalizeAfter },
+        {
+          blockNumber: log.blockNumber,
+          transactionHash: log.transactionHash,
+          logIndex: log.logIndex,
+        },
+      )
       this.alert(channelId, finalizeAfter)
+    }
+  }
+
+  /**
+   * Withdrawals seen before confirmation whose block is now confirmed without their event were
+   * reorged out: the channel takes vouchers again.
+   */
+  private dropReorged(confirmedTo: bigint): void {
+    for (const [key, seen] of this.alerted) {
+      if (seen.blockNumber > confirmedTo) continue
+      this.alerted.delete(key)
+      this.o.sink.apply(
+        { type: 'withdrawDropped', channelId: seen.channelId, finalizeAfter: seen.finalizeAfter },
+        { blockNumber: confirmedTo, transactionHash: '0x', logIndex: -1 },
+      )
     }
   }
 
@@ -453,7 +485,7 @@ class Watcher implements ChainWatcher {
   /** Forgets alerts of withdrawals whose deadline passed (reorged out, never confirmed). */
   private pruneAlerted(): void {
     const nowSeconds = Math.floor(this.o.now() / 1000)
-    for (const [key, finalizeAfter] of this.alerted) {
+    for (const [key, { finalizeAfter }] of this.alerted) {
       if (finalizeAfter < nowSeconds) this.alerted.delete(key)
     }
   }

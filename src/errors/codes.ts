@@ -48,6 +48,10 @@ const table = {
   [`${BS}cumulative_exceeds_balance`]: [402, 'The voucher ceiling exceeds the channel balance.'],
   [`${BS}deposit_payload`]: [400, 'The deposit payload is malformed.'],
   [`${BS}deposit_simulation_failed`]: [402, 'The deposit failed in simulation.'],
+  [`${BS}deposit_below_min_deposit`]: [
+    402,
+    'The deposit is below the minDeposit this resource asks.',
+  ],
   [`${BS}deposit_transaction_failed`]: [502, 'The deposit transaction failed.'],
   [`${BS}erc3009_authorization_required`]: [400, 'A deposit needs an ERC-3009 authorization.'],
   [`${BS}insufficient_balance`]: [402, 'The payer token balance is below the deposit.'],
@@ -143,6 +147,14 @@ const table = {
   tollgate_settlement_unreachable: [
     503,
     'The data directory is locked by a running server whose admin listener cannot be reached.',
+  ],
+  tollgate_onchain_rate_limited: [
+    429,
+    'Too many on-chain actions (deposits, refunds) were asked of this server; pay by voucher, or retry later.',
+  ],
+  tollgate_onchain_budget_spent: [
+    503,
+    'The server spent its gas budget for payer transactions this period; deposit on chain yourself, or retry later.',
   ],
   tollgate_rate_limited: [429, 'Too many requests; retry after the Retry-After seconds.'],
   tollgate_internal: [500, 'Internal error.'],

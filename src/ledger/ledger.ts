@@ -56,10 +56,19 @@ export interface Hold {
   readonly previous: Pick<ChannelRecord, 'signedMaxClaimable' | 'signature'>
 }
 
-/** The result of {@link Ledger.begin}. `record` comes with rejections a corrective 402 can use. */
+/**
+ * The result of {@link Ledger.begin}. A rejection of a voucher whose signature was checked and
+ * holds (`signed`) may be acted on at some cost: `record` comes with a ceiling mismatch, for a
+ * corrective 402, and a ceiling above the balance is worth a look at the chain. A rejection of
+ * an unsigned voucher carries neither: the channel's state is the payer's business.
+ */
 export type BeginResult =
   | { readonly ok: true; readonly hold: Hold }
-  | (Rejection & { readonly record?: ChannelRecord; readonly unknownChannel?: true })
+  | (Rejection & {
+      readonly record?: ChannelRecord
+      readonly unknownChannel?: true
+      readonly signed?: true
+    })
 
 /** The on-chain state of a channel read on first sight, to open a ledger record from. */
 export interface OnChainChannel {
@@ -175,7 +184,7 @@ export class Ledger {
     const refused = checkVoucher(record, voucher.maxClaimableAmount, rule, this.exposureCap)
     if (refused) {
       if (refused.code === 'tollgate_exposure_cap') this.onClaimNeeded(record)
-      return { ...refused, record }
+      return this.refusedSigned(refused, record, voucher)
     }
     this.held.add(voucher.channelId)
     try {
@@ -206,7 +215,7 @@ export class Ledger {
     if (voucher.channelId !== hold.channelId)
       return reject('invalid_batch_settlement_evm_channel_id_mismatch')
     const refused = checkVoucher(record, voucher.maxClaimableAmount, rule, this.exposureCap)
-    if (refused) return { ...refused, record }
+    if (refused) return this.refusedSigned(refused, record, voucher)
     if (!(await this.verifySignature(record.config, voucher)))
       return reject('invalid_batch_settlement_evm_voucher_signature')
     const accepted = putInFlight(
@@ -311,7 +320,8 @@ export class Ledger {
     if (!record) return undefined
     const next = applyEvent(record, event, this.now())
     this.channels.set(event.channelId, next)
-    if (event.type === 'withdrawInitiated') this.onClaimNeeded(next)
+    if (event.type === 'withdrawInitiated' || event.type === 'withdrawSeen')
+      this.onClaimNeeded(next)
     return next
   }
 
@@ -342,6 +352,20 @@ export class Ledger {
       verifier: this.verifier,
       contractCheck: this.contractSignatureCheck,
     })
+  }
+
+  /**
+   * A refusal that the caller could act on (a corrective 402, a chain read) is answered in full
+   * only for a voucher signed by the channel's signer; others get the bare code.
+   */
+  private async refusedSigned(
+    refused: Rejection,
+    record: ChannelRecord,
+    voucher: SignedVoucher,
+  ): Promise<BeginResult> {
+    if (!ACTIONABLE.has(refused.code)) return refused
+    if (!(await this.verifySignature(record.config, voucher))) return refused
+    return { ...refused, record, signed: true }
   }
 
   /** Shares the server's own address strings across all channel configs (memory per channel). */
@@ -399,6 +423,12 @@ export function recordFromChain(
     syncedAt,
   }
 }
+
+/** Refusals worth answering with the channel's state or a chain read, once the voucher is signed. */
+const ACTIONABLE: ReadonlySet<string> = new Set([
+  'invalid_batch_settlement_evm_cumulative_amount_mismatch',
+  'invalid_batch_settlement_evm_cumulative_exceeds_balance',
+])
 
 /** What an accepted voucher puts in flight: a request's price, a session's reserve, or nothing for a refund. */
 function inFlightOf(rule: VoucherRule, ceiling: bigint): bigint {

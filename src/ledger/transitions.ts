@@ -180,6 +180,15 @@ export function applyEvent(
       }
     case 'withdrawInitiated':
       return { ...record, withdrawRequestedAt: event.initiatedAt, syncedAt }
+    case 'withdrawSeen':
+      // The escrow sets finalizeAfter = initiatedAt + withdrawDelay.
+      return record.withdrawRequestedAt === 0
+        ? { ...record, withdrawRequestedAt: event.finalizeAfter - record.config.withdrawDelay }
+        : record
+    case 'withdrawDropped':
+      return record.withdrawRequestedAt === event.finalizeAfter - record.config.withdrawDelay
+        ? { ...record, withdrawRequestedAt: 0, syncedAt }
+        : record
     case 'withdrawFinalized':
       return { ...record, balance: event.balance, withdrawRequestedAt: 0, syncedAt }
   }

@@ -63,6 +63,14 @@ export type ChainEvent =
       readonly refundNonce: bigint
     }
   | { readonly type: 'withdrawInitiated'; readonly channelId: Hex; readonly initiatedAt: number }
+  /**
+   * A withdrawal seen before its confirmations (`finalizeAfter` from its event): the channel takes
+   * no new vouchers from now on. Its confirmed `withdrawInitiated` follows, or, if its block is
+   * reorged out, `withdrawDropped`.
+   */
+  | { readonly type: 'withdrawSeen'; readonly channelId: Hex; readonly finalizeAfter: number }
+  /** A withdrawal seen before confirmation whose block was reorged out. */
+  | { readonly type: 'withdrawDropped'; readonly channelId: Hex; readonly finalizeAfter: number }
   | { readonly type: 'withdrawFinalized'; readonly channelId: Hex; readonly balance: bigint }
 
 /** What settlement should claim for one channel. */

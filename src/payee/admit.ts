@@ -18,6 +18,8 @@ export interface PaidRoute {
   readonly requirements: PaymentRequirements
   /** `exact` (one request at `price`) or `credit` (a window of messages). */
   readonly rule: VoucherRule
+  /** The smallest deposit the route advertises (`extra.minDeposit`); smaller ones are refused. */
+  readonly minDeposit?: bigint | undefined
 }
 
 /**

@@ -11,9 +11,15 @@ export {
   type VoucherCarrying,
 } from './admit.js'
 export {
+  type ActionLimit,
+  DEFAULT_ONCHAIN_LIMITS,
+  type OnChainLimits,
+} from './onChainGuard.js'
+export {
   DEFAULT_PERSIST_EVERY_MESSAGES,
   type Decision,
   type DepositDecision,
+  type DepositOptions,
   openPayee,
   Payee,
   type PayeeOptions,

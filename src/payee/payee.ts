@@ -6,8 +6,10 @@ import {
   type ChainEvent,
   type ChannelRecord,
   type ClaimCandidate,
+  checkVoucher,
   type Hold,
   Ledger,
+  type OnChainChannel,
   recordFromChain,
   recoverInFlight,
   type ServerIdentity,
@@ -25,6 +27,7 @@ import {
   loadBackend,
 } from '../verify/index.js'
 import { type Admission, admission, type PaidRoute, type VoucherCarrying } from './admit.js'
+import { OnChainGuard, type OnChainLimits } from './onChainGuard.js'
 
 export interface PayeeOptions {
   /** The chain and escrow the channels live on (their EIP-712 domain). */
@@ -47,6 +50,16 @@ export interface PayeeOptions {
   onWarning?: (message: string, cause?: unknown) => void
   /** @default Date.now */
   now?: () => number
+  /** What payers may make the server send on chain at its expense. @default DEFAULT_ONCHAIN_LIMITS */
+  onChainLimits?: OnChainLimits
+}
+
+/** What a deposit (or refund) payload came with besides itself. */
+export interface DepositOptions {
+  /** The route's `extra.minDeposit`: a smaller deposit is refused before anything is sent. */
+  readonly minDeposit?: bigint | undefined
+  /** Who asked (the client IP over HTTP), for the per-requester on-chain limit. */
+  readonly requester?: string | undefined
 }
 
 /** The durable cover of a held WebSocket session: how far its charges may go. */
@@ -119,6 +132,7 @@ export class Payee {
   private readonly firstSight = new Map<Hex, Promise<Decision | undefined>>()
   private readonly balanceReads = new Map<Hex, Promise<boolean>>()
   private readonly covers = new Map<Hex, Cover>()
+  private readonly guard: OnChainGuard
   private readonly warn: (message: string, cause?: unknown) => void
   private readonly now: () => number
 
@@ -137,6 +151,7 @@ export class Payee {
     })
     this.warn = options.onWarning ?? (() => {})
     this.now = options.now ?? Date.now
+    this.guard = new OnChainGuard(options.onChainLimits, this.now)
   }
 
   /** Opens the payee: picks the ECDSA backend and reloads every channel from the store. */
@@ -199,7 +214,7 @@ export class Payee {
       if (refused) return refused
       result = await this.ledger.begin(payment, rule)
     }
-    if (!result.ok && result.code === EXCEEDS_BALANCE) {
+    if (!result.ok && result.code === EXCEEDS_BALANCE && result.signed) {
       if (await this.refreshBalance(payment.voucher.channelId)) {
         result = await this.ledger.begin(payment, rule)
       }
@@ -230,7 +245,11 @@ export class Payee {
   async admit(
     route: PaidRoute,
     payload: VoucherCarrying,
-    options: { readonly writer?: EscrowWriter | undefined; readonly held?: Hold | undefined } = {},
+    options: {
+      readonly writer?: EscrowWriter | undefined
+      readonly held?: Hold | undefined
+      readonly requester?: string | undefined
+    } = {},
   ): Promise<Admission> {
     const payment = { channelConfig: payload.channelConfig, voucher: payload.voucher }
     if (options.held) return admission(await this.extend(options.held, payment, route.rule))
@@ -243,45 +262,116 @@ export class Payee {
           ),
         )
       }
-      return admission(await this.decideDeposit(payload, route.rule, options.writer))
+      return admission(
+        await this.decideDeposit(payload, route.rule, options.writer, {
+          minDeposit: route.minDeposit,
+          requester: options.requester,
+        }),
+      )
     }
     return admission(await this.decide(payment, route.rule))
   }
 
   /**
-   * A `deposit` payload: once the checks that cost nothing pass (the channel is this server's, its
-   * id matches its config, the voucher is signed by the channel's signer), the server submits the
-   * payer's ERC-3009 deposit on chain (paying the gas), mirrors the new balance, then decides the
-   * voucher the payload carries, as {@link decide} does. The receipt comes back even when the
-   * voucher is then refused, since the deposit stays on chain.
+   * A `deposit` payload. Nothing is sent, read or stored until the payment could succeed: the
+   * channel is this server's and its id matches its config, the voucher is signed by the
+   * channel's signer, the deposit is at least `minDeposit`, and the voucher fits the channel as
+   * it will be after the deposit (its balance read from chain for a channel seen for the first
+   * time). Then the on-chain limits of {@link PayeeOptions.onChainLimits} are counted, the server
+   * submits the payer's ERC-3009 deposit (paying the gas), mirrors the new balance, and decides
+   * the voucher as {@link decide} does. The receipt comes back even when the voucher is then
+   * refused, since the deposit stays on chain.
    */
   async decideDeposit(
     payload: DepositPayload,
     rule: VoucherRule,
     writer: EscrowWriter,
+    options: DepositOptions = {},
   ): Promise<DepositDecision> {
-    const { channelConfig: config, voucher } = payload
+    const { channelConfig: config, voucher, deposit } = payload
+    const id = voucher.channelId
     const identity = this.ledger.checkIdentity(config)
     if (identity) return identity
-    if (channelId(config, this.domainSeparator) !== voucher.channelId) {
+    if (channelId(config, this.domainSeparator) !== id) {
       return reject('invalid_batch_settlement_evm_channel_id_mismatch')
     }
     if (!(await this.ledger.verifySignature(config, voucher)))
       return reject('invalid_batch_settlement_evm_voucher_signature')
-    const deposited = await writer.deposit(payload)
+    if (options.minDeposit !== undefined && deposit.amount < options.minDeposit) {
+      return reject(
+        'invalid_batch_settlement_evm_deposit_below_min_deposit',
+        `deposit ${deposit.amount} < minDeposit ${options.minDeposit}`,
+      )
+    }
+    if (this.ledger.isHeld(id)) return reject('invalid_batch_settlement_evm_channel_busy')
+    let fresh: OnChainChannel | undefined
+    let base = this.ledger.get(id)
+    if (!base) {
+      try {
+        fresh = await this.readChannel(id)
+      } catch (err) {
+        return reject(
+          'invalid_batch_settlement_evm_channel_state_read_failed',
+          err instanceof Error ? err.message : '',
+        )
+      }
+      base = recordFromChain(id, config, fresh, this.now())
+    }
+    let refused = this.refusedAfterDeposit(base, payload, rule)
+    if (
+      refused?.code === EXCEEDS_BALANCE &&
+      fresh === undefined &&
+      (await this.refreshBalance(id))
+    ) {
+      refused = this.refusedAfterDeposit(this.ledger.get(id) ?? base, payload, rule)
+    }
+    if (refused) return refused
+    const limited = this.guard.admit(config.payer, options.requester)
+    if (limited) return limited
+    const deposited = await this.sendGuarded(() => writer.deposit(payload))
     if (!deposited.ok) return deposited
-    if (this.isKnown(voucher.channelId)) {
-      this.apply({
-        type: 'deposited',
-        channelId: voucher.channelId,
-        balance: deposited.value.balance,
-      })
+    if (this.isKnown(id)) {
+      this.apply({ type: 'deposited', channelId: id, balance: deposited.value.balance })
     } else {
-      const refused = await this.openFromChain(payload)
-      if (refused) return { ...refused, deposit: deposited.value }
+      const onChain = { ...(fresh as OnChainChannel), balance: deposited.value.balance }
+      this.persistBehind(this.ledger.open(recordFromChain(id, config, onChain, this.now())))
     }
     const decision = await this.decide(payload, rule)
     return { ...decision, deposit: deposited.value }
+  }
+
+  /** Sends an admitted on-chain action and counts what it cost against the gas budget. */
+  private async sendGuarded(
+    send: () => Promise<Result<EscrowReceipt>>,
+  ): Promise<Result<EscrowReceipt>> {
+    let result: Result<EscrowReceipt> | undefined
+    try {
+      result = await send()
+      return result
+    } finally {
+      this.guard.spent(result?.ok ? result.value.fee : 0n)
+    }
+  }
+
+  /** Why the voucher of a deposit payload would be refused once the deposit landed, if it would. */
+  private refusedAfterDeposit(
+    record: ChannelRecord,
+    payload: DepositPayload,
+    rule: VoucherRule,
+  ): (ReturnType<typeof reject> & { record?: ChannelRecord }) | undefined {
+    const after = { ...record, balance: record.balance + payload.deposit.amount }
+    const refused = checkVoucher(
+      after,
+      payload.voucher.maxClaimableAmount,
+      rule,
+      this.ledger.exposureCap,
+    )
+    if (!refused) return undefined
+    // The voucher is signed: a mismatch gets the channel's state, as a voucher alone would.
+    return refused.code === 'invalid_batch_settlement_evm_cumulative_amount_mismatch' &&
+      this.isKnown(record.channelId)
+      ? { ...refused, record }
+      : refused
   }
 
   /**
@@ -292,9 +382,15 @@ export class Payee {
   async refund(
     payload: RefundPayload,
     writer: EscrowWriter,
+    options: Pick<DepositOptions, 'requester'> = {},
   ): Promise<Result<RefundOutcome> & { record?: ChannelRecord }> {
     const decision = await this.decide(payload, { kind: 'refund' })
     if (!decision.ok) return decision
+    const limited = this.guard.admit(payload.channelConfig.payer, options.requester)
+    if (limited) {
+      this.release(decision.hold)
+      return limited
+    }
     const { hold } = decision
     const before = hold.record
     const refundable = before.balance - before.chargedCumulativeAmount
@@ -305,7 +401,9 @@ export class Payee {
         `at most ${refundable} can be refunded`,
       )
     }
-    const result = await writer.refund(payload, before.chargedCumulativeAmount)
+    const result = await this.sendGuarded(() =>
+      writer.refund(payload, before.chargedCumulativeAmount),
+    )
     if (!result.ok) {
       this.release(hold)
       return result
@@ -420,6 +518,7 @@ export class Payee {
     if (
       !result.ok &&
       result.code === EXCEEDS_BALANCE &&
+      result.signed &&
       (await this.refreshBalance(hold.channelId))
     ) {
       result = await this.ledger.extend(hold, payment.voucher, rule)
@@ -475,6 +574,10 @@ export class Payee {
     if (identity) return identity
     if (channelId(config, this.domainSeparator) !== voucher.channelId) {
       return reject('invalid_batch_settlement_evm_channel_id_mismatch')
+    }
+    // A chain read and a store write follow: only for a voucher its signer signed.
+    if (!(await this.ledger.verifySignature(config, voucher))) {
+      return reject('invalid_batch_settlement_evm_voucher_signature')
     }
     let pending = this.firstSight.get(voucher.channelId)
     if (!pending) {

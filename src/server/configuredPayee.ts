@@ -7,7 +7,7 @@ import type { ChannelStore } from '../store/index.js'
 import type { ChainClients } from './chainClients.js'
 import type { ServerConfig } from './config.js'
 
-type Hooks = Pick<PayeeOptions, 'onWarning' | 'onClaimNeeded'>
+type Hooks = Pick<PayeeOptions, 'onWarning' | 'onClaimNeeded' | 'onChainLimits'>
 
 /**
  * The payee of a configured server over `store`: the key's account is the receiver authorizer,

@@ -9,7 +9,7 @@ import { escrowWriter } from '../chain/escrowWriter.js'
 import { type ChainPreset, PRESETS, type PresetName } from '../chain/presets.js'
 import { type ChainWatcher, createChainWatcher } from '../chain/watcher.js'
 import { TollgateError } from '../errors/index.js'
-import type { Payee } from '../payee/index.js'
+import type { OnChainLimits, Payee } from '../payee/index.js'
 import {
   DEFAULT_CHECK_INTERVAL_MS,
   DEFAULT_CLAIM_THRESHOLD,
@@ -96,6 +96,8 @@ export interface CreateTollgateOptions {
   confirmations?: number | undefined
   /** @default every default of {@link SettlementOptions} */
   settlement?: SettlementOptions | undefined
+  /** What payers may make the server send on chain at its expense (deposits, refunds). @default DEFAULT_ONCHAIN_LIMITS */
+  onChainLimits?: OnChainLimits | undefined
   /** Where tollgate logs what an operator must know. @default nothing is logged */
   logger?: TollgateLogger | undefined
 }
@@ -182,6 +184,7 @@ export async function createTollgate(options: CreateTollgateOptions): Promise<To
     payee = await payeeFor(chain, receiver, withdrawDelay, clients, store, {
       onWarning: (message, cause) => log?.warn({ err: cause }, `tollgate: ${message}`),
       onClaimNeeded: () => claimNeeded(),
+      ...(options.onChainLimits ? { onChainLimits: options.onChainLimits } : {}),
     })
   } catch (err) {
     await store.closeAsFound()

@@ -16,7 +16,13 @@ import {
 import { BatchSettlement } from '../chain/contracts.generated.js'
 import { encodePackedClaim, type PackedClaimHeader } from '../chain/packedClaim.js'
 import { hasError, hasRevertData, revertReason } from '../chain/revertReason.js'
-import { createSendLock, MAX_NONCE_RETRIES, type SendLock } from '../chain/sendLock.js'
+import {
+  createSendLock,
+  MAX_NONCE_RETRIES,
+  SEND_PRIORITY,
+  type SendLock,
+  type SendPriority,
+} from '../chain/sendLock.js'
 import { accept, type ErrorCode, type Result, reject, TollgateError } from '../errors/index.js'
 import type { ServerIdentity } from '../ledger/types.js'
 import { BATCH_SETTLEMENT_TYPES, escrowDomain } from '../verify/index.js'
@@ -27,6 +33,11 @@ export const DEFAULT_SETTLEMENT_CONFIRMATIONS = 1
 
 /** How long a sent transaction may stay unmined before it is replaced with higher fees: 60 s. */
 export const DEFAULT_REPLACE_AFTER_MS = 60_000
+/**
+ * How long a mined claim may wait for its confirmations before the run gives up on it (the
+ * journal reconciles it on the next run): a node that stops answering never holds settlement.
+ */
+export const DEFAULT_CONFIRM_TIMEOUT_MS = 120_000
 
 /** Fee increase of a replacement, in percent: nodes demand at least 10. */
 export const DEFAULT_FEE_BUMP_PERCENT = 25
@@ -55,6 +66,8 @@ export interface ClaimExecutorOptions {
   confirmations?: number
   /** @default DEFAULT_REPLACE_AFTER_MS */
   replaceAfterMs?: number
+  /** @default DEFAULT_CONFIRM_TIMEOUT_MS */
+  confirmTimeoutMs?: number
   /** @default DEFAULT_FEE_BUMP_PERCENT */
   feeBumpPercent?: number
   /** @default DEFAULT_MAX_REPLACEMENTS */
@@ -119,6 +132,7 @@ export function claimExecutor(options: ClaimExecutorOptions): ClaimExecutor {
   const sender = account.address
   const confirmations = options.confirmations ?? DEFAULT_SETTLEMENT_CONFIRMATIONS
   const replaceAfterMs = options.replaceAfterMs ?? DEFAULT_REPLACE_AFTER_MS
+  const confirmTimeoutMs = options.confirmTimeoutMs ?? DEFAULT_CONFIRM_TIMEOUT_MS
   const sendLock = options.sendLock ?? createSendLock()
   const bump = BigInt(100 + (options.feeBumpPercent ?? DEFAULT_FEE_BUMP_PERCENT))
   const maxReplacements = options.maxReplacements ?? DEFAULT_MAX_REPLACEMENTS
@@ -198,6 +212,7 @@ export function claimExecutor(options: ClaimExecutorOptions): ClaimExecutor {
     data: Hex,
     codes: { simulation: ErrorCode; transaction: ErrorCode },
     onSent: OnSent,
+    priority: SendPriority = SEND_PRIORITY.claim,
   ): Promise<Result<SentTransaction>> {
     let gas: bigint
     try {
@@ -246,7 +261,7 @@ export function claimExecutor(options: ClaimExecutorOptions): ClaimExecutor {
             ...fees,
           })
           return [sent, n] as const
-        })
+        }, priority)
       } catch (err) {
         if (hasError(err, InsufficientFundsError))
           return reject('tollgate_settlement_insufficient_gas', revertReason(err))
@@ -315,6 +330,7 @@ export function claimExecutor(options: ClaimExecutorOptions): ClaimExecutor {
     if (receipt.status !== 'success')
       return reject('invalid_batch_settlement_evm_transaction_reverted', receipt.transactionHash)
     const target = receipt.blockNumber + BigInt(confirmations) - 1n
+    const until = Date.now() + confirmTimeoutMs
     for (;;) {
       let head: bigint
       try {
@@ -323,6 +339,12 @@ export function claimExecutor(options: ClaimExecutorOptions): ClaimExecutor {
         head = -1n
       }
       if (head >= target) break
+      if (Date.now() >= until) {
+        return reject(
+          'invalid_batch_settlement_evm_wait_for_receipt_failed',
+          `${receipt.transactionHash} mined in block ${receipt.blockNumber}, not confirmed by ${target} within ${confirmTimeoutMs} ms`,
+        )
+      }
       await sleep(pollMs)
     }
     return accept({
@@ -368,6 +390,9 @@ export function claimExecutor(options: ClaimExecutorOptions): ClaimExecutor {
           transaction: 'invalid_batch_settlement_evm_claim_transaction_failed',
         },
         onSent,
+        batch.claims.some((c) => c.deadline !== undefined)
+          ? SEND_PRIORITY.withdrawal
+          : SEND_PRIORITY.claim,
       )
     },
     async settle(onSent = async () => {}) {

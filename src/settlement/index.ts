@@ -9,6 +9,7 @@ export {
   type ClaimExecutor,
   type ClaimExecutorOptions,
   claimExecutor,
+  DEFAULT_CONFIRM_TIMEOUT_MS,
   DEFAULT_FEE_BUMP_PERCENT,
   DEFAULT_MAX_REPLACEMENTS,
   DEFAULT_REPLACE_AFTER_MS,

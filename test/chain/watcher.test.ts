@@ -272,7 +272,7 @@ describe('chain watcher: mirroring', () => {
 })
 
 describe('chain watcher: confirmations', () => {
-  it('holds events back until buried under enough blocks, but alerts a withdrawal on first sight', async () => {
+  it('holds events back until buried under enough blocks, but stops a withdrawing channel on first sight', async () => {
     const { ledger, sink, know } = ledgerSink()
     const onWithdrawInitiated = vi.fn()
     const watcher = watch({ sink, fromBlock: startBlock, confirmations: 2, onWithdrawInitiated })
@@ -280,18 +280,42 @@ describe('chain watcher: confirmations', () => {
     await h.write(payer, 'initiateWithdraw', [c, USDC(5)])
 
     await watcher.pollOnce()
-    expect(ledger.get(id)).toMatchObject({ balance: 0n, withdrawRequestedAt: 0 })
+    // The deposit is not confirmed yet, the withdrawal is already seen: no new vouchers.
+    const seen = ledger.get(id)?.withdrawRequestedAt ?? 0
+    expect(ledger.get(id)?.balance).toBe(0n)
+    expect(seen).toBeGreaterThan(0)
     expect(onWithdrawInitiated).toHaveBeenCalledTimes(1)
+    const [, finalizeAfter] = onWithdrawInitiated.mock.calls[0] as [Hex, number]
+    expect(seen + c.withdrawDelay).toBe(finalizeAfter)
     expect(watcher.status.lag).toBe(2n)
 
     await dev.testClient.mine({ blocks: 1 })
     await watcher.pollOnce()
-    expect(ledger.get(id)).toMatchObject({ balance: USDC(5), withdrawRequestedAt: 0 })
+    expect(ledger.get(id)).toMatchObject({ balance: USDC(5), withdrawRequestedAt: seen })
 
     await dev.testClient.mine({ blocks: 1 })
     await watcher.pollOnce()
-    expect(ledger.get(id)?.withdrawRequestedAt).toBeGreaterThan(0)
+    // Confirmed: the escrow's own initiatedAt, the same second.
+    expect(ledger.get(id)?.withdrawRequestedAt).toBe(seen)
     expect(onWithdrawInitiated).toHaveBeenCalledTimes(1)
+  })
+
+  it('takes vouchers again when a withdrawal seen before confirmation is reorged out', async () => {
+    const { ledger, sink, know } = ledgerSink()
+    const watcher = watch({ sink, fromBlock: startBlock, confirmations: 2 })
+    const { config: c, id } = await channel(USDC(5), know)
+    await dev.testClient.mine({ blocks: 2 })
+    await watcher.pollOnce()
+    const beforeWithdraw = await dev.testClient.snapshot()
+    await h.write(payer, 'initiateWithdraw', [c, USDC(5)])
+    await watcher.pollOnce()
+    expect(ledger.get(id)?.withdrawRequestedAt).toBeGreaterThan(0)
+
+    // The block with the withdrawal is replaced by empty ones.
+    await dev.testClient.revert({ id: beforeWithdraw })
+    await dev.testClient.mine({ blocks: 3 })
+    await watcher.pollOnce()
+    expect(ledger.get(id)).toMatchObject({ balance: USDC(5), withdrawRequestedAt: 0 })
   })
 })
 

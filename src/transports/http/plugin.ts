@@ -167,7 +167,7 @@ function routeHooks(
   ) => {
     const writer = options.escrowWriter
     if (!writer) return sendError(reply, 'tollgate_internal')
-    const outcome = await payee.refund(payload, writer)
+    const outcome = await payee.refund(payload, writer, { requester: request.ip })
     if (!outcome.ok) {
       if (
         outcome.code === 'invalid_batch_settlement_evm_cumulative_amount_mismatch' &&
@@ -205,7 +205,10 @@ function routeHooks(
     }
     let admitted: Admission
     try {
-      admitted = await payee.admit(route.paid, paid.payload, { writer: options.escrowWriter })
+      admitted = await payee.admit(route.paid, paid.payload, {
+        writer: options.escrowWriter,
+        requester: request.ip,
+      })
     } catch (err) {
       request.log.error({ err }, 'tollgate: deciding a voucher failed')
       return sendError(reply, 'tollgate_internal')

@@ -72,6 +72,7 @@ export function priceRoute(
       network: options.network,
       requirements,
       rule: Object.freeze({ kind: 'exact', price } as const),
+      minDeposit,
     }),
   })
 }
