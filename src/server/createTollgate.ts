@@ -250,14 +250,14 @@ export async function createTollgate(options: CreateTollgateOptions): Promise<To
       await app.register(tollgate, { escrowWriter: writer, ...extra, ...terms })
       closeWith(app)
     },
-    { fastify: '5.x', name: 'tollgate-http' },
+    { fastify: '5.x', name: 'tollgate-http-terms' },
   )
   const ws: Tollgate['ws'] = fp(
     async (app, extra) => {
       await app.register(tollgateWs, { ...extra, ...terms })
       closeWith(app)
     },
-    { fastify: '5.x', name: 'tollgate-ws' },
+    { fastify: '5.x', name: 'tollgate-ws-terms' },
   )
   return {
     payee,

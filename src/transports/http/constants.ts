@@ -16,11 +16,21 @@ export interface RateLimitRule {
 }
 
 /**
- * Requests per client IP to priced routes (paid or not): 5 000 per 10 s, so 250 paid calls/s
- * for a stock client (it sends each call unpaid first). Bounds the signature checks one address
- * can make the server do (the JS fallback checks about 800/s).
+ * Paid calls (requests carrying a payment header) per client IP to priced routes: 5 000 per
+ * 10 s. Bounds the signature checks one address can make the server do (the JS fallback checks
+ * about 800/s). Behind a reverse proxy, set Fastify's `trustProxy` so that the client's address
+ * is used, not the proxy's.
  */
 export const DEFAULT_RATE_LIMIT_PER_IP: RateLimitRule = Object.freeze({
+  max: 5000,
+  timeWindowMs: 10_000,
+})
+
+/**
+ * Unpaid requests (answered 402) per client IP to priced routes: 5 000 per 10 s, so a stock
+ * client, which sends each call unpaid first, still makes 500 paid calls a second.
+ */
+export const DEFAULT_RATE_LIMIT_UNPAID_PER_IP: RateLimitRule = Object.freeze({
   max: 5000,
   timeWindowMs: 10_000,
 })

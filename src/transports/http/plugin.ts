@@ -125,14 +125,15 @@ function routeHooks(
 
   /** Cheap checks before the body is read: rate limit per IP, header, requirements. */
   const onRequest = async (request: FastifyRequest, reply: FastifyReply) => {
-    if (limiters.perIp) {
-      const verdict = await limiters.perIp(request)
-      if (!verdict.ok) return limited(reply, verdict.retryAfter)
-    }
     const signature = request.headers['payment-signature']
     const xPayment = request.headers['x-payment']
     const header = signature !== undefined ? HEADERS.paymentSignature : HEADERS.xPayment
     const value = signature ?? xPayment
+    const perIp = value === undefined ? limiters.unpaidPerIp : limiters.perIp
+    if (perIp) {
+      const verdict = await perIp(request)
+      if (!verdict.ok) return limited(reply, verdict.retryAfter)
+    }
     if (value === undefined) return sendUnpaid(request, reply, route)
 
     const decoded = decodePaymentHeader(typeof value === 'string' ? value : undefined, {

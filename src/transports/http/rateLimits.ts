@@ -16,6 +16,7 @@ export type Limiter = (
 /** The limiters of priced routes. */
 export interface Limiters {
   readonly perIp: Limiter | undefined
+  readonly unpaidPerIp: Limiter | undefined
   readonly perPayer: Limiter | undefined
 }
 
@@ -27,11 +28,15 @@ export interface Limiters {
  */
 export async function createLimiters(
   fastify: FastifyInstance,
-  rules: { perIp: RateLimitRule | undefined; perPayer: RateLimitRule | undefined },
+  rules: {
+    perIp: RateLimitRule | undefined
+    unpaidPerIp: RateLimitRule | undefined
+    perPayer: RateLimitRule | undefined
+  },
   payerOf: (request: FastifyRequest) => string,
 ): Promise<Limiters> {
-  if (!rules.perIp && !rules.perPayer) return { perIp: undefined, perPayer: undefined }
-  let limiters: Limiters = { perIp: undefined, perPayer: undefined }
+  let limiters: Limiters = { perIp: undefined, unpaidPerIp: undefined, perPayer: undefined }
+  if (!rules.perIp && !rules.unpaidPerIp && !rules.perPayer) return limiters
   await fastify.register(async (child) => {
     await child.register(rateLimit, { global: false, skipOnError: true })
     const make = (rule: RateLimitRule, keyGenerator?: (request: FastifyRequest) => string) => {
@@ -51,6 +56,10 @@ export async function createLimiters(
     }
     limiters = {
       perIp: rules.perIp ? make(rules.perIp) : undefined,
+      // A key of its own, so that unpaid and paid requests of one IP are counted apart.
+      unpaidPerIp: rules.unpaidPerIp
+        ? make(rules.unpaidPerIp, (request) => `402:${request.ip}`)
+        : undefined,
       perPayer: rules.perPayer ? make(rules.perPayer, payerOf) : undefined,
     }
   })

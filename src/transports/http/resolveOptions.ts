@@ -5,14 +5,23 @@ import { type PaymentTerms, type ResolvedTerms, resolveTerms } from '../terms.js
 import {
   DEFAULT_RATE_LIMIT_PER_IP,
   DEFAULT_RATE_LIMIT_PER_PAYER,
+  DEFAULT_RATE_LIMIT_UNPAID_PER_IP,
   type RateLimitRule,
 } from './constants.js'
+
+const RATE_LIMIT_KEYS: ReadonlySet<string> = new Set(['perIp', 'unpaidPerIp', 'perPayer'])
+
 import { type Price, parsePrice } from './parsePrice.js'
 
-/** Rate limits of priced routes; `false` turns a limit off. */
+/**
+ * Rate limits of priced routes; `false` turns a limit off. On-chain actions (deposits and
+ * refunds the server sends) have their own limits in the payee (`onChainLimits`).
+ */
 export interface TollgateRateLimit {
-  /** Every request to a priced route, per client IP. @default DEFAULT_RATE_LIMIT_PER_IP */
+  /** Paid calls (with a payment header) per client IP. @default DEFAULT_RATE_LIMIT_PER_IP */
   perIp?: RateLimitRule | false
+  /** Unpaid requests (402s) per client IP. @default DEFAULT_RATE_LIMIT_UNPAID_PER_IP */
+  unpaidPerIp?: RateLimitRule | false
   /** Accepted vouchers per payer address. @default DEFAULT_RATE_LIMIT_PER_PAYER */
   perPayer?: RateLimitRule | false
 }
@@ -38,6 +47,7 @@ export interface ResolvedOptions extends ResolvedTerms {
   readonly minDeposit: bigint | undefined
   readonly maxPaymentHeaderBytes: number
   readonly perIp: RateLimitRule | undefined
+  readonly unpaidPerIp: RateLimitRule | undefined
   readonly perPayer: RateLimitRule | undefined
   readonly escrowWriter: EscrowWriter | undefined
 }
@@ -63,15 +73,25 @@ export function resolveOptions(options: TollgateOptions): ResolvedOptions {
 
   const rateLimit = options.rateLimit ?? {}
   if (rateLimit !== false && (typeof rateLimit !== 'object' || rateLimit === null)) {
-    invalid('rateLimit must be false or { perIp?, perPayer? }.')
+    invalid('rateLimit must be false or { perIp?, unpaidPerIp?, perPayer? }.')
   }
   const limits: TollgateRateLimit =
-    rateLimit === false ? { perIp: false, perPayer: false } : rateLimit
+    rateLimit === false ? { perIp: false, unpaidPerIp: false, perPayer: false } : rateLimit
+  for (const key of Object.keys(limits)) {
+    if (!RATE_LIMIT_KEYS.has(key)) {
+      invalid(`rateLimit.${key} is not a rate limit (perIp, unpaidPerIp, perPayer).`)
+    }
+  }
   return {
     ...terms,
     minDeposit,
     maxPaymentHeaderBytes,
     perIp: rule(limits.perIp, DEFAULT_RATE_LIMIT_PER_IP, 'rateLimit.perIp'),
+    unpaidPerIp: rule(
+      limits.unpaidPerIp,
+      DEFAULT_RATE_LIMIT_UNPAID_PER_IP,
+      'rateLimit.unpaidPerIp',
+    ),
     perPayer: rule(limits.perPayer, DEFAULT_RATE_LIMIT_PER_PAYER, 'rateLimit.perPayer'),
     escrowWriter: options.escrowWriter,
   }

@@ -34,6 +34,17 @@ export const DEFAULT_HIGH_WATER_BYTES = 256 * 1024
 /** Bad frames and refused payments tolerated on one connection before it is closed with 1008. */
 export const DEFAULT_MAX_BAD_FRAMES = 10
 
+/** Connections one client address may hold open at once. */
+export const DEFAULT_MAX_CONNECTIONS_PER_IP = 64
+
+/**
+ * Bad frames and refused payments one client address may send over all its connections per
+ * {@link DEFAULT_BAD_FRAME_WINDOW_MS}; past it, the address gets no new connection until the
+ * window ends.
+ */
+export const DEFAULT_MAX_BAD_FRAMES_PER_IP = 100
+export const DEFAULT_BAD_FRAME_WINDOW_MS = 60_000
+
 /**
  * How long a connection may stay open without an accepted voucher (30 s); then it is closed with
  * 1008. Unpaid connections hold no channel, but they hold a socket.

@@ -3,8 +3,9 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { WebSocket } from 'ws'
 import type { ResourceInfo } from '../../protocol/index.js'
-import { CLOSE_CODES, WS_SUBPROTOCOL } from './constants.js'
+import { CLOSE_CODES, DEFAULT_BAD_FRAME_WINDOW_MS, WS_SUBPROTOCOL } from './constants.js'
 import { FeedPump } from './feedPump.js'
+import { IpGuard } from './ipGuard.js'
 import { RequestRunner } from './requestRunner.js'
 import {
   type FeedRouteOptions,
@@ -46,6 +47,11 @@ declare module 'fastify' {
 async function tollgateWsPlugin(fastify: FastifyInstance, raw: TollgateWsOptions): Promise<void> {
   const options = resolveWsOptions(raw)
   const sessions = new Set<Session>()
+  const addresses = new IpGuard({
+    maxConnections: options.maxConnectionsPerIp,
+    maxBadFrames: options.maxBadFramesPerIp,
+    badFrameWindowMs: DEFAULT_BAD_FRAME_WINDOW_MS,
+  })
 
   // Added before @fastify/websocket's own preClose, which closes every socket bare.
   fastify.addHook('preClose', (done) => {
@@ -67,13 +73,28 @@ async function tollgateWsPlugin(fastify: FastifyInstance, raw: TollgateWsOptions
     request: FastifyRequest,
     makeMode: (session: Session) => SessionMode,
   ) => {
+    const ip = request.ip
+    if (!addresses.connect(ip)) {
+      const frame = {
+        type: 'error',
+        code: 'tollgate_rate_limited',
+        message: 'Too many connections or bad frames from this address; retry later.',
+      }
+      socket.send(JSON.stringify(frame))
+      socket.close(CLOSE_CODES.policy, 'too many connections')
+      return
+    }
     const session = new Session(
       socket,
       route,
       options,
       resourceOf(request, route),
       request.log,
-      (s) => sessions.delete(s),
+      (s) => {
+        sessions.delete(s)
+        addresses.disconnect(ip)
+      },
+      () => addresses.strike(ip),
     )
     sessions.add(session)
     session.start(makeMode(session))

@@ -11,6 +11,8 @@ import {
   DEFAULT_HIGH_WATER_BYTES,
   DEFAULT_LIVE_BUFFER,
   DEFAULT_MAX_BAD_FRAMES,
+  DEFAULT_MAX_BAD_FRAMES_PER_IP,
+  DEFAULT_MAX_CONNECTIONS_PER_IP,
   DEFAULT_MAX_FRAME_BYTES,
   DEFAULT_MAX_IN_FLIGHT,
   DEFAULT_MAX_PAYLOAD_BYTES,
@@ -35,6 +37,13 @@ export interface TollgateWsOptions extends PaymentTerms {
   highWaterBytes?: number
   /** Bad frames and refused payments before a connection is closed with 1008. @default DEFAULT_MAX_BAD_FRAMES */
   maxBadFrames?: number
+  /**
+   * Connections one client address may hold (behind a reverse proxy, set Fastify's `trustProxy`).
+   * @default DEFAULT_MAX_CONNECTIONS_PER_IP
+   */
+  maxConnectionsPerIp?: number
+  /** Bad frames one client address may send per minute over all its connections. @default DEFAULT_MAX_BAD_FRAMES_PER_IP */
+  maxBadFramesPerIp?: number
   /** Milliseconds a connection may stay without an accepted voucher; 0 turns it off. @default DEFAULT_PAY_TIMEOUT_MS */
   payTimeoutMs?: number
   /** Milliseconds between pings; an unanswered ping terminates the connection; 0 turns it off. @default DEFAULT_HEARTBEAT_MS */
@@ -47,6 +56,8 @@ export interface ResolvedWsOptions extends ResolvedTerms {
   readonly maxPayload: number
   readonly highWaterBytes: number
   readonly maxBadFrames: number
+  readonly maxConnectionsPerIp: number
+  readonly maxBadFramesPerIp: number
   readonly payTimeoutMs: number
   readonly heartbeatMs: number
 }
@@ -182,6 +193,16 @@ export function resolveWsOptions(options: TollgateWsOptions): ResolvedWsOptions 
     maxPayload,
     highWaterBytes: positive(options.highWaterBytes, DEFAULT_HIGH_WATER_BYTES, 'highWaterBytes'),
     maxBadFrames: positive(options.maxBadFrames, DEFAULT_MAX_BAD_FRAMES, 'maxBadFrames'),
+    maxConnectionsPerIp: positive(
+      options.maxConnectionsPerIp,
+      DEFAULT_MAX_CONNECTIONS_PER_IP,
+      'maxConnectionsPerIp',
+    ),
+    maxBadFramesPerIp: positive(
+      options.maxBadFramesPerIp,
+      DEFAULT_MAX_BAD_FRAMES_PER_IP,
+      'maxBadFramesPerIp',
+    ),
     payTimeoutMs,
     heartbeatMs,
   })

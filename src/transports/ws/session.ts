@@ -86,6 +86,8 @@ export class Session {
     readonly resource: ResourceInfo,
     readonly log: FastifyBaseLogger,
     private readonly onClosed: (session: Session) => void,
+    /** Counts a bad frame against the client's address; true when the address is over its budget. */
+    private readonly onStrike: () => boolean = () => false,
   ) {}
 
   /** Attaches the route's mode, listens to the socket and sends `payment-required`. */
@@ -230,7 +232,9 @@ export class Session {
       ...(extra.paymentRequired === undefined ? {} : { paymentRequired: extra.paymentRequired }),
     }
     this.send(frame)
-    if (!NO_STRIKE.has(code) && ++this.strikes >= this.options.maxBadFrames) {
+    if (NO_STRIKE.has(code)) return
+    const addressOver = this.onStrike()
+    if (++this.strikes >= this.options.maxBadFrames || addressOver) {
       this.close(CLOSE_CODES.policy, 'too many bad frames')
     }
   }

@@ -508,10 +508,10 @@ describe('a client that leaves', () => {
 })
 
 describe('rate limits', () => {
-  it('per IP: priced routes only, 429 tollgate_rate_limited with Retry-After', async () => {
+  it('unpaid per IP: priced routes only, 429 tollgate_rate_limited with Retry-After', async () => {
     // setup() already made one request (the 402 it reads the requirements from).
     const t = await setup({
-      rateLimit: { perIp: { max: 3, timeWindowMs: 60_000 }, perPayer: false },
+      rateLimit: { unpaidPerIp: { max: 3, timeWindowMs: 60_000 }, perPayer: false },
     })
     // Sequential: @fastify/rate-limit's local store hands out its live counter, so requests
     // racing in one tick at the boundary all see the final count (refused early, never late).
@@ -524,6 +524,35 @@ describe('rate limits', () => {
     expect((await t.app.inject({ url: '/free' })).statusCode).toBe(200)
     const other = await t.app.inject({ url: '/paid', remoteAddress: '10.0.0.2' })
     expect(other.statusCode).toBe(402)
+  })
+
+  it('paid per IP: counted apart from unpaid requests, so a 402 flood leaves paid calls alone', async () => {
+    const t = await setup({
+      rateLimit: {
+        perIp: { max: 2, timeWindowMs: 60_000 },
+        unpaidPerIp: { max: 2, timeWindowMs: 60_000 },
+        perPayer: false,
+      },
+    })
+    // setup() used one unpaid request; this uses the other, then unpaid ones are refused.
+    expect((await t.app.inject({ url: '/paid' })).statusCode).toBe(402)
+    expect((await t.app.inject({ url: '/paid' })).statusCode).toBe(429)
+    const channel = openChannel(t)
+    const paid = [PRICE, 2n * PRICE, 3n * PRICE]
+    const statuses = []
+    for (const max of paid) {
+      const header = await voucherHeader(t.accepted, channel, max)
+      statuses.push(
+        (await t.app.inject({ url: '/paid', headers: { 'payment-signature': header } })).statusCode,
+      )
+    }
+    expect(statuses).toEqual([200, 200, 429])
+  })
+
+  it('refuses an unknown rate limit key, naming it', async () => {
+    await expect(
+      setup({ rateLimit: { perIP: { max: 1, timeWindowMs: 1 } } as never }),
+    ).rejects.toThrow(/rateLimit.perIP is not a rate limit/)
   })
 
   it('per payer: counts accepted vouchers only, so forged ones cannot use it up', async () => {

@@ -1,0 +1,89 @@
+/**
+ * The dashboard after the demo's traffic, in headless Chromium (Debian's `chromium`, driven by
+ * playwright-core): it shows the demo's revenue and channel count, its revenue chart has drawn
+ * bars, and the page logs no console error. A screenshot goes to test-artifacts/dashboard.png.
+ */
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { chromium } from 'playwright-core'
+import { describe, expect, it } from 'vitest'
+import { runDemo } from '../../src/cli/demo.js'
+
+const CHROMIUM = '/usr/bin/chromium'
+const ARTIFACTS = join(import.meta.dirname, '../../test-artifacts')
+/** The revenue bars' colour in the page's script: #2a7ae2. */
+const BAR_RGB = [0x2a, 0x7a, 0xe2]
+
+describe('the dashboard page', () => {
+  it("shows the demo's revenue and channels, draws the chart, logs no error", async () => {
+    mkdirSync(ARTIFACTS, { recursive: true })
+    const profile = mkdtempSync(join(tmpdir(), 'tollgate-chromium-'))
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        `--user-data-dir=${profile}`,
+      ],
+    })
+    try {
+      let seen: { revenue: string; channels: string; barPixels: number; errors: string[] } = {
+        revenue: '',
+        channels: '',
+        barPixels: 0,
+        errors: [],
+      }
+      const summary = await runDemo({
+        agents: 2,
+        calls: 20,
+        streamers: 1,
+        messages: 150,
+        log: () => {},
+        onSummary: async (s) => {
+          const page = await browser.newPage({ viewport: { width: 1280, height: 1100 } })
+          const errors: string[] = []
+          page.on('console', (m) => {
+            if (m.type() === 'error') errors.push(m.text())
+          })
+          page.on('pageerror', (e) => errors.push(e.message))
+          await page.goto(s.dashboardUrl)
+          await page.waitForSelector('body[data-loaded="true"]')
+          await page.waitForSelector('#settlements tbody tr')
+          const barPixels = await page.evaluate((rgb) => {
+            const canvas = document.querySelector('#revenue-chart canvas') as HTMLCanvasElement
+            const data = canvas.getContext('2d')?.getImageData(0, 0, canvas.width, canvas.height)
+            let n = 0
+            for (let i = 0; data && i < data.data.length; i += 4) {
+              if (data.data[i] === rgb[0] && data.data[i + 1] === rgb[1] && data.data[i + 2] === rgb[2])
+                n++
+            }
+            return n
+          }, BAR_RGB)
+          await page.screenshot({ path: join(ARTIFACTS, 'dashboard.png'), fullPage: true })
+          seen = {
+            revenue: (await page.textContent('#revenue-total')) ?? '',
+            channels: (await page.textContent('#channel-count')) ?? '',
+            barPixels,
+            errors,
+          }
+          await page.close()
+        },
+      })
+      const dollars = `$${(Number(summary.charged) / 1e6).toFixed(4)}`
+      expect(seen.revenue).toBe(dollars)
+      expect(seen.channels).toBe('3')
+      expect(seen.barPixels).toBeGreaterThan(20)
+      expect(seen.errors).toEqual([])
+    } finally {
+      await browser.close()
+      rmSync(profile, { recursive: true, force: true })
+    }
+  }, 120_000)
+})
