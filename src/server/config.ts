@@ -6,6 +6,7 @@ import { type ChainPreset, PRESETS, type PresetName } from '../chain/presets.js'
 import { readPrivateKey } from '../chain/privateKey.js'
 import { didYouMean } from '../errors/didYouMean.js'
 import { TollgateError } from '../errors/index.js'
+import type { OnChainLimits } from '../payee/index.js'
 import {
   DEFAULT_CHECK_INTERVAL_MS,
   DEFAULT_CLAIM_THRESHOLD,
@@ -15,7 +16,9 @@ import {
   DEFAULT_SWEEP_INTERVAL_MS,
 } from '../settlement/index.js'
 import type { StoreMode } from '../store/index.js'
+import type { RateLimitRule } from '../transports/http/constants.js'
 import { parsePrice } from '../transports/http/parsePrice.js'
+import type { TollgateRateLimit } from '../transports/http/resolveOptions.js'
 
 /** Where the server listens unless told otherwise: loopback only. */
 export const DEFAULT_LISTEN = Object.freeze({ host: '127.0.0.1', port: 4020 })
@@ -35,6 +38,11 @@ const closed = (properties: Record<string, SchemaObject>, required: string[] = [
 const str = { type: 'string' }
 const int = { type: 'integer' }
 const bool = { type: 'boolean' }
+/** A rate limit in the file: `{ max, timeWindowSeconds }`, or `false` for none. */
+const limit = {
+  ...closed({ max: int, timeWindowSeconds: int }, ['max', 'timeWindowSeconds']),
+  type: ['boolean', 'object'],
+}
 
 /**
  * The shape of the configuration file (JSON Schema, draft-07, checked with Ajv): every key known
@@ -67,7 +75,21 @@ export const CONFIG_SCHEMA: SchemaObject = Object.freeze({
       dataDir: str,
       storeMode: str,
       confirmations: int,
-      listen: closed({ host: str, port: int }),
+      listen: closed({
+        host: str,
+        port: int,
+        trustProxy: { type: ['boolean', 'string'] },
+      }),
+      rateLimit: closed({ perIp: limit, unpaidPerIp: limit, perPayer: limit }),
+      onChainLimits: closed({
+        perPayer: limit,
+        perIp: limit,
+        gasBudget: {
+          ...closed({ wei: str, timeWindowSeconds: int }, ['wei', 'timeWindowSeconds']),
+          type: ['boolean', 'object'],
+        },
+      }),
+      websocket: closed({ maxConnectionsPerIp: int, maxBadFramesPerIp: int }),
       routes: {
         type: 'array',
         items: closed(
@@ -140,7 +162,22 @@ export interface ServerConfig {
   /** Absolute path of the data folder (the voucher store lives in `<dataDir>/vouchers`). */
   readonly dataDir: string
   readonly storeMode: StoreMode
-  readonly listen: { readonly host: string; readonly port: number }
+  readonly listen: {
+    readonly host: string
+    readonly port: number
+    /**
+     * Fastify's `trustProxy`: behind a reverse proxy, the client address comes from
+     * `X-Forwarded-For` (true: any proxy; a string: the proxies' addresses or CIDRs, comma
+     * separated), so per-IP limits count clients, not the proxy. @default false
+     */
+    readonly trustProxy: boolean | string
+  }
+  /** Rate limits of the paid routes (see the plugin's `rateLimit`). */
+  readonly rateLimit: TollgateRateLimit
+  /** What payers may make the server send on chain at its expense (see `OnChainLimits`). */
+  readonly onChainLimits: OnChainLimits
+  /** Per-address limits of the billed feeds. */
+  readonly websocket: { readonly maxConnectionsPerIp?: number; readonly maxBadFramesPerIp?: number }
   readonly routes: readonly RouteConfig[]
   /** Billed WebSocket feeds. @default [] */
   readonly feeds: readonly FeedConfig[]
@@ -277,12 +314,74 @@ export function parseConfig(raw: unknown, baseDir: string): ServerConfig {
     listen: {
       host: string(listen.host ?? DEFAULT_LISTEN.host, 'listen.host'),
       port: integer(listen.port ?? DEFAULT_LISTEN.port, 'listen.port', 0, 65_535),
+      trustProxy: (listen.trustProxy as boolean | string | undefined) ?? false,
     },
+    rateLimit: rateLimits(o.rateLimit ?? {}),
+    onChainLimits: onChainLimits(o.onChainLimits ?? {}),
+    websocket: websocketLimits(o.websocket ?? {}),
     routes: routes.map((r, i) => route(r, `routes[${i}]`, chain.usdc.decimals)),
     feeds: feeds.map((f, i) => feed(f, `feeds[${i}]`, chain.usdc.decimals)),
     confirmations:
       o.confirmations === undefined ? undefined : integer(o.confirmations, 'confirmations', 0),
     settlement: settlement(o.settlement ?? {}, withdrawDelay),
+  }
+}
+
+/** A `{ max, timeWindowSeconds }` of the file as a rule in milliseconds; `false` stays off. */
+function limitRule(value: unknown, where: string): RateLimitRule | false | undefined {
+  if (value === undefined || value === false) return value
+  if (value === true) invalid(`${where} must be { max, timeWindowSeconds } or false`)
+  const o = object(value, where)
+  return {
+    max: integer(o.max, `${where}.max`, 1),
+    timeWindowMs: integer(o.timeWindowSeconds, `${where}.timeWindowSeconds`, 1) * 1000,
+  }
+}
+
+function rateLimits(raw: unknown): TollgateRateLimit {
+  const o = object(raw, 'rateLimit')
+  const out: TollgateRateLimit = {}
+  for (const key of ['perIp', 'unpaidPerIp', 'perPayer'] as const) {
+    const rule = limitRule(o[key], `rateLimit.${key}`)
+    if (rule !== undefined) out[key] = rule
+  }
+  return out
+}
+
+function onChainLimits(raw: unknown): OnChainLimits {
+  const o = object(raw, 'onChainLimits')
+  const perPayer = limitRule(o.perPayer, 'onChainLimits.perPayer')
+  const perIp = limitRule(o.perIp, 'onChainLimits.perIp')
+  let gasBudget: OnChainLimits['gasBudget']
+  if (o.gasBudget === false) gasBudget = false
+  else if (o.gasBudget !== undefined) {
+    if (o.gasBudget === true)
+      invalid('onChainLimits.gasBudget must be { wei, timeWindowSeconds } or false')
+    const g = object(o.gasBudget, 'onChainLimits.gasBudget')
+    gasBudget = {
+      wei: units(g.wei, 'onChainLimits.gasBudget.wei'),
+      timeWindowMs:
+        integer(g.timeWindowSeconds, 'onChainLimits.gasBudget.timeWindowSeconds', 1) * 1000,
+    }
+  }
+  return {
+    ...(perPayer === undefined ? {} : { perPayer }),
+    ...(perIp === undefined ? {} : { perRequester: perIp }),
+    ...(gasBudget === undefined ? {} : { gasBudget }),
+  }
+}
+
+function websocketLimits(raw: unknown): ServerConfig['websocket'] {
+  const o = object(raw, 'websocket')
+  return {
+    ...(o.maxConnectionsPerIp === undefined
+      ? {}
+      : {
+          maxConnectionsPerIp: integer(o.maxConnectionsPerIp, 'websocket.maxConnectionsPerIp', 1),
+        }),
+    ...(o.maxBadFramesPerIp === undefined
+      ? {}
+      : { maxBadFramesPerIp: integer(o.maxBadFramesPerIp, 'websocket.maxBadFramesPerIp', 1) }),
   }
 }
 

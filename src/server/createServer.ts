@@ -49,7 +49,7 @@ export async function createServer(
   key: Hex,
   options: { logger?: FastifyServerOptions['logger'] } = {},
 ): Promise<TollgateServer> {
-  const app = Fastify({ logger: options.logger ?? false })
+  const app = Fastify({ logger: options.logger ?? false, trustProxy: config.listen.trustProxy })
   const tg = await createTollgate({
     network: config.chain,
     rpcUrl: config.rpcUrl,
@@ -60,13 +60,14 @@ export async function createServer(
     storeMode: config.storeMode,
     ...(config.confirmations === undefined ? {} : { confirmations: config.confirmations }),
     settlement: config.settlement,
+    onChainLimits: config.onChainLimits,
     logger: app.log,
   })
   const feeds: { path: string; upstream: UpstreamFeed }[] = []
   let admin: FastifyInstance | undefined
   try {
-    await app.register(tg.http)
-    await app.register(tg.ws)
+    await app.register(tg.http, { rateLimit: config.rateLimit })
+    await app.register(tg.ws, config.websocket)
     for (const feed of config.feeds) {
       const upstream = upstreamFeed(feed.upstream, {
         onDown: (url, cause, retryInMs) =>

@@ -51,7 +51,7 @@ describe('server configuration', () => {
     expect(PRESETS.base.usdc).toMatchObject({ name: 'USD Coin', version: '2' })
     expect(config.rpcUrl).toBe('https://sepolia.base.org')
     expect(config.dataDir).toBe(join(dir, 'data'))
-    expect(config.listen).toEqual(DEFAULT_LISTEN)
+    expect(config.listen).toEqual({ ...DEFAULT_LISTEN, trustProxy: false })
     expect(config.withdrawDelay).toBe(DEFAULT_WITHDRAW_DELAY)
     expect(config.routes).toEqual([{ ...route, methods: ['GET'] }])
     expect(config.feeds).toEqual([])
@@ -282,5 +282,45 @@ describe('server configuration', () => {
     expect(code(() => loadKey({ TOLLGATE_PRIVATE_KEY: '0x1234' }))).toMatch(
       /not a 32-byte hex private key/,
     )
+  })
+})
+
+describe('server configuration: limits', () => {
+  it('reads rate limits, on-chain limits, WebSocket limits and trustProxy, in seconds', () => {
+    const config = parseConfig(
+      {
+        routes: [route],
+        listen: { trustProxy: '10.0.0.0/8' },
+        rateLimit: { perIp: { max: 100, timeWindowSeconds: 10 }, unpaidPerIp: false },
+        onChainLimits: {
+          perPayer: { max: 2, timeWindowSeconds: 60 },
+          perIp: false,
+          gasBudget: { wei: '1000000000000000', timeWindowSeconds: 3600 },
+        },
+        websocket: { maxConnectionsPerIp: 8 },
+      },
+      '/',
+    )
+    expect(config.listen.trustProxy).toBe('10.0.0.0/8')
+    expect(config.rateLimit).toEqual({
+      perIp: { max: 100, timeWindowMs: 10_000 },
+      unpaidPerIp: false,
+    })
+    expect(config.onChainLimits).toEqual({
+      perPayer: { max: 2, timeWindowMs: 60_000 },
+      perRequester: false,
+      gasBudget: { wei: 1_000_000_000_000_000n, timeWindowMs: 3_600_000 },
+    })
+    expect(config.websocket).toEqual({ maxConnectionsPerIp: 8 })
+  })
+
+  it.each([
+    [{ rateLimit: { perIP: false } }, /rateLimit.perIP/],
+    [{ rateLimit: { perIp: { max: 1, timeWindowMs: 1000 } } }, /rateLimit.perIp.timeWindowMs/],
+    [{ rateLimit: { perIp: true } }, /rateLimit.perIp/],
+    [{ onChainLimits: { gasBudget: { wei: 5, timeWindowSeconds: 1 } } }, /gasBudget.wei/],
+    [{ listen: { trustProxy: 2 } }, /listen.trustProxy/],
+  ])('refuses %j, naming the key', (extra, pattern) => {
+    expect(code(() => parseConfig({ routes: [route], ...extra }, '/'))).toMatch(pattern)
   })
 })

@@ -163,3 +163,28 @@ describe('a server start that fails', () => {
     expect(store.recoveredFromCrash).toBe(true)
   })
 })
+
+describe('a gateway behind a reverse proxy', () => {
+  it('with trustProxy, limits each client address, not the proxy', async () => {
+    const dataDir = tempDir()
+    const config = parseConfig(
+      {
+        network: 'local',
+        rpcUrl: RPC_URL,
+        dataDir,
+        withdrawDelay: 900,
+        listen: { trustProxy: true },
+        rateLimit: { unpaidPerIp: { max: 1, timeWindowSeconds: 60 } },
+        routes: [{ path: '/api/*', price: '$0.001', upstream: 'http://127.0.0.1:9' }],
+      },
+      dataDir,
+    )
+    const server = await createServer(config, KEY_A)
+    cleanups.push(() => server.close())
+    const from = (client: string) =>
+      server.app.inject({ url: '/api/x', headers: { 'x-forwarded-for': client } })
+    expect((await from('203.0.113.1')).statusCode).toBe(402)
+    expect((await from('203.0.113.1')).statusCode).toBe(429)
+    expect((await from('203.0.113.2')).statusCode).toBe(402)
+  })
+})
