@@ -169,6 +169,99 @@ describe('deposit payloads', () => {
   })
 })
 
+describe('deposits an attacker asks for', () => {
+  const sent = () => h.publicClient.getTransactionCount({ address: receiver.address })
+  const exact = { kind: 'exact', price: 1000n } as const
+
+  it('sends nothing for tiny deposits whose voucher does not fit the balance after them', async () => {
+    const before = await sent()
+    for (let i = 0; i < 10; i++) {
+      const payload = await depositPayload(config(), 1n, 1000n)
+      const decision = await payee.decideDeposit(payload, exact, writer)
+      expect(decision).toMatchObject({
+        ok: false,
+        code: 'invalid_batch_settlement_evm_cumulative_exceeds_balance',
+      })
+      expect(decision.deposit).toBeUndefined()
+    }
+    expect(await sent()).toBe(before)
+  })
+
+  it('sends nothing for a deposit below the advertised minDeposit', async () => {
+    const before = await sent()
+    const payload = await depositPayload(config(), 5000n, 1000n)
+    const decision = await payee.decideDeposit(payload, exact, writer, { minDeposit: 10_000n })
+    expect(decision).toMatchObject({
+      ok: false,
+      code: 'invalid_batch_settlement_evm_deposit_below_min_deposit',
+    })
+    expect(await sent()).toBe(before)
+  })
+
+  it('refuses on-chain actions past a payer limit or the gas budget, while vouchers keep working', async () => {
+    const limited = await openPayee({
+      chainId: dev.chainId,
+      escrow: dev.contracts.escrow,
+      identity,
+      store: await MemoryStore.open(),
+      readChannel: channelReader(h.publicClient, dev.contracts.escrow),
+      onChainLimits: { perPayer: { max: 1, timeWindowMs: 60_000 }, gasBudget: false },
+    })
+    const c = config()
+    const first = await limited.decideDeposit(
+      await depositPayload(c, 10_000n, 1000n),
+      exact,
+      writer,
+    )
+    if (!first.ok) throw new Error(first.message)
+    limited.commit(first.hold, 1000n)
+    const before = await sent()
+    const second = await limited.decideDeposit(
+      await depositPayload(c, 10_000n, 2000n),
+      exact,
+      writer,
+    )
+    expect(second).toMatchObject({ ok: false, code: 'tollgate_onchain_rate_limited' })
+    expect(await sent()).toBe(before)
+    const voucher = await limited.decide(
+      {
+        channelConfig: c,
+        voucher: {
+          channelId: first.hold.channelId,
+          maxClaimableAmount: 2000n,
+          signature: await h.signVoucher(sessionKey, first.hold.channelId, 2000n),
+        },
+      },
+      exact,
+    )
+    expect(voucher.ok).toBe(true)
+    await limited.close()
+
+    const budgeted = await openPayee({
+      chainId: dev.chainId,
+      escrow: dev.contracts.escrow,
+      identity,
+      store: await MemoryStore.open(),
+      readChannel: channelReader(h.publicClient, dev.contracts.escrow),
+      onChainLimits: { gasBudget: { wei: 1n, timeWindowMs: 60_000 } },
+    })
+    const spent = await budgeted.decideDeposit(
+      await depositPayload(config(), 10_000n, 1000n),
+      exact,
+      writer,
+    )
+    expect(spent.ok).toBe(true)
+    expect(spent.deposit?.fee).toBeGreaterThan(0n)
+    const over = await budgeted.decideDeposit(
+      await depositPayload(config(), 10_000n, 1000n),
+      exact,
+      writer,
+    )
+    expect(over).toMatchObject({ ok: false, code: 'tollgate_onchain_budget_spent' })
+    await budgeted.close()
+  })
+})
+
 describe('refund payloads', () => {
   it('claims what was charged and returns the rest to the payer in one transaction', async () => {
     const c = config()

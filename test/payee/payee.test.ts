@@ -10,7 +10,7 @@ import { openPayee, type PayeeOptions } from '../../src/payee/index.js'
 import { CANONICAL_ADDRESSES } from '../../src/protocol/constants.js'
 import { type ChannelStore, LevelStore, MemoryStore } from '../../src/store/index.js'
 import { channelId } from '../../src/verify/index.js'
-import { CHAIN_ID, DOMAIN, IDENTITY, makeConfig, payment } from '../ledger/fixtures.js'
+import { CHAIN_ID, DOMAIN, IDENTITY, makeConfig, otherKey, payment } from '../ledger/fixtures.js'
 
 const exact = (price: bigint) => ({ kind: 'exact', price }) as const
 const onChain = (balance: bigint) => ({
@@ -205,3 +205,91 @@ describe('durability', () => {
 function byId(a: ChannelRecord, b: ChannelRecord): number {
   return a.channelId < b.channelId ? -1 : 1
 }
+
+describe('what an unsigned voucher may cost', () => {
+  it('reads nothing from chain for a forged voucher of an unknown channel', async () => {
+    const read = vi.fn(async () => onChain(10_000n))
+    const payee = await payeeWith(await MemoryStore.open(), read)
+    const config = makeConfig()
+    const id = channelId(config, DOMAIN)
+    const forged = await payment(config, id, 1000n, otherKey)
+    const decision = await payee.decide(forged, exact(1000n))
+    expect(decision).toMatchObject({
+      ok: false,
+      code: 'invalid_batch_settlement_evm_voucher_signature',
+    })
+    expect(read).not.toHaveBeenCalled()
+    expect(payee.isKnown(id)).toBe(false)
+  })
+
+  it('reads nothing from chain for a forged voucher above a known channel balance', async () => {
+    const read = vi.fn(async () => onChain(10_000n))
+    const payee = await payeeWith(await MemoryStore.open(), read)
+    const config = makeConfig()
+    const id = channelId(config, DOMAIN)
+    const first = await payee.decide(await payment(config, id, 1000n), exact(1000n))
+    if (!first.ok) throw new Error(first.message)
+    payee.commit(first.hold, 1000n)
+    expect(read).toHaveBeenCalledTimes(1)
+    const forged = await payee.decide(
+      await payment(config, id, 2_000_000n, otherKey),
+      exact(1_999_000n),
+    )
+    expect(forged.ok).toBe(false)
+    expect(read).toHaveBeenCalledTimes(1)
+    // Signed by the channel's signer, the same voucher is worth a look at the chain.
+    const signed = await payee.decide(await payment(config, id, 2_000_000n), exact(1_999_000n))
+    expect(signed).toMatchObject({
+      ok: false,
+      code: 'invalid_batch_settlement_evm_cumulative_exceeds_balance',
+    })
+    expect(read).toHaveBeenCalledTimes(2)
+  })
+
+  it("shows a channel's state (a corrective) only to a voucher its signer signed", async () => {
+    const payee = await payeeWith(await MemoryStore.open(), async () => onChain(10_000n))
+    const config = makeConfig()
+    const id = channelId(config, DOMAIN)
+    const first = await payee.decide(await payment(config, id, 1000n), exact(1000n))
+    if (!first.ok) throw new Error(first.message)
+    payee.commit(first.hold, 1000n)
+    const mismatch = 'invalid_batch_settlement_evm_cumulative_amount_mismatch'
+    const forged = await payee.decide(await payment(config, id, 5000n, otherKey), exact(1000n))
+    expect(forged).toMatchObject({ ok: false, code: mismatch })
+    expect('record' in forged && forged.record).toBeFalsy()
+    const signed = await payee.decide(await payment(config, id, 5000n), exact(1000n))
+    expect(signed).toMatchObject({
+      ok: false,
+      code: mismatch,
+      record: { chargedCumulativeAmount: 1000n },
+    })
+  })
+})
+
+describe('a credit top-up that cannot be stored', () => {
+  it('serves nothing on it: the session keeps the voucher before, in memory and in the store', async () => {
+    const store = await MemoryStore.open()
+    const payee = await payeeWith(store, async () => onChain(100_000n))
+    const config = makeConfig()
+    const id = channelId(config, DOMAIN)
+    const credit = { kind: 'credit', price: 10n, reserve: 640n } as const
+    const opened = await payee.decide(await payment(config, id, 1000n), credit)
+    if (!opened.ok) throw new Error(opened.message)
+    store.failWrites(new Error('disk full'))
+    const topUp = await payee.extend(opened.hold, await payment(config, id, 5000n), credit)
+    expect(topUp).toMatchObject({ ok: false, code: 'tollgate_store_failed' })
+    expect(payee.ledger.get(id)?.signedMaxClaimable).toBe(1000n)
+    // Charges stop where the stored voucher ends.
+    let charged = 0n
+    while (
+      payee.coverFor(opened.hold, 10n) === undefined &&
+      payee.chargeHeld(opened.hold, 10n).ok
+    ) {
+      charged += 10n
+      if (charged > 2000n) break
+    }
+    expect(charged).toBeLessThanOrEqual(1000n)
+    store.failWrites(undefined)
+    payee.release(opened.hold)
+  })
+})
