@@ -125,4 +125,23 @@ describe('settlement faults', () => {
     expect(b.maxFeePerGas).toBeGreaterThan(0n)
     expect(await claimed(ids)).toEqual(ids.map(() => 4_000n))
   })
+
+  it('gives up waiting for confirmations that never come, and the next run lands the claim once', async () => {
+    const { settler, ids } = await rig(2, { confirmations: 3, confirmTimeoutMs: 300 })
+    const before = await sentBy(authorizer.address)
+    // The claim is mined at once (automine), but no block follows: its confirmations never come.
+    const stalled = await settler.run({ sweep: true })
+    // The run ends (it used to wait forever) and says why it did not settle.
+    expect(stalled.retried.map((f) => f.code)).toContain(
+      'invalid_batch_settlement_evm_wait_for_receipt_failed',
+    )
+    expect(stalled.settled).toBeUndefined()
+    expect(await claimed(ids)).toEqual(ids.map(() => 4_000n))
+    await dev.testClient.mine({ blocks: 3 })
+    const next = await settler.run({ sweep: true })
+    expect(next.ok).toBe(true)
+    // The claim of the stalled run, then the settle: no claim sent twice.
+    expect((await sentBy(authorizer.address)) - before).toBe(2)
+    expect(await h.usdcBalance(identity.receiver)).toBe(2n * 4_000n)
+  })
 })
