@@ -358,6 +358,37 @@ describe('a paid MCP tool, paid by the payer SDK through _meta', () => {
     expect(mcpHttp.forecasts).toBe(before)
   })
 
+  it('refuses a payment whose deposit would pass maxDeposit, before anything is signed or deposited', async () => {
+    const folder = tempDir()
+    const account = privateKeyToAccount(await fundedKey(10_000_000n))
+    const payer = await payerOn(dev, {
+      account,
+      dataDir: folder.dir,
+      policy: { limits: { maxDeposit: '500' } },
+    })
+    try {
+      const before = mcpHttp.forecasts
+      await expect(
+        payer.callTool(
+          client,
+          { name: 'forecast', arguments: { city: 'Oslo' } },
+          { origin: mcpHttp.url },
+        ),
+      ).rejects.toMatchObject({ code: 'tollgate_spend_limit', message: /maxDeposit is 500/ })
+      expect(mcpHttp.forecasts).toBe(before)
+      const [channel] = await payer.channels({ onChain: true })
+      expect(channel?.onChain?.balance).toBe(0n)
+      expect(channel?.signed).toBe(0n)
+      expect(payer.spending().day).toBe(0n)
+      expect(await payer.core.chain.tokenBalance(dev.harness.usdc, account.address)).toBe(
+        10_000_000n,
+      )
+    } finally {
+      await payer.close()
+      folder.remove()
+    }
+  })
+
   it('is paid in one round trip per call once its requirements are known', async () => {
     const payer = await payerOn(dev, {
       account: privateKeyToAccount(await fundedKey(10_000_000n)),
