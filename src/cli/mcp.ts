@@ -47,7 +47,9 @@ const LIMIT_KEYS = [
  * @returns The exit code.
  */
 export async function mcpCommand(argv: readonly string[]): Promise<number> {
-  const args = parseCommandArgs(argv, { ...PAYER_OPTIONS, config: { type: 'string' } })
+  // --json does not apply: the tools answer in JSON.
+  const { json: _json, ...payerOptions } = PAYER_OPTIONS
+  const args = parseCommandArgs(argv, { ...payerOptions, config: { type: 'string' } })
   const path = stringOf(args, 'config')
   const base = path === undefined ? {} : loadLimits(path)
   return interruptible(

@@ -2,7 +2,7 @@ import { type Address, formatUnits, getAddress, type Hex, parseEther } from 'vie
 import { privateKeyToAccount } from 'viem/accounts'
 import { PRESETS, type PresetName } from '../chain/presets.js'
 import { readPrivateKey } from '../chain/privateKey.js'
-import { createPayer, type Payer, type SpendLimits } from '../client/index.js'
+import { createPayer, isOrigin, type Payer, type SpendLimits } from '../client/index.js'
 import { isErrorCode } from '../errors/index.js'
 import { decodePaymentRequired, decodeSettleResponse, HEADERS } from '../protocol/index.js'
 import { type OptionSpec, type ParsedArgs, parseCommandArgs, stringOf, usage } from './args.js'
@@ -111,7 +111,7 @@ export async function openPayer(args: ParsedArgs, base: SpendLimits = {}): Promi
   const allowed = args.values['allow-origin']
   if (Array.isArray(allowed)) {
     const origins = allowed.map(String)
-    const bad = origins.find((origin) => !URL.canParse(origin))
+    const bad = origins.find((origin) => !isOrigin(origin))
     if (bad !== undefined)
       usage(`--allow-origin needs an origin such as https://api.example.com, got "${bad}"`)
     limits.allowedOrigins = origins

@@ -1,7 +1,8 @@
 /**
  * client: the payer SDK. A paid `fetch` for x402 batch-settlement servers (tollgate's and stock
- * ones), paid MCP tool calls, a WebSocket client for tollgate's billed feeds and requests, spend limits that hold
- * across restarts, receipts checked as x402 says, and the channel operations (refund, withdraw).
+ * ones), paid MCP tool calls, a WebSocket client for tollgate's billed feeds and requests, spend
+ * limits that hold across restarts, receipts checked as x402 says, and the channel operations
+ * (refund, withdraw).
  */
 export {
   type CallToolOptions,
@@ -25,6 +26,7 @@ export { DEFAULT_DEPOSIT_PRICES, type DepositMethod, type DepositPolicy } from '
 export {
   checkDeposit,
   checkSpend,
+  isOrigin,
   originOf,
   type ResolvedLimits,
   resolveLimits,

@@ -54,7 +54,7 @@ export function resolveLimits(limits: SpendLimits = {}): ResolvedLimits {
   }
   const { allowedOrigins } = limits
   if (allowedOrigins !== undefined) {
-    if (!Array.isArray(allowedOrigins) || allowedOrigins.some((o) => !URL.canParse(o))) {
+    if (!Array.isArray(allowedOrigins) || !allowedOrigins.every(isOrigin)) {
       throw new TollgateError(
         'tollgate_invalid_config',
         'limits.allowedOrigins must be a list of origins such as https://api.example.com.',
@@ -63,6 +63,11 @@ export function resolveLimits(limits: SpendLimits = {}): ResolvedLimits {
     out.allowedOrigins = new Set(allowedOrigins.map(originOf))
   }
   return out
+}
+
+/** Whether `text` is a URL with a host, whose origin {@link originOf} can write. */
+export function isOrigin(text: unknown): text is string {
+  return typeof text === 'string' && URL.canParse(text) && new URL(text).host !== ''
 }
 
 /**
