@@ -7,7 +7,7 @@ import type { AnySchema, ZodRawShapeCompat } from '@modelcontextprotocol/sdk/ser
 import type { CallToolResult, ToolAnnotations } from '@modelcontextprotocol/sdk/types.js'
 import type { Address } from 'viem'
 import type { EscrowReceipt, EscrowWriter } from '../../chain/escrowWriter.js'
-import { describe, type ErrorCode, TollgateError } from '../../errors/index.js'
+import { accept, describe, type ErrorCode, type Result, TollgateError } from '../../errors/index.js'
 import type { Hold } from '../../ledger/index.js'
 import { type AcceptedPayloads, screenPayment } from '../../payee/index.js'
 import {
@@ -185,9 +185,7 @@ function commit(
   hold: Hold,
   payer: Address,
   deposit: EscrowReceipt | undefined,
-):
-  | { readonly ok: true; readonly value: SettleResponse }
-  | { readonly ok: false; readonly code: ErrorCode; readonly message: string } {
+): Result<SettleResponse> {
   const committed = terms.payee.commit(hold, tool.price)
   if (!committed.ok) return committed
   const base = {
@@ -196,12 +194,11 @@ function commit(
     chargedAmount: tool.price,
     channelState: committed.record ?? committed.hold.record,
   }
-  return {
-    ok: true,
-    value: deposit
+  return accept(
+    deposit
       ? depositReceipt({ ...base, transaction: deposit.transaction, amount: deposit.amount })
       : voucherReceipt(base),
-  }
+  )
 }
 
 /** A payment refused with `code`: the tool's `PaymentRequired` with `error` = the code. */
