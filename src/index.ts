@@ -1,7 +1,8 @@
 /**
  * tollgate, for API providers: `createTollgate` (everything opened and closed in one call), the
  * Fastify plugins that bill HTTP routes and WebSocket messages, the payee they share, its stores,
- * the chain edge (reads, watcher, presets), settlement (for your own schedule or cron) and the errors.
+ * paid MCP tools (`paidTools`), the chain edge (reads, watcher, presets), settlement (for your own
+ * schedule or cron) and the errors.
  * Payers import `tollgate/client`; the x402 wire codecs are in `tollgate/protocol`.
  */
 export {
@@ -76,6 +77,13 @@ export {
   type TollgateOptions,
   tollgate,
 } from './transports/http/index.js'
+export {
+  type PaidToolConfig,
+  type PaidToolOptions,
+  type PaidTools,
+  type PaidToolsOptions,
+  paidTools,
+} from './transports/mcp/index.js'
 export {
   type FeedRouteOptions,
   type RequestRouteOptions,

@@ -3,6 +3,7 @@ import { TollgateError } from '../errors/index.js'
 import { CHAIN_USAGE, chainCommand } from './chain.js'
 import { DEMO_USAGE, demoCommand } from './demo.js'
 import { DEBUG_ENV, describeError } from './describeError.js'
+import { MCP_USAGE, mcpCommand } from './mcp.js'
 import {
   CHANNELS_USAGE,
   channelsCommand,
@@ -40,15 +41,16 @@ const commands: Record<string, Command> = {
   refund: payer(REFUND_USAGE, refundCommand),
   withdraw: payer(WITHDRAW_USAGE, withdrawCommand),
   fund: payer(FUND_USAGE, fundCommand),
+  mcp: payer(MCP_USAGE, mcpCommand),
 }
 
 const USAGE = `usage: tollgate <command> [options]
 
 commands:
-${DEMO_USAGE}${CHAIN_USAGE}${SERVE_USAGE}${SETTLE_USAGE}${PAY_USAGE}${CHANNELS_USAGE}${REFUND_USAGE}${WITHDRAW_USAGE}${FUND_USAGE}${PAYER_OPTIONS_USAGE}
+${DEMO_USAGE}${CHAIN_USAGE}${SERVE_USAGE}${SETTLE_USAGE}${PAY_USAGE}${CHANNELS_USAGE}${REFUND_USAGE}${WITHDRAW_USAGE}${FUND_USAGE}${MCP_USAGE}${PAYER_OPTIONS_USAGE}
 An unknown option exits with 2 and the command's usage; a failure prints one line starting
 with its error code and exits with 1. SIGINT or SIGTERM stops a command cleanly, its store
-closed and anvil stopped: serve and chain exit with 0, the others with 130 or 143.
+closed and anvil stopped: serve, chain and mcp exit with 0, the others with 130 or 143.
 ${DEBUG_ENV}=1 prints the whole error with its causes (viem's request details included).
 `
 

@@ -2,7 +2,7 @@ import { type Address, formatUnits, getAddress, type Hex, parseEther } from 'vie
 import { privateKeyToAccount } from 'viem/accounts'
 import { PRESETS, type PresetName } from '../chain/presets.js'
 import { readPrivateKey } from '../chain/privateKey.js'
-import { createPayer, type Payer, type SpendLimits } from '../client/index.js'
+import { createPayer, isOrigin, type Payer, type SpendLimits } from '../client/index.js'
 import { isErrorCode } from '../errors/index.js'
 import { decodePaymentRequired, decodeSettleResponse, HEADERS } from '../protocol/index.js'
 import { type OptionSpec, type ParsedArgs, parseCommandArgs, stringOf, usage } from './args.js'
@@ -42,12 +42,13 @@ export const FUND_USAGE = `  fund [--amount N]         dev chain only: mint test
 /** The options every payer command takes, for the usage. */
 export const PAYER_OPTIONS_USAGE = `  payer options: --network local|base-sepolia|base (default local), --rpc URL (or
     TOLLGATE_RPC_URL), --data-dir DIR (default ${DEFAULT_PAYER_DATA_DIR}), --json,
-    --max-per-request P, --max-per-origin P, --max-per-day P, --max-per-week P ('$0.01' or units);
+    --max-per-request P, --max-per-origin P, --max-per-day P, --max-per-week P ('$0.01' or units),
+    --max-deposit P (the most one deposit locks), --allow-origin ORIGIN ... (pay no other);
     the key comes from ${PAYER_KEY_ENV} or ${PAYER_KEY_FILE_ENV}, never from the command line
 `
 
 /** The options of every payer command. */
-const PAYER_OPTIONS = {
+export const PAYER_OPTIONS = {
   network: { type: 'string' },
   rpc: { type: 'string' },
   'data-dir': { type: 'string' },
@@ -56,6 +57,8 @@ const PAYER_OPTIONS = {
   'max-per-origin': { type: 'string' },
   'max-per-day': { type: 'string' },
   'max-per-week': { type: 'string' },
+  'max-deposit': { type: 'string' },
+  'allow-origin': { type: 'string', multiple: true },
 } as const satisfies OptionSpec
 
 /** Parses a payer command's line strictly: the payer options, the command's own, its positionals. */
@@ -89,10 +92,14 @@ function preset(args: ParsedArgs) {
   return PRESETS[name as PresetName]
 }
 
-async function openPayer(args: ParsedArgs): Promise<Payer> {
+/**
+ * Opens the payer of a payer command: its chain, key, data folder and spend limits, those of the
+ * flags over `base` (a config file's).
+ */
+export async function openPayer(args: ParsedArgs, base: SpendLimits = {}): Promise<Payer> {
   const chain = preset(args)
-  const limits: SpendLimits = {}
-  const limit = (name: string, key: keyof SpendLimits) => {
+  const limits: SpendLimits = { ...base }
+  const limit = (name: string, key: Exclude<keyof SpendLimits, 'allowedOrigins'>) => {
     const value = stringOf(args, name)
     if (value !== undefined) limits[key] = value
   }
@@ -100,6 +107,15 @@ async function openPayer(args: ParsedArgs): Promise<Payer> {
   limit('max-per-origin', 'perOrigin')
   limit('max-per-day', 'perDay')
   limit('max-per-week', 'perWeek')
+  limit('max-deposit', 'maxDeposit')
+  const allowed = args.values['allow-origin']
+  if (Array.isArray(allowed)) {
+    const origins = allowed.map(String)
+    const bad = origins.find((origin) => !isOrigin(origin))
+    if (bad !== undefined)
+      usage(`--allow-origin needs an origin such as https://api.example.com, got "${bad}"`)
+    limits.allowedOrigins = origins
+  }
   return createPayer({
     account: privateKeyToAccount(loadPayerKey()),
     rpcUrl: stringOf(args, 'rpc') ?? process.env.TOLLGATE_RPC_URL ?? chain.publicRpcUrl,

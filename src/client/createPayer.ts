@@ -9,14 +9,15 @@ import {
   type PaymentRequired,
   type PaymentRequirements,
   paymentPayload,
-  requirementsEqual,
 } from '../protocol/index.js'
+import { type CallToolOptions, type ToolCall, type ToolClient, toolPayer } from './callTool.js'
 import { connectPaid, type PaidSession } from './connect.js'
 import { Journal, type PaidResource, type PayerChannel } from './journal.js'
 import { type OnChainChannel, payerChain } from './payerChain.js'
 import { type DepositPolicy, PayerCore } from './payerCore.js'
+import { type Attempt, payRequirements } from './payRequirements.js'
 import { signVoucher } from './signing.js'
-import { resolveLimits, type SpendLimits } from './spendPolicy.js'
+import { resolveLimits, type SpendLimits, type SpendReport, spendReport } from './spendPolicy.js'
 
 /** Options of {@link createPayer}. */
 export interface PayerOptions {
@@ -102,6 +103,24 @@ export interface Payer {
    * {@link connectPaid}. Channels for WebSocket routes are funded by direct deposit.
    */
   connect(wsUrl: string): Promise<PaidSession>
+  /**
+   * Calls a tool of an MCP server through `client` (the MCP SDK's `Client`, connected), paying
+   * it when it answers with x402's 402 tool result: the payment goes in `_meta["x402/payment"]`
+   * and the receipt, checked as over HTTP, comes back in `_meta["x402/payment-response"]`.
+   * Resolves with the tool's result (a refused payment's 402 result included); throws as
+   * {@link fetch} does when it will not pay. Spend limits count the server's payments under
+   * `options.origin`, by default `mcp://<the server's name>`.
+   *
+   * @example
+   * const result = await payer.callTool(client, { name: 'forecast', arguments: { city: 'Oslo' } })
+   */
+  callTool<R extends object>(
+    client: ToolClient<R>,
+    params: ToolCall,
+    options?: CallToolOptions,
+  ): Promise<R>
+  /** What was spent against each spend limit, from the journal. */
+  spending(): SpendReport
   /** The channels in the journal; with `{ onChain: true }`, each with its on-chain state. */
   channels(options?: { onChain?: boolean }): Promise<ChannelSummary[]>
   /**
@@ -124,7 +143,7 @@ export interface Payer {
   close(): Promise<void>
 }
 
-/** Rounds of one paid call: pay, then at most this many more after a corrective or changed 402. */
+/** Rounds of a refund: send, then at most this many more after a corrective 402. */
 const MAX_ROUNDS = 4
 
 /** A request made replayable: its body read once. */
@@ -202,78 +221,30 @@ export async function createPayer(options: PayerOptions): Promise<Payer> {
   }
 
   /** Pays `requirements` for one request; loops over corrective and changed 402s. */
-  const paid = async (out: Outgoing, first: PaymentRequirements): Promise<Response> => {
-    let requirements = first
-    const origin = out.url.origin
-    for (let switches = 0; ; switches++) {
-      const channel = await core.channelFor(requirements, origin)
-      const next = await core.withChannel(channel.channelId, async () => {
-        await keepResource(channel.channelId, out)
-        let directDeposit = false
-        for (let round = 1; ; round++) {
-          const prepared = await core.prepare(channel.channelId, requirements, origin, {
-            ...(directDeposit ? { method: 'direct' as const } : {}),
-          })
-          const headers = new Headers(out.headers)
-          headers.set(
-            HEADERS.paymentSignature,
-            encodeHeader(paymentPayload({ accepted: requirements, payload: prepared.payload })),
-          )
-          const response = await send(out.url, { ...out.init, method: out.method, headers })
-          const receiptHeader = response.headers.get(HEADERS.paymentResponse)
-          if (response.status < 400 && receiptHeader !== null) {
-            const receipt = decodeSettleResponse(receiptHeader)
-            if (!receipt.ok) {
-              await core.block(channel.channelId, receipt)
-            } else {
-              await core.settle(prepared.pending, receipt.value)
-            }
-            return response
-          }
-          const required = response.status === 402 ? requiredOf(response) : undefined
-          if (!required || round === MAX_ROUNDS) return response
-          const error = required.error
-          const offered = core.select(required)
-          const retry =
-            error === 'invalid_batch_settlement_evm_cumulative_amount_mismatch' ||
-            error === 'invalid_batch_settlement_evm_cumulative_exceeds_balance' ||
-            error === 'invalid_batch_settlement_evm_channel_not_found' ||
-            (error === 'invalid_batch_settlement_evm_payload_type' &&
-              prepared.payload.type === 'deposit' &&
-              !directDeposit) ||
-            (offered !== undefined && !requirementsEqual(offered, requirements))
-          // Refused for a reason paying again will not fix: the caller gets the 402 as sent.
-          if (!retry) return response
-          await response.body?.cancel()
-          if (error === 'invalid_batch_settlement_evm_cumulative_amount_mismatch') {
-            await core.adoptCorrective(channel.channelId, required)
-            continue
-          }
-          if (
-            error === 'invalid_batch_settlement_evm_cumulative_exceeds_balance' ||
-            error === 'invalid_batch_settlement_evm_channel_not_found'
-          ) {
-            await core.refreshBalance(channel.channelId)
-            continue
-          }
-          if (error === 'invalid_batch_settlement_evm_payload_type') {
-            directDeposit = true
-            continue
-          }
-          if (!offered) return response
-          remember(out, offered)
-          requirements = offered
-          // Requirements of another server identity belong to another channel and its lock.
-          if (core.channelIdOf(offered) !== channel.channelId) return offered
+  const paid = (out: Outgoing, first: PaymentRequirements): Promise<Response> =>
+    payRequirements(core, first, out.url.origin, {
+      onChannel: (id) => keepResource(id, out),
+      remember: (offered) => remember(out, offered),
+      async attempt(payment): Promise<Attempt<Response>> {
+        const headers = new Headers(out.headers)
+        headers.set(HEADERS.paymentSignature, encodeHeader(payment))
+        const response = await send(out.url, { ...out.init, method: out.method, headers })
+        const receiptHeader = response.headers.get(HEADERS.paymentResponse)
+        if (response.status < 400 && receiptHeader !== null) {
+          return { kind: 'receipt', receipt: decodeSettleResponse(receiptHeader), answer: response }
         }
-      })
-      if (next instanceof Response) return next
-      if (switches >= 1) {
-        throw new TollgateError('tollgate_internal', `${origin} keeps changing its requirements.`)
-      }
-      requirements = next
-    }
-  }
+        const required = response.status === 402 ? requiredOf(response) : undefined
+        if (!required) return { kind: 'other', answer: response }
+        return {
+          kind: 'required',
+          required,
+          answer: response,
+          discard: async () => {
+            await response.body?.cancel()
+          },
+        }
+      },
+    })
 
   const payerFetch = async (
     input: string | URL | Request,
@@ -388,6 +359,8 @@ export async function createPayer(options: PayerOptions): Promise<Payer> {
     core,
     fetch: payerFetch,
     connect: (wsUrl) => connectPaid(core, wsUrl),
+    callTool: toolPayer(core),
+    spending: () => spendReport(limits, journal, now()),
     async channels(opts = {}) {
       const list = [...journal.channels.values()]
       if (!opts.onChain) return list

@@ -1,8 +1,15 @@
 /**
  * client: the payer SDK. A paid `fetch` for x402 batch-settlement servers (tollgate's and stock
- * ones), a WebSocket client for tollgate's billed feeds and requests, spend limits that hold
- * across restarts, receipts checked as x402 says, and the channel operations (refund, withdraw).
+ * ones), paid MCP tool calls, a WebSocket client for tollgate's billed feeds and requests, spend
+ * limits that hold across restarts, receipts checked as x402 says, and the channel operations
+ * (refund, withdraw).
  */
+export {
+  type CallToolOptions,
+  type ToolCall,
+  type ToolClient,
+  toolPayer,
+} from './callTool.js'
 export { connectPaid, DEFAULT_CLIENT_CREDIT_WINDOW, type PaidSession } from './connect.js'
 export {
   type ChannelRefund,
@@ -16,5 +23,15 @@ export { JOURNAL_FILE, type PaidResource, type PayerChannel, type SpendEntry } f
 export { keySigner } from './keySigner.js'
 export { type OnChainChannel, type PayerChain, payerChain } from './payerChain.js'
 export { DEFAULT_DEPOSIT_PRICES, type DepositMethod, type DepositPolicy } from './payerCore.js'
-export { checkSpend, type ResolvedLimits, resolveLimits, type SpendLimits } from './spendPolicy.js'
+export {
+  checkDeposit,
+  checkSpend,
+  isOrigin,
+  originOf,
+  type ResolvedLimits,
+  resolveLimits,
+  type SpendLimits,
+  type SpendReport,
+  spendReport,
+} from './spendPolicy.js'
 export { type PendingPayment, type VerifiedReceipt, verifyReceipt } from './verifyReceipt.js'

@@ -22,7 +22,7 @@ import type { UnacknowledgedCharge } from './createPayer.js'
 import type { Journal, PayerChannel } from './journal.js'
 import type { PayerChain } from './payerChain.js'
 import { isOwnVoucher, signDepositAuthorization, signVoucher } from './signing.js'
-import { checkSpend, type ResolvedLimits } from './spendPolicy.js'
+import { checkDeposit, checkSpend, type ResolvedLimits } from './spendPolicy.js'
 import { type PendingPayment, receiptMismatch, verifyReceipt } from './verifyReceipt.js'
 
 /** How a channel is funded when its balance does not cover the next voucher. */
@@ -196,7 +196,7 @@ export class PayerCore {
    * the credit window of a WebSocket session).
    *
    * @throws TollgateError `tollgate_payee_blocked`, `tollgate_withdrawal_pending`,
-   *   `tollgate_spend_limit` (nothing signed), or a chain error of a direct deposit.
+   *   `tollgate_spend_limit` (nothing signed or deposited), or a chain error of a direct deposit.
    */
   async prepare(
     id: Hex,
@@ -225,6 +225,8 @@ export class PayerCore {
     let depositAmount: bigint | undefined
     if (ceiling > channel.balance) {
       depositAmount = this.depositAmount(requirements, ceiling - channel.balance)
+      const capped = checkDeposit(this.limits, depositAmount)
+      if (!capped.ok) raise(capped)
       if ((options.method ?? this.deposit.method ?? 'erc3009') === 'direct') {
         await this.chain.depositDirect(channel.config, depositAmount)
         channel = { ...channel, balance: channel.balance + depositAmount }
@@ -395,6 +397,8 @@ export class PayerCore {
       amount = BigInt(minDeposit)
     }
     if (this.deposit.max !== undefined && amount > this.deposit.max) amount = this.deposit.max
+    const { maxDeposit } = this.limits
+    if (maxDeposit !== undefined && amount > maxDeposit) amount = maxDeposit
     if (amount < shortfall) amount = shortfall
     if (amount > MAX_UINT128)
       throw new TollgateError('tollgate_invalid_config', 'deposit amount is above uint128.')

@@ -1,4 +1,4 @@
-import { type Result, reject } from '../errors/index.js'
+import { type Result, reject, TollgateError } from '../errors/index.js'
 import { type Price, parsePrice } from '../transports/http/parsePrice.js'
 
 /**
@@ -14,14 +14,23 @@ export interface SpendLimits {
   perDay?: Price
   /** The most spent over any rolling 7 days. */
   perWeek?: Price
+  /**
+   * The only origins paid (`https://api.example.com`, `mcp://weather`); any other is refused
+   * before anything is signed. Unset: every origin.
+   */
+  allowedOrigins?: readonly string[]
+  /** The most locked into a channel by one deposit: a payment that needs more is refused. */
+  maxDeposit?: Price
 }
 
-/** {@link SpendLimits} in token units. */
+/** {@link SpendLimits} in token units, origins as {@link originOf} writes them. */
 export interface ResolvedLimits {
   readonly perRequest?: bigint
   readonly perOrigin?: bigint
   readonly perDay?: bigint
   readonly perWeek?: bigint
+  readonly allowedOrigins?: ReadonlySet<string>
+  readonly maxDeposit?: bigint
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000
@@ -36,12 +45,42 @@ const LIMIT_DECIMALS = 6
  * @throws TollgateError `tollgate_invalid_config` for a malformed limit.
  */
 export function resolveLimits(limits: SpendLimits = {}): ResolvedLimits {
-  const out: { -readonly [K in keyof ResolvedLimits]: bigint } = {}
-  for (const key of ['perRequest', 'perOrigin', 'perDay', 'perWeek'] as const) {
+  const out: {
+    -readonly [K in keyof ResolvedLimits]: ResolvedLimits[K]
+  } = {}
+  for (const key of ['perRequest', 'perOrigin', 'perDay', 'perWeek', 'maxDeposit'] as const) {
     const value = limits[key]
     if (value !== undefined) out[key] = parsePrice(value, LIMIT_DECIMALS, `limits.${key}`)
   }
+  const { allowedOrigins } = limits
+  if (allowedOrigins !== undefined) {
+    if (!Array.isArray(allowedOrigins) || !allowedOrigins.every(isOrigin)) {
+      throw new TollgateError(
+        'tollgate_invalid_config',
+        'limits.allowedOrigins must be a list of origins such as https://api.example.com.',
+      )
+    }
+    out.allowedOrigins = new Set(allowedOrigins.map(originOf))
+  }
   return out
+}
+
+/** Whether `text` is a URL with a host, whose origin {@link originOf} can write. */
+export function isOrigin(text: unknown): text is string {
+  return typeof text === 'string' && URL.canParse(text) && new URL(text).host !== ''
+}
+
+/**
+ * The origin a payment is counted under: `scheme://host:port` of a URL (lowercase, default port
+ * left out), as `URL.origin` writes it; for schemes without one (`mcp://weather`), the scheme and
+ * host.
+ *
+ * @example
+ * originOf('HTTPS://API.example.com:443/joke') // 'https://api.example.com'
+ */
+export function originOf(url: string | URL): string {
+  const parsed = new URL(url)
+  return parsed.origin === 'null' ? `${parsed.protocol}//${parsed.host}` : parsed.origin
 }
 
 /** What was spent, as the journal keeps it. */
@@ -79,6 +118,12 @@ export function checkSpend(
   check: SpendCheck,
 ): Result<undefined> {
   const { origin, price, increase, now } = check
+  if (limits.allowedOrigins !== undefined && !limits.allowedOrigins.has(origin)) {
+    return reject(
+      'tollgate_spend_limit',
+      `Limit allowedOrigins does not list ${origin}; nothing is paid to it.`,
+    )
+  }
   if (limits.perRequest !== undefined && price > limits.perRequest) {
     return over('perRequest', limits.perRequest, price)
   }
@@ -96,6 +141,38 @@ export function checkSpend(
     if (week > limits.perWeek) return over('perWeek', limits.perWeek, week)
   }
   return { ok: true, value: undefined }
+}
+
+/**
+ * Whether a deposit of `amount` stays within `maxDeposit`.
+ *
+ * @returns `ok` with nothing, or `tollgate_spend_limit` naming `maxDeposit`.
+ */
+export function checkDeposit(limits: ResolvedLimits, amount: bigint): Result<undefined> {
+  if (limits.maxDeposit !== undefined && amount > limits.maxDeposit) {
+    return over('maxDeposit', limits.maxDeposit, amount)
+  }
+  return { ok: true, value: undefined }
+}
+
+/** What was spent against each limit, for display. Amounts in token units. */
+export interface SpendReport {
+  readonly limits: ResolvedLimits
+  /** Spent over the last 24 hours and 7 days. */
+  readonly day: bigint
+  readonly week: bigint
+  /** Everything ever spent per origin. */
+  readonly origins: ReadonlyMap<string, bigint>
+}
+
+/** What `record` shows spent against `limits` at `now` (Unix milliseconds). */
+export function spendReport(limits: ResolvedLimits, record: SpendRecord, now: number): SpendReport {
+  return {
+    limits,
+    day: record.spentSince(now - DAY_MS),
+    week: record.spentSince(now - WEEK_MS),
+    origins: new Map(record.originTotals),
+  }
 }
 
 function over(limit: string, max: bigint, would: bigint) {

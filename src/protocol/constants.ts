@@ -18,6 +18,16 @@ export const HEADERS = Object.freeze({
   xPaymentResponse: 'X-PAYMENT-RESPONSE',
 } as const)
 
+/**
+ * `_meta` keys of the x402 MCP transport (x402 `specs/transports-v2/mcp.md`, tool-result binding):
+ * the `PaymentPayload` of a `tools/call` in `params._meta["x402/payment"]`, the `SettleResponse`
+ * in `result._meta["x402/payment-response"]`.
+ */
+export const MCP_META = Object.freeze({
+  payment: 'x402/payment',
+  paymentResponse: 'x402/payment-response',
+} as const)
+
 /** Smallest `withdrawDelay` the escrow accepts, in seconds (15 minutes). */
 export const MIN_WITHDRAW_DELAY = 900
 

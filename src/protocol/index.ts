@@ -9,6 +9,7 @@ export {
   MAX_UINT128,
   MAX_UINT256,
   MAX_WITHDRAW_DELAY,
+  MCP_META,
   MIN_WITHDRAW_DELAY,
   SCHEME,
   X402_VERSION,
@@ -27,6 +28,11 @@ export { type FailureResponseParameters, failureResponse } from './failureRespon
 export type { HeaderOptions } from './headerLimit.js'
 export { type PaymentPayloadParameters, paymentPayload } from './paymentPayload.js'
 export { type PaymentRequiredParameters, paymentRequired } from './paymentRequired.js'
+export {
+  type PaymentToolResult,
+  paymentRequiredOfResult,
+  paymentRequiredResult,
+} from './paymentRequiredResult.js'
 export { type RefundReceiptParameters, refundReceipt } from './refundReceipt.js'
 export { requirementsEqual } from './requirementsEqual.js'
 export { type SupportedParameters, supported } from './supported.js'

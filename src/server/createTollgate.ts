@@ -24,6 +24,7 @@ import {
 } from '../settlement/index.js'
 import { type ChannelStore, LevelStore, type StoreMode } from '../store/index.js'
 import { type TollgateOptions, tollgate } from '../transports/http/index.js'
+import { type PaidTools, paidTools } from '../transports/mcp/index.js'
 import type { PaymentTerms } from '../transports/terms.js'
 import { type TollgateWsOptions, tollgateWs } from '../transports/ws/index.js'
 import { chainClientsFor } from './chainClients.js'
@@ -123,6 +124,11 @@ export interface Tollgate {
   readonly http: FastifyPluginAsync<Partial<Omit<TollgateOptions, keyof PaymentTerms>>>
   /** The WebSocket plugin (billed feeds and requests), with this tollgate's terms. */
   readonly ws: FastifyPluginAsync<Partial<Omit<TollgateWsOptions, keyof PaymentTerms>>>
+  /**
+   * Paid MCP tools ({@link paidTools}) with this tollgate's terms, gasless deposits taken. Without
+   * a Fastify plugin registered, call {@link start} (and {@link close}) yourself.
+   */
+  readonly mcp: PaidTools
   /**
    * Starts watching the chain and the settlement schedule. The plugins call it when their app is
    * ready; call it yourself when you use neither. Idempotent.
@@ -270,6 +276,7 @@ export async function createTollgate(options: CreateTollgateOptions): Promise<To
     metrics: settlementMetrics({ records: () => payee.ledger.records(), settler }),
     http,
     ws,
+    mcp: paidTools({ ...terms, escrowWriter: writer }),
     start,
     close,
     abandon: () => stop(() => payee.abandon()),

@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest'
 import { chainCommand } from '../../src/cli/chain.js'
 import { demoCommand } from '../../src/cli/demo.js'
+import { mcpCommand } from '../../src/cli/mcp.js'
 import {
   channelsCommand,
   fundCommand,
@@ -58,6 +59,18 @@ describe('strict command-line flags', () => {
     [payCommand, ['http://x/', 'http://y/'], 'unexpected argument http://y/'],
     [payCommand, [], 'pay needs a URL'],
     [channelsCommand, ['--jsn'], 'unknown option --jsn (did you mean --json?)'],
+    [
+      mcpCommand,
+      ['--max-dposit', '1'],
+      'unknown option --max-dposit (did you mean --max-deposit?)',
+    ],
+    [mcpCommand, ['--json'], 'unknown option --json'],
+    [mcpCommand, ['stdio'], 'unexpected argument stdio'],
+    [
+      mcpCommand,
+      ['--allow-origin', 'localhost:8080'],
+      '--allow-origin needs an origin such as https://api.example.com, got "localhost:8080"',
+    ],
     [channelsCommand, ['--method', 'GET'], 'unknown option --method'],
     [
       refundCommand,

@@ -1,0 +1,78 @@
+import { TollgateError } from '../../errors/index.js'
+import type { PaidRoute } from '../../payee/index.js'
+import {
+  type BatchRequirements,
+  buildRequirements,
+  type ResourceInfo,
+} from '../../protocol/index.js'
+import { DEFAULT_MIN_DEPOSIT_MULTIPLIER } from '../http/constants.js'
+import { type Price, parsePrice } from '../http/parsePrice.js'
+import type { ResolvedTerms } from '../terms.js'
+
+/** How a paid MCP tool is priced and described in its 402. */
+export interface PaidToolOptions {
+  /** The price of one call: `'$0.001'`, `'1000'` or `1000n` (token units). */
+  price: Price
+  /** `resource.description` of the tool's 402. */
+  description?: string
+  /** `resource.mimeType` of the tool's 402. */
+  mimeType?: string
+}
+
+/** What a paid tool charges and advertises, built once when the tool is priced. */
+export interface ToolPrice {
+  /** The price of one call in token units. */
+  readonly price: bigint
+  /** `mcp://tool/<name>`, with the tool's description and MIME type. */
+  readonly resource: Readonly<ResourceInfo>
+  /** The requirements this tool issues, byte for byte the same on every 402. */
+  readonly requirements: BatchRequirements
+  /** The tool as the payee admits payments for it: one call at `price`. */
+  readonly paid: PaidRoute
+}
+
+/**
+ * Reads a tool's price and builds its requirements, as the HTTP transport does for a route.
+ *
+ * @param name The tool's name: its resource is `mcp://tool/<name>`.
+ * @throws TollgateError `tollgate_invalid_config` for a malformed price, one below one token unit,
+ *   or a `minDeposit` below it (buildRequirements).
+ */
+export function priceTool(
+  name: string,
+  options: PaidToolOptions,
+  terms: ResolvedTerms,
+  minDeposit: bigint | undefined,
+): ToolPrice {
+  if (typeof name !== 'string' || name === '') {
+    throw new TollgateError('tollgate_invalid_config', 'A paid tool needs its name.')
+  }
+  const price = parsePrice(options.price, terms.asset.decimals, `price of tool ${name}`)
+  const requirements = buildRequirements({
+    network: terms.network,
+    amount: price,
+    asset: terms.asset.address,
+    payTo: terms.payTo,
+    maxTimeoutSeconds: terms.maxTimeoutSeconds,
+    receiverAuthorizer: terms.receiverAuthorizer,
+    withdrawDelay: terms.withdrawDelay,
+    name: terms.asset.name,
+    version: terms.asset.version,
+    minDeposit: minDeposit ?? price * DEFAULT_MIN_DEPOSIT_MULTIPLIER,
+  })
+  Object.freeze(requirements.extra)
+  Object.freeze(requirements)
+  const resource: ResourceInfo = { url: `mcp://tool/${name}` }
+  if (options.description !== undefined) resource.description = options.description
+  if (options.mimeType !== undefined) resource.mimeType = options.mimeType
+  return Object.freeze({
+    price,
+    resource: Object.freeze(resource),
+    requirements,
+    paid: Object.freeze({
+      network: terms.network,
+      requirements,
+      rule: Object.freeze({ kind: 'exact', price } as const),
+    }),
+  })
+}
