@@ -5,6 +5,8 @@
  * Payers import `tollgate/client`; the x402 wire codecs are in `tollgate/protocol`.
  */
 export {
+  type AuthorizationTransfers,
+  authorizationTransfers,
   type ChainPreset,
   type ChainWatcher,
   type ChainWatcherClient,
@@ -15,6 +17,7 @@ export {
   channelReader,
   contractSignatureCheck,
   createChainWatcher,
+  createTransactionSender,
   type EscrowWriter,
   type EscrowWriterOptions,
   type EscrowWriterPublicClient,
@@ -22,6 +25,7 @@ export {
   localChain,
   PRESETS,
   type PresetName,
+  type TransactionSender,
 } from './chain/index.js'
 export {
   ERROR_CODES,
@@ -33,6 +37,11 @@ export {
 } from './errors/index.js'
 export {
   type Decision,
+  ExactPayee,
+  type ExactPayeeOptions,
+  type FacilitatorClient,
+  httpFacilitator,
+  openExactPayee,
   openPayee,
   Payee,
   type PayeeOptions,
@@ -67,6 +76,7 @@ export {
   type StoreOptions,
 } from './store/index.js'
 export {
+  type ExactPayment,
   type Price,
   parsePrice,
   type TollgateAsset,
