@@ -3,7 +3,7 @@
  * and signing: the digest is the one a wallet signs, and a signature verifies only for its payer,
  * its token domain and its exact fields.
  */
-import { getAddress, hashTypedData, type Hex } from 'viem'
+import { getAddress, type Hex, hashTypedData } from 'viem'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { describe, expect, it } from 'vitest'
 import type { TransferAuthorization } from '../../src/protocol/index.js'
