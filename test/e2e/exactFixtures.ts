@@ -2,7 +2,8 @@
  * A Fastify app with the tollgate plugin whose routes accept x402 `exact` besides
  * batch-settlement, on the run's dev chain: `GET /quote` (priced, exact accepted), `GET /broken`
  * (priced, exact accepted, its handler fails) and `GET /batch-only` (priced, exact not accepted).
- * The receiver authorizer's account sends the transfers and pays their gas.
+ * The receiver authorizer's account sends the transfers and the deposits and pays their gas,
+ * through one send lock.
  */
 import Fastify, { type FastifyInstance } from 'fastify'
 import {
@@ -16,6 +17,7 @@ import {
   type PrivateKeyAccount,
 } from 'viem'
 import { LOCAL_POLLING_MS } from '../../src/chain/devChain.js'
+import { escrowWriter } from '../../src/chain/escrowWriter.js'
 import { channelReader } from '../../src/chain/readChannel.js'
 import { createSendLock } from '../../src/chain/sendLock.js'
 import { createTransactionSender } from '../../src/chain/sendTransaction.js'
@@ -80,6 +82,7 @@ export async function startExactApp(
     store,
     readChannel: channelReader(dev.harness.publicClient, dev.contracts.escrow),
   })
+  const sendLock = createSendLock()
   const exact = await openExactPayee({
     chainId: dev.chainId,
     store,
@@ -92,7 +95,7 @@ export async function startExactApp(
             sender: createTransactionSender({
               publicClient,
               walletClient,
-              sendLock: createSendLock(),
+              sendLock,
               confirmations: 1,
             }),
           }),
@@ -107,6 +110,13 @@ export async function startExactApp(
     receiverAuthorizer: roles.authorizer.address,
     withdrawDelay: 86_400,
     exactPayee: exact,
+    escrowWriter: escrowWriter({
+      publicClient,
+      walletClient,
+      escrow: dev.contracts.escrow,
+      erc3009Collector: dev.contracts.erc3009Collector,
+      sendLock,
+    }),
     rateLimit: false,
   })
   app.get('/quote', { config: { price: PRICE.toString(), exact: true } }, async (request) => ({

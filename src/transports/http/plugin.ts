@@ -11,14 +11,17 @@ import type {
   RouteOptions,
 } from 'fastify'
 import fp from 'fastify-plugin'
-import { TollgateError } from '../../errors/index.js'
+import { accept, type Result, TollgateError } from '../../errors/index.js'
 import { type Admission, screenPayment } from '../../payee/index.js'
 import {
+  type DecodedPayment,
+  decodePaymentHeader,
   decodeSchemePaymentHeader,
   encodeHeader,
   HEADERS,
   type RefundPayload,
   refundReceipt,
+  type SchemePayment,
 } from '../../protocol/index.js'
 import { type ExactPayment, exactHooks, kExact, markExact } from './exactHooks.js'
 import { PaidRequest, type Payment } from './paidRequest.js'
@@ -149,20 +152,14 @@ function routeHooks(
     const value = signature ?? xPayment
     if (value === undefined) return sendUnpaid(request, reply, route)
 
-    const decoded = decodeSchemePaymentHeader(typeof value === 'string' ? value : undefined, {
-      maxBytes: maxPaymentHeaderBytes,
-    })
+    const raw = typeof value === 'string' ? value : undefined
+    const limit = { maxBytes: maxPaymentHeaderBytes }
+    // Routes without exact decode batch-settlement only (another scheme is refused by name).
+    const decoded = route.exact
+      ? decodeSchemePaymentHeader(raw, limit)
+      : asBatch(decodePaymentHeader(raw, limit))
     if (!decoded.ok) return sendRefused(request, reply, route, decoded.code, decoded.message)
     if (decoded.value.scheme === 'exact') {
-      if (!route.exact) {
-        return sendRefused(
-          request,
-          reply,
-          route,
-          'invalid_batch_settlement_evm_scheme',
-          'This route takes batch-settlement payments only.',
-        )
-      }
       markExact(request, decoded.value.payment, header)
       return undefined
     }
@@ -318,6 +315,11 @@ function routeHooks(
     onResponse,
     onRequestAbort,
   } as unknown as Hooks
+}
+
+/** A batch-settlement decoding as a {@link SchemePayment}. */
+function asBatch(decoded: Result<DecodedPayment>): Result<SchemePayment> {
+  return decoded.ok ? accept({ scheme: 'batch-settlement', payment: decoded.value }) : decoded
 }
 
 /** Releases the hold if the request still has it; never throws (hooks must not). */
