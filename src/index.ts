@@ -51,6 +51,7 @@ export { createServer, type TollgateServer } from './server/createServer.js'
 export {
   type CreateTollgateOptions,
   createTollgate,
+  type ExactOptions,
   type SettlementOptions,
   type Tollgate,
   type TollgateLogger,

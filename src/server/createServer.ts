@@ -5,7 +5,7 @@ import type { Hex } from 'viem'
 import type { ChainWatcher } from '../chain/watcher.js'
 import type { Payee } from '../payee/index.js'
 import type { SettlementSchedule, Settler } from '../settlement/index.js'
-import type { ServerConfig } from './config.js'
+import { FACILITATOR_TOKEN_ENV, type ServerConfig } from './config.js'
 import { createTollgate } from './createTollgate.js'
 import { adminApp } from './settlement.js'
 import { type UpstreamFeed, upstreamFeed } from './upstreamFeed.js'
@@ -43,6 +43,10 @@ export interface TollgateServer {
  * (settlement totals, next deadline, gas per claimed channel, failures). With
  * `settlement.adminPort`, a second listener on 127.0.0.1 takes `POST /settle` (used by
  * `tollgate settle` while the server holds the store).
+ *
+ * A route with `exact: true` also takes x402 `exact` payments: the key sends each transfer and
+ * pays its gas, or the facilitator of `exact.facilitatorUrl` does (its bearer token in
+ * `TOLLGATE_FACILITATOR_TOKEN`).
  */
 export async function createServer(
   config: ServerConfig,
@@ -60,6 +64,19 @@ export async function createServer(
     storeMode: config.storeMode,
     ...(config.confirmations === undefined ? {} : { confirmations: config.confirmations }),
     settlement: config.settlement,
+    exact: {
+      ...(config.exact.facilitatorUrl === undefined
+        ? {}
+        : {
+            facilitator: {
+              url: config.exact.facilitatorUrl,
+              token: process.env[FACILITATOR_TOKEN_ENV],
+            },
+          }),
+      ...(config.exact.maxPendingTransfers === undefined
+        ? {}
+        : { maxPendingTransfers: config.exact.maxPendingTransfers }),
+    },
     logger: app.log,
   })
   const feeds: { path: string; upstream: UpstreamFeed }[] = []
@@ -123,6 +140,7 @@ export async function createServer(
         config: {
           price: route.price,
           ...(route.description ? { description: route.description } : {}),
+          ...(route.exact === undefined ? {} : { exact: route.exact }),
         },
         handler: (request, reply) => reply.from(new URL(request.url, route.upstream).toString()),
       })
