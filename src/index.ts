@@ -47,6 +47,7 @@ export {
   type PayeeOptions,
 } from './payee/index.js'
 export { loadConfig, parseConfig, type ServerConfig } from './server/config.js'
+export { type FacilitatorOptions, facilitatorApp } from './server/facilitator.js'
 export { createServer, type TollgateServer } from './server/createServer.js'
 export {
   type CreateTollgateOptions,

@@ -26,6 +26,8 @@ export const DEFAULT_DATA_DIR = '.tollgate'
 export const KEY_ENV = 'TOLLGATE_PRIVATE_KEY'
 /** The environment variable holding the bearer token of the exact payments' remote facilitator. */
 export const FACILITATOR_TOKEN_ENV = 'TOLLGATE_FACILITATOR_TOKEN'
+/** The environment variable holding the bearer token of tollgate's own facilitator listener. */
+export const FACILITATOR_SECRET_ENV = 'TOLLGATE_FACILITATOR_SECRET'
 
 /** An object of exactly these properties: any other key is refused. */
 const closed = (properties: Record<string, SchemaObject>, required: string[] = []) => ({
@@ -91,7 +93,11 @@ export const CONFIG_SCHEMA: SchemaObject = Object.freeze({
           ['path', 'price', 'upstream'],
         ),
       },
-      exact: closed({ facilitatorUrl: str, maxPendingTransfers: int }),
+      exact: closed({
+        facilitatorUrl: str,
+        maxPendingTransfers: int,
+        facilitator: closed({ host: str, port: int }, ['port']),
+      }),
       settlement: closed({
         enabled: bool,
         checkIntervalSeconds: int,
@@ -130,6 +136,11 @@ export interface ExactConfig {
   readonly facilitatorUrl: string | undefined
   /** Most transfers waiting to be mined at once. @default DEFAULT_MAX_PENDING_TRANSFERS */
   readonly maxPendingTransfers: number | undefined
+  /**
+   * A listener serving tollgate as an x402 facilitator (`/supported`, `/verify`, `/settle`) for
+   * stock x402 servers, behind the bearer token of `TOLLGATE_FACILITATOR_SECRET`; absent: none.
+   */
+  readonly facilitator: { readonly host: string; readonly port: number } | undefined
 }
 
 /** A billed WebSocket feed: messages of an upstream WebSocket, sold one by one. */
@@ -309,7 +320,16 @@ function exact(raw: unknown): ExactConfig {
   if (url !== undefined && !/^https?:\/\//.test(url)) {
     invalid(`exact.facilitatorUrl "${url}" must be an http(s) URL`)
   }
+  const listener =
+    e.facilitator === undefined ? undefined : object(e.facilitator, 'exact.facilitator')
   return {
+    facilitator:
+      listener === undefined
+        ? undefined
+        : {
+            host: string(listener.host ?? DEFAULT_LISTEN.host, 'exact.facilitator.host'),
+            port: integer(listener.port, 'exact.facilitator.port', 0, 65_535),
+          },
     facilitatorUrl: url,
     maxPendingTransfers:
       e.maxPendingTransfers === undefined

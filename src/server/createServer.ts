@@ -5,8 +5,9 @@ import type { Hex } from 'viem'
 import type { ChainWatcher } from '../chain/watcher.js'
 import type { Payee } from '../payee/index.js'
 import type { SettlementSchedule, Settler } from '../settlement/index.js'
-import { FACILITATOR_TOKEN_ENV, type ServerConfig } from './config.js'
+import { FACILITATOR_SECRET_ENV, FACILITATOR_TOKEN_ENV, type ServerConfig } from './config.js'
 import { createTollgate } from './createTollgate.js'
+import { facilitatorApp } from './facilitator.js'
 import { adminApp } from './settlement.js'
 import { type UpstreamFeed, upstreamFeed } from './upstreamFeed.js'
 import { upstreamProbe } from './upstreamProbe.js'
@@ -46,7 +47,8 @@ export interface TollgateServer {
  *
  * A route with `exact: true` also takes x402 `exact` payments: the key sends each transfer and
  * pays its gas, or the facilitator of `exact.facilitatorUrl` does (its bearer token in
- * `TOLLGATE_FACILITATOR_TOKEN`).
+ * `TOLLGATE_FACILITATOR_TOKEN`). With `exact.facilitator`, another listener serves tollgate as an
+ * x402 facilitator for stock servers, behind the bearer token of `TOLLGATE_FACILITATOR_SECRET`.
  */
 export async function createServer(
   config: ServerConfig,
@@ -81,6 +83,7 @@ export async function createServer(
   })
   const feeds: { path: string; upstream: UpstreamFeed }[] = []
   let admin: FastifyInstance | undefined
+  let facilitator: FastifyInstance | undefined
   try {
     await app.register(tg.http)
     await app.register(tg.ws)
@@ -154,8 +157,18 @@ export async function createServer(
       admin = await adminApp(tg.settlement)
       await admin.listen({ host: '127.0.0.1', port: config.settlement.adminPort })
     }
+    if (config.exact.facilitator) {
+      facilitator = facilitatorApp({
+        exactPayee: tg.exactPayee,
+        network: config.chain.network,
+        signer: tg.terms.receiverAuthorizer,
+        token: process.env[FACILITATOR_SECRET_ENV] ?? '',
+      })
+      await facilitator.listen(config.exact.facilitator)
+    }
   } catch (err) {
     for (const feed of feeds) feed.upstream.close()
+    await facilitator?.close().catch(() => {})
     await admin?.close().catch(() => {})
     await app.close().catch(() => {})
     await tg.abandon()
@@ -189,6 +202,7 @@ export async function createServer(
     close() {
       closed ??= (async () => {
         await admin?.close()
+        await facilitator?.close()
         for (const feed of feeds) feed.upstream.close()
         await app.close()
         await tg.close()
