@@ -6,6 +6,8 @@
  * Payers import `tollgate/client`; the x402 wire codecs are in `tollgate/protocol`.
  */
 export {
+  type AuthorizationTransfers,
+  authorizationTransfers,
   type ChainPreset,
   type ChainWatcher,
   type ChainWatcherClient,
@@ -16,6 +18,7 @@ export {
   channelReader,
   contractSignatureCheck,
   createChainWatcher,
+  createTransactionSender,
   type EscrowWriter,
   type EscrowWriterOptions,
   type EscrowWriterPublicClient,
@@ -23,6 +26,7 @@ export {
   localChain,
   PRESETS,
   type PresetName,
+  type TransactionSender,
 } from './chain/index.js'
 export {
   ERROR_CODES,
@@ -36,7 +40,12 @@ export {
   type ActionLimit,
   DEFAULT_ONCHAIN_LIMITS,
   type Decision,
+  ExactPayee,
+  type ExactPayeeOptions,
+  type FacilitatorClient,
+  httpFacilitator,
   type OnChainLimits,
+  openExactPayee,
   openPayee,
   Payee,
   type PayeeOptions,
@@ -46,10 +55,12 @@ export { createServer, type TollgateServer } from './server/createServer.js'
 export {
   type CreateTollgateOptions,
   createTollgate,
+  type ExactOptions,
   type SettlementOptions,
   type Tollgate,
   type TollgateLogger,
 } from './server/createTollgate.js'
+export { type FacilitatorOptions, facilitatorApp } from './server/facilitator.js'
 export {
   type ClaimExecutor,
   claimExecutor,
@@ -71,6 +82,7 @@ export {
   type StoreOptions,
 } from './store/index.js'
 export {
+  type ExactPayment,
   type Price,
   parsePrice,
   type TollgateAsset,

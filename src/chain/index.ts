@@ -51,6 +51,20 @@ export { encodePackedClaim, type PackedClaimHeader, type PackedClaimRow } from '
 export { type ChainPreset, PRESETS, type PresetName } from './presets.js'
 export { type ChannelReader, type ChannelReaderClient, channelReader } from './readChannel.js'
 export {
+  createTransactionSender,
+  type MinedTransaction,
+  type SendCodes,
+  type TransactionSender,
+  type TransactionSenderOptions,
+} from './sendTransaction.js'
+export {
+  type AuthorizationTransfers,
+  type AuthorizationTransfersOptions,
+  authorizationTransfers,
+  EIP3009_ABI,
+  type MinedTransfer,
+} from './transferWithAuthorization.js'
+export {
   type ChainEventSink,
   type ChainEventSource,
   type ChainWatcher,

@@ -4,15 +4,19 @@ import {
   CANONICAL_ADDRESSES,
   decodePaymentRequired,
   decodeSettleResponse,
+  EXACT_SCHEME,
   encodeHeader,
+  exactPaymentPayload,
   HEADERS,
   type PaymentRequired,
   type PaymentRequirements,
   paymentPayload,
+  requirementsEqual,
 } from '../protocol/index.js'
 import { type CallToolOptions, type ToolCall, type ToolClient, toolPayer } from './callTool.js'
 import { connectPaid, type PaidSession } from './connect.js'
 import { Journal, type PaidResource, type PayerChannel } from './journal.js'
+import { authorizeExact, selectExact } from './payExact.js'
 import { type OnChainChannel, payerChain } from './payerChain.js'
 import { type DepositPolicy, PayerCore } from './payerCore.js'
 import { type Attempt, payRequirements } from './payRequirements.js'
@@ -90,7 +94,8 @@ export interface Payer {
   readonly address: Address
   readonly authorizer: Address
   /**
-   * A drop-in `fetch` that pays x402 batch-settlement 402s: after the first 402 of a route (or,
+   * A drop-in `fetch` that pays x402 402s: batch-settlement where offered, else `exact` (one
+   * EIP-3009 transfer per call, signed by `account`, within the same spend limits). After the first 402 of a route (or,
    * for a new route, of its origin) it pays on the first request, one round trip per paid call,
    * and falls back to the 402 exchange when the requirements changed. Calls on one channel are
    * serialized. Throws `TollgateError` with a stable code when it will not pay:
@@ -246,21 +251,57 @@ export async function createPayer(options: PayerOptions): Promise<Payer> {
       },
     })
 
+  /** What a 402 offers this payer: batch-settlement where offered, else exact. */
+  const offerOf = (required: PaymentRequired) =>
+    core.select(required) ?? selectExact(required, core.network, core.assets)
+  const exactPayer = { account: options.account, chainId: options.chainId, journal, limits, now }
+
+  /**
+   * Pays one request by an exact transfer (x402 `exact`); once more with the requirements of a
+   * 402 that changed them.
+   */
+  const payExact = async (out: Outgoing, first: PaymentRequirements): Promise<Response> => {
+    let requirements = first
+    for (let round = 1; ; round++) {
+      const payload = await authorizeExact(exactPayer, requirements, out.url.origin)
+      const headers = new Headers(out.headers)
+      headers.set(
+        HEADERS.paymentSignature,
+        encodeHeader(exactPaymentPayload(requirements, payload)),
+      )
+      const response = await send(out.url, { ...out.init, method: out.method, headers })
+      if (response.status !== 402 || round === 2) return response
+      const required = requiredOf(response)
+      const offered = required && offerOf(required)
+      if (!offered || requirementsEqual(offered, requirements)) return response
+      await response.body?.cancel()
+      remember(out, offered)
+      if (offered.scheme !== EXACT_SCHEME) return paid(out, offered)
+      requirements = offered
+    }
+  }
+
   const payerFetch = async (
     input: string | URL | Request,
     init?: RequestInit,
   ): Promise<Response> => {
     const out = await outgoing(input, init)
-    const cached = byRoute.get(routeKey(out)) ?? byOrigin.get(out.url.origin)
-    if (cached) return paid(out, cached)
+    // An origin's last requirements stand in for a new route's by channel only: an exact
+    // authorization is for one price.
+    const ofOrigin = byOrigin.get(out.url.origin)
+    const cached =
+      byRoute.get(routeKey(out)) ?? (ofOrigin?.scheme === EXACT_SCHEME ? undefined : ofOrigin)
+    if (cached) return cached.scheme === EXACT_SCHEME ? payExact(out, cached) : paid(out, cached)
     const response = await send(out.url, { ...out.init, method: out.method, headers: out.headers })
     if (response.status !== 402) return response
     const required = requiredOf(response)
-    const requirements = required && core.select(required)
+    const requirements = required && offerOf(required)
     if (!requirements) return response
     await response.body?.cancel()
     remember(out, requirements)
-    return paid(out, requirements)
+    return requirements.scheme === EXACT_SCHEME
+      ? payExact(out, requirements)
+      : paid(out, requirements)
   }
 
   /** The requirements of a route: cached, or from an unpaid request's 402. */

@@ -143,6 +143,19 @@ export class Journal {
   }
 
   /**
+   * Records a spend that no channel carries (an x402 `exact` transfer), flushed to disk before it
+   * resolves.
+   */
+  async putTransferSpend(spend: SpendEntry): Promise<void> {
+    this.addSpend(spend)
+    this.originTotals.set(spend.origin, (this.originTotals.get(spend.origin) ?? 0n) + spend.amount)
+    await this.write(
+      [{ k: 'spend', at: spend.at, origin: spend.origin, amount: spend.amount.toString() }],
+      true,
+    )
+  }
+
+  /**
    * Records a spend together with the channel state that carries it (its new signed ceiling),
    * flushed to disk before it resolves.
    */

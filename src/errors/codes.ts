@@ -2,12 +2,15 @@
  * Every error code tollgate emits, in one table: the code, the HTTP status it maps to,
  * and what it means. Codes are stable: clients and operators match on them.
  *
- * x402 codes (`invalid_batch_settlement_evm_*` and the generic `invalid_*`) are the
- * protocol's own (coinbase/x402 `specs/schemes/batch-settlement`); codes starting with
+ * x402 codes (`invalid_batch_settlement_evm_*`, `invalid_exact_evm_*` and the generic
+ * `invalid_*`) are the protocol's own (coinbase/x402 `specs/schemes/batch-settlement`, `exact`,
+ * spelled as `@x402/evm` 2.27.0 spells them); codes starting with
  * `tollgate_` are tollgate's where x402 has none.
  */
 
 const BS = 'invalid_batch_settlement_evm_'
+/** Prefix of the codes of x402's `exact` scheme on EVM, as `@x402/evm` spells them. */
+const EX = 'invalid_exact_evm_'
 
 type Entry = readonly [status: number, description: string]
 
@@ -90,6 +93,20 @@ const table = {
   [`${BS}withdraw_delay_mismatch`]: [402, "The channel's withdrawDelay is not this server's."],
   [`${BS}withdraw_delay_out_of_range`]: [400, 'withdrawDelay must lie in [900, 2592000] seconds.'],
 
+  // x402 exact-scheme codes (EIP-3009 `transferWithAuthorization`), as @x402/evm spells them.
+  [`${EX}scheme`]: [400, 'The payload is not for the exact scheme.'],
+  [`${EX}network_mismatch`]: [402, 'The authorization names another network.'],
+  [`${EX}missing_eip712_domain`]: [500, 'The token EIP-712 name and version are not configured.'],
+  [`${EX}recipient_mismatch`]: [402, 'The authorization pays another recipient.'],
+  [`${EX}signature`]: [402, 'The authorization signature is not from its payer for this token.'],
+  [`${EX}payload_authorization_valid_before`]: [402, 'The authorization has expired.'],
+  [`${EX}payload_authorization_valid_after`]: [402, 'The authorization is not valid yet.'],
+  [`${EX}payload_authorization_value_mismatch`]: [402, 'The authorization value is not the price.'],
+  [`${EX}nonce_already_used`]: [402, 'The authorization nonce was used before.'],
+  [`${EX}insufficient_balance`]: [402, 'The payer token balance is below the price.'],
+  [`${EX}transaction_simulation_failed`]: [402, 'The transfer failed in simulation.'],
+  [`${EX}transaction_failed`]: [502, 'The transfer transaction failed.'],
+
   // tollgate codes, where x402 has none.
   tollgate_payment_header_too_large: [431, 'The payment header exceeds the size limit.'],
   tollgate_invalid_payment_required: [
@@ -156,6 +173,11 @@ const table = {
     503,
     'The server spent its gas budget for payer transactions this period; deposit on chain yourself, or retry later.',
   ],
+  tollgate_transfers_busy: [
+    503,
+    'Too many exact-scheme transfers are waiting to be mined; retry shortly.',
+  ],
+  tollgate_unauthorized: [401, 'The bearer token is missing or wrong.'],
   tollgate_rate_limited: [429, 'Too many requests; retry after the Retry-After seconds.'],
   tollgate_internal: [500, 'Internal error.'],
 } as const satisfies Record<string, Entry>

@@ -11,6 +11,23 @@ export {
   type VoucherCarrying,
 } from './admit.js'
 export {
+  DEFAULT_MAX_PENDING_TRANSFERS,
+  EXACT_NONCE_PREFIX,
+  type ExactAdmission,
+  ExactPayee,
+  type ExactPayeeOptions,
+  type ExactRoute,
+  openExactPayee,
+  type SettledExact,
+  VALID_BEFORE_MARGIN_SECONDS,
+  type VerifiedExact,
+} from './exactPayee.js'
+export {
+  type FacilitatorClient,
+  type HttpFacilitatorOptions,
+  httpFacilitator,
+} from './facilitatorClient.js'
+export {
   type ActionLimit,
   DEFAULT_ONCHAIN_LIMITS,
   type OnChainLimits,

@@ -6,6 +6,9 @@ export const X402_VERSION = 2
 /** The x402 scheme name (x402 `specs/schemes/batch-settlement/scheme_batch_settlement_evm.md`). */
 export const SCHEME = 'batch-settlement'
 
+/** The x402 `exact` scheme name (x402 `specs/schemes/exact/scheme_exact_evm.md`): one transfer per request. */
+export const EXACT_SCHEME = 'exact'
+
 /**
  * HTTP header names of the x402 HTTP transport (x402 `specs/transports-v2/http.md`).
  * `X-PAYMENT` and `X-PAYMENT-RESPONSE` are the version 1 names, still accepted carrying a v2 payload.

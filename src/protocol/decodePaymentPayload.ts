@@ -1,5 +1,5 @@
 import type { Address } from 'viem'
-import { accept, type Rejection, type Result, reject } from '../errors/index.js'
+import { accept, type ErrorCode, type Rejection, type Result, reject } from '../errors/index.js'
 import {
   ECDSA_SIGNATURE_BYTES,
   MAX_CONTRACT_SIGNATURE_BYTES,
@@ -29,6 +29,7 @@ import type {
   DepositPayload,
   Erc3009Authorization,
   PaymentRequirements,
+  ResourceInfo,
   SignedVoucher,
 } from './types.js'
 
@@ -57,19 +58,12 @@ export function decodePaymentPayload(value: unknown): Result<DecodedPayment> {
   if (!isRecord(value)) return reject('invalid_payload', 'The payment payload is not an object.')
   if (value.x402Version !== X402_VERSION) return reject('invalid_x402_version')
 
-  const problem = checkRequirements(value.accepted)
+  const problem = checkEnvelope(value, SCHEME, `${BS}scheme`)
   if (problem !== undefined) return problem
+  const resource = value.resource as ResourceInfo | undefined
+  const extensions = value.extensions as Record<string, unknown> | undefined
 
-  const { resource, extensions, payload } = value
-  if (resource !== undefined && !isResourceInfo(resource)) {
-    return reject('invalid_payload', 'resource is not a ResourceInfo.')
-  }
-  if (extensions !== undefined && !isRecord(extensions)) {
-    return reject('invalid_payload', 'extensions is not an object.')
-  }
-  if (!isRecord(payload)) return reject('invalid_payload', 'payload is not an object.')
-
-  const decoded = decodeBatchPayload(payload)
+  const decoded = decodeBatchPayload(value.payload as Record<string, unknown>)
   if (!decoded.ok) return decoded
   return accept({
     x402Version: X402_VERSION,
@@ -80,10 +74,37 @@ export function decodePaymentPayload(value: unknown): Result<DecodedPayment> {
   })
 }
 
-/** Shape of batch-settlement `accepted` requirements; `undefined` when well formed. */
-function checkRequirements(value: unknown): Rejection | undefined {
+/**
+ * Shape of a `PaymentPayload` of `scheme` around its `payload`: `accepted` requirements of that
+ * scheme, an optional `resource` and `extensions`, and an object `payload`. `undefined` when well
+ * formed; the version is checked by the caller.
+ */
+export function checkEnvelope(
+  value: Record<string, unknown>,
+  scheme: string,
+  schemeCode: ErrorCode,
+): Rejection | undefined {
+  const problem = checkRequirements(value.accepted, scheme, schemeCode)
+  if (problem !== undefined) return problem
+  const { resource, extensions, payload } = value
+  if (resource !== undefined && !isResourceInfo(resource)) {
+    return reject('invalid_payload', 'resource is not a ResourceInfo.')
+  }
+  if (extensions !== undefined && !isRecord(extensions)) {
+    return reject('invalid_payload', 'extensions is not an object.')
+  }
+  if (!isRecord(payload)) return reject('invalid_payload', 'payload is not an object.')
+  return undefined
+}
+
+/** Shape of `accepted` requirements of `scheme`; `undefined` when well formed. */
+function checkRequirements(
+  value: unknown,
+  scheme: string,
+  schemeCode: ErrorCode,
+): Rejection | undefined {
   if (!isRecord(value)) return reject('invalid_payment_requirements', 'accepted is not an object.')
-  if (value.scheme !== SCHEME) return reject(`${BS}scheme`)
+  if (value.scheme !== scheme) return reject(schemeCode)
   if (parseNetwork(value.network) === undefined) {
     return reject('invalid_payment_requirements', 'accepted.network is not eip155:<chainId>.')
   }

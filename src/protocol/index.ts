@@ -1,7 +1,12 @@
+export {
+  type BuildExactRequirementsParameters,
+  buildExactRequirements,
+} from './buildExactRequirements.js'
 export { type BuildRequirementsParameters, buildRequirements } from './buildRequirements.js'
 export {
   CANONICAL_ADDRESSES,
   ECDSA_SIGNATURE_BYTES,
+  EXACT_SCHEME,
   HEADERS,
   MAX_CONTRACT_SIGNATURE_BYTES,
   MAX_PAYMENT_HEADER_BYTES,
@@ -17,13 +22,17 @@ export {
 } from './constants.js'
 export { type CorrectiveRequiredParameters, correctiveRequired } from './correctiveRequired.js'
 export { decodeChannelState } from './decodeChannelState.js'
+export { decodeExactPayment } from './decodeExactPayment.js'
 export { decodePaymentHeader } from './decodePaymentHeader.js'
 export { decodePaymentPayload } from './decodePaymentPayload.js'
 export { decodePaymentRequired, decodePaymentRequiredObject } from './decodePaymentRequired.js'
+export { decodeSchemePayment, decodeSchemePaymentHeader } from './decodeSchemePayment.js'
 export { decodeSettleResponse, decodeSettleResponseObject } from './decodeSettleResponse.js'
 export { decodeVoucherState } from './decodeVoucherState.js'
 export { type DepositReceiptParameters, depositReceipt } from './depositReceipt.js'
 export { encodeHeader } from './encodeHeader.js'
+export { exactPaymentPayload } from './exactPaymentPayload.js'
+export { type ExactReceiptParameters, exactReceipt } from './exactReceipt.js'
 export { type FailureResponseParameters, failureResponse } from './failureResponse.js'
 export type { HeaderOptions } from './headerLimit.js'
 export { type PaymentPayloadParameters, paymentPayload } from './paymentPayload.js'
@@ -44,10 +53,14 @@ export type {
   BatchSettlementResponseExtra,
   ChannelConfig,
   ChannelState,
+  DecodedExactPayment,
   DecodedPayment,
   DecodedSettleResponse,
   DepositPayload,
   Erc3009Authorization,
+  ExactExtra,
+  ExactPayload,
+  ExactRequirements,
   FacilitatorRequest,
   Network,
   PaymentPayload,
@@ -55,10 +68,12 @@ export type {
   PaymentRequirements,
   RefundPayload,
   ResourceInfo,
+  SchemePayment,
   SettleResponse,
   SignedVoucher,
   SupportedKind,
   SupportedResponse,
+  TransferAuthorization,
   VerifyResponse,
   VoucherPayload,
   VoucherState,

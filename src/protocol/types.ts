@@ -242,3 +242,56 @@ export type DecodedSettleResponse = {
   /** Stock servers send only some fields (deposit and refund receipts carry `chargedCumulativeAmount` alone). */
   readonly channelState?: Partial<ChannelState>
 }
+
+// ---------------------------------------------------------------------------------------------
+// exact on EVM by EIP-3009 (x402 `specs/schemes/exact/scheme_exact_evm.md`).
+// ---------------------------------------------------------------------------------------------
+
+/** `extra` of exact requirements: the token's EIP-712 domain and how it is transferred. */
+export type ExactExtra = {
+  assetTransferMethod: 'eip3009'
+  /** EIP-712 domain name of the token. */
+  name: string
+  /** EIP-712 domain version of the token. */
+  version: string
+}
+
+/** Requirements for the exact scheme: `amount` is the exact price of one request. */
+export type ExactRequirements = PaymentRequirements & {
+  scheme: 'exact'
+  extra: ExactExtra
+}
+
+/** An EIP-3009 `TransferWithAuthorization`, decoded: lowercase addresses, bigint amounts. */
+export type TransferAuthorization = {
+  readonly from: Address
+  readonly to: Address
+  readonly value: bigint
+  /** Unix seconds; the transfer is valid strictly after it. */
+  readonly validAfter: bigint
+  /** Unix seconds; the transfer is valid strictly before it. */
+  readonly validBefore: bigint
+  /** 32 random bytes chosen by the payer; the token refuses a nonce used before. */
+  readonly nonce: Hex
+}
+
+/** A decoded exact `payload`: the authorization and its signature under the token's domain. */
+export type ExactPayload = {
+  readonly signature: Hex
+  readonly authorization: TransferAuthorization
+}
+
+/** A decoded exact payment, as {@link DecodedPayment} is for batch-settlement. */
+export type DecodedExactPayment = {
+  readonly x402Version: 2
+  /** As received, validated for shape only; compare with {@link requirementsEqual}. */
+  readonly accepted: PaymentRequirements
+  readonly resource?: ResourceInfo
+  readonly extensions?: Record<string, unknown>
+  readonly payload: ExactPayload
+}
+
+/** A decoded payment of either scheme this server speaks. */
+export type SchemePayment =
+  | { readonly scheme: 'batch-settlement'; readonly payment: DecodedPayment }
+  | { readonly scheme: 'exact'; readonly payment: DecodedExactPayment }

@@ -27,6 +27,10 @@ export const DEFAULT_WITHDRAW_DELAY = 86_400
 export const DEFAULT_DATA_DIR = '.tollgate'
 /** The environment variable holding the server's key (never a command-line argument). */
 export const KEY_ENV = 'TOLLGATE_PRIVATE_KEY'
+/** The environment variable holding the bearer token of the exact payments' remote facilitator. */
+export const FACILITATOR_TOKEN_ENV = 'TOLLGATE_FACILITATOR_TOKEN'
+/** The environment variable holding the bearer token of tollgate's own facilitator listener. */
+export const FACILITATOR_SECRET_ENV = 'TOLLGATE_FACILITATOR_SECRET'
 
 /** An object of exactly these properties: any other key is refused. */
 const closed = (properties: Record<string, SchemaObject>, required: string[] = []) => ({
@@ -99,6 +103,7 @@ export const CONFIG_SCHEMA: SchemaObject = Object.freeze({
             upstream: str,
             methods: { type: 'array', items: str },
             description: str,
+            exact: bool,
           },
           ['path', 'price', 'upstream'],
         ),
@@ -110,6 +115,11 @@ export const CONFIG_SCHEMA: SchemaObject = Object.freeze({
           ['path', 'price', 'upstream'],
         ),
       },
+      exact: closed({
+        facilitatorUrl: str,
+        maxPendingTransfers: int,
+        facilitator: closed({ host: str, port: int }, ['port']),
+      }),
       settlement: closed({
         enabled: bool,
         checkIntervalSeconds: int,
@@ -138,6 +148,21 @@ export interface RouteConfig {
   /** @default ['GET'] */
   readonly methods: readonly string[]
   readonly description?: string
+  /** Also accept x402 `exact` (one on-chain transfer per request, gas paid by the server). @default false */
+  readonly exact?: boolean
+}
+
+/** How `exact` payments are settled, from the `exact` object of the file. */
+export interface ExactConfig {
+  /** A remote x402 facilitator's URL (its bearer token in `TOLLGATE_FACILITATOR_TOKEN`); absent: the server's key sends the transfers. */
+  readonly facilitatorUrl: string | undefined
+  /** Most transfers waiting to be mined at once. @default DEFAULT_MAX_PENDING_TRANSFERS */
+  readonly maxPendingTransfers: number | undefined
+  /**
+   * A listener serving tollgate as an x402 facilitator (`/supported`, `/verify`, `/settle`) for
+   * stock x402 servers, behind the bearer token of `TOLLGATE_FACILITATOR_SECRET`; absent: none.
+   */
+  readonly facilitator: { readonly host: string; readonly port: number } | undefined
 }
 
 /** A billed WebSocket feed: messages of an upstream WebSocket, sold one by one. */
@@ -184,6 +209,7 @@ export interface ServerConfig {
   /** Blocks before an escrow event is mirrored. */
   readonly confirmations: number | undefined
   readonly settlement: SettlementConfig
+  readonly exact: ExactConfig
 }
 
 /** How the server claims and settles (src/settlement), from the `settlement` object of the file. */
@@ -324,6 +350,32 @@ export function parseConfig(raw: unknown, baseDir: string): ServerConfig {
     confirmations:
       o.confirmations === undefined ? undefined : integer(o.confirmations, 'confirmations', 0),
     settlement: settlement(o.settlement ?? {}, withdrawDelay),
+    exact: exact(o.exact ?? {}),
+  }
+}
+
+function exact(raw: unknown): ExactConfig {
+  const e = object(raw, 'exact')
+  const url =
+    e.facilitatorUrl === undefined ? undefined : string(e.facilitatorUrl, 'exact.facilitatorUrl')
+  if (url !== undefined && !/^https?:\/\//.test(url)) {
+    invalid(`exact.facilitatorUrl "${url}" must be an http(s) URL`)
+  }
+  const listener =
+    e.facilitator === undefined ? undefined : object(e.facilitator, 'exact.facilitator')
+  return {
+    facilitator:
+      listener === undefined
+        ? undefined
+        : {
+            host: string(listener.host ?? DEFAULT_LISTEN.host, 'exact.facilitator.host'),
+            port: integer(listener.port, 'exact.facilitator.port', 0, 65_535),
+          },
+    facilitatorUrl: url,
+    maxPendingTransfers:
+      e.maxPendingTransfers === undefined
+        ? undefined
+        : integer(e.maxPendingTransfers, 'exact.maxPendingTransfers', 1),
   }
 }
 
@@ -478,6 +530,7 @@ function route(raw: unknown, where: string, decimals: number): RouteConfig {
     ...(r.description === undefined
       ? {}
       : { description: string(r.description, `${where}.description`) }),
+    ...(r.exact === undefined ? {} : { exact: r.exact === true }),
   }
 }
 

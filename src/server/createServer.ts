@@ -5,8 +5,9 @@ import type { Hex } from 'viem'
 import type { ChainWatcher } from '../chain/watcher.js'
 import type { Payee } from '../payee/index.js'
 import type { SettlementSchedule, Settler } from '../settlement/index.js'
-import type { ServerConfig } from './config.js'
+import { FACILITATOR_SECRET_ENV, FACILITATOR_TOKEN_ENV, type ServerConfig } from './config.js'
 import { createTollgate } from './createTollgate.js'
+import { facilitatorApp } from './facilitator.js'
 import { adminApp } from './settlement.js'
 import { type UpstreamFeed, upstreamFeed } from './upstreamFeed.js'
 import { upstreamProbe } from './upstreamProbe.js'
@@ -43,6 +44,11 @@ export interface TollgateServer {
  * (settlement totals, next deadline, gas per claimed channel, failures). With
  * `settlement.adminPort`, a second listener on 127.0.0.1 takes `POST /settle` (used by
  * `tollgate settle` while the server holds the store).
+ *
+ * A route with `exact: true` also takes x402 `exact` payments: the key sends each transfer and
+ * pays its gas, or the facilitator of `exact.facilitatorUrl` does (its bearer token in
+ * `TOLLGATE_FACILITATOR_TOKEN`). With `exact.facilitator`, another listener serves tollgate as an
+ * x402 facilitator for stock servers, behind the bearer token of `TOLLGATE_FACILITATOR_SECRET`.
  */
 export async function createServer(
   config: ServerConfig,
@@ -61,10 +67,24 @@ export async function createServer(
     ...(config.confirmations === undefined ? {} : { confirmations: config.confirmations }),
     settlement: config.settlement,
     onChainLimits: config.onChainLimits,
+    exact: {
+      ...(config.exact.facilitatorUrl === undefined
+        ? {}
+        : {
+            facilitator: {
+              url: config.exact.facilitatorUrl,
+              token: process.env[FACILITATOR_TOKEN_ENV],
+            },
+          }),
+      ...(config.exact.maxPendingTransfers === undefined
+        ? {}
+        : { maxPendingTransfers: config.exact.maxPendingTransfers }),
+    },
     logger: app.log,
   })
   const feeds: { path: string; upstream: UpstreamFeed }[] = []
   let admin: FastifyInstance | undefined
+  let facilitator: FastifyInstance | undefined
   try {
     await app.register(tg.http, { rateLimit: config.rateLimit })
     await app.register(tg.ws, config.websocket)
@@ -124,6 +144,7 @@ export async function createServer(
         config: {
           price: route.price,
           ...(route.description ? { description: route.description } : {}),
+          ...(route.exact === undefined ? {} : { exact: route.exact }),
         },
         handler: (request, reply) => reply.from(new URL(request.url, route.upstream).toString()),
       })
@@ -137,8 +158,18 @@ export async function createServer(
       admin = await adminApp(tg.settlement)
       await admin.listen({ host: '127.0.0.1', port: config.settlement.adminPort })
     }
+    if (config.exact.facilitator) {
+      facilitator = facilitatorApp({
+        exactPayee: tg.exactPayee,
+        network: config.chain.network,
+        signer: tg.terms.receiverAuthorizer,
+        token: process.env[FACILITATOR_SECRET_ENV] ?? '',
+      })
+      await facilitator.listen(config.exact.facilitator)
+    }
   } catch (err) {
     for (const feed of feeds) feed.upstream.close()
+    await facilitator?.close().catch(() => {})
     await admin?.close().catch(() => {})
     await app.close().catch(() => {})
     await tg.abandon()
@@ -172,6 +203,7 @@ export async function createServer(
     close() {
       closed ??= (async () => {
         await admin?.close()
+        await facilitator?.close()
         for (const feed of feeds) feed.upstream.close()
         await app.close()
         await tg.close()

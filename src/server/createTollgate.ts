@@ -7,9 +7,17 @@ import { privateKeyToAccount } from 'viem/accounts'
 import { LOCAL_CHAIN_ID } from '../chain/anvil.js'
 import { escrowWriter } from '../chain/escrowWriter.js'
 import { type ChainPreset, PRESETS, type PresetName } from '../chain/presets.js'
+import { createTransactionSender } from '../chain/sendTransaction.js'
+import { authorizationTransfers } from '../chain/transferWithAuthorization.js'
 import { type ChainWatcher, createChainWatcher } from '../chain/watcher.js'
 import { TollgateError } from '../errors/index.js'
-import type { OnChainLimits, Payee } from '../payee/index.js'
+import {
+  type ExactPayee,
+  httpFacilitator,
+  type OnChainLimits,
+  openExactPayee,
+  type Payee,
+} from '../payee/index.js'
 import {
   DEFAULT_CHECK_INTERVAL_MS,
   DEFAULT_CLAIM_THRESHOLD,
@@ -99,13 +107,31 @@ export interface CreateTollgateOptions {
   settlement?: SettlementOptions | undefined
   /** What payers may make the server send on chain at its expense (deposits, refunds). @default DEFAULT_ONCHAIN_LIMITS */
   onChainLimits?: OnChainLimits | undefined
+  /**
+   * How x402 `exact` payments are settled on routes that accept them (`config.exact`): by the
+   * account (it sends each `transferWithAuthorization` and pays its gas, through the same send
+   * lock and fee handling as claims), or by a remote x402 facilitator. @default by the account
+   */
+  exact?: ExactOptions | undefined
   /** Where tollgate logs what an operator must know. @default nothing is logged */
   logger?: TollgateLogger | undefined
+}
+
+/** How {@link createTollgate} settles exact payments; every field has a default. */
+export interface ExactOptions {
+  /** A remote facilitator's `/verify` and `/settle` (and its bearer token) instead of the account. */
+  readonly facilitator?: { readonly url: string; readonly token?: string | undefined } | undefined
+  /** Most transfers waiting to be mined at once. @default DEFAULT_MAX_PENDING_TRANSFERS */
+  readonly maxPendingTransfers?: number | undefined
+  /** Whether priced routes accept `exact` unless their `config.exact` says otherwise. @default false */
+  readonly byDefault?: boolean | undefined
 }
 
 /** A running tollgate: the parts, the two Fastify plugins with the payment terms, and one close. */
 export interface Tollgate {
   readonly payee: Payee
+  /** The exact-scheme payment path of the routes that accept `exact`. */
+  readonly exactPayee: ExactPayee
   readonly watcher: ChainWatcher
   readonly settler: Settler
   /** Runs the settler on its schedule (unless disabled) and at once when a withdrawal starts. */
@@ -196,6 +222,13 @@ export async function createTollgate(options: CreateTollgateOptions): Promise<To
     await store.closeAsFound()
     throw err
   }
+  let exactPayee: ExactPayee
+  try {
+    exactPayee = await exactPayeeFor(chain.chainId, store, clients, options.exact ?? {})
+  } catch (err) {
+    await payee.abandon()
+    throw err
+  }
   const settler = settlerFor(chain, settlementOptions, clients, payee, store, log)
   const settlement = scheduleFor(settlementOptions, settler, log)
   claimNeeded = () => settlement.nudge('exposure')
@@ -253,7 +286,13 @@ export async function createTollgate(options: CreateTollgateOptions): Promise<To
   }
   const http: Tollgate['http'] = fp(
     async (app, extra) => {
-      await app.register(tollgate, { escrowWriter: writer, ...extra, ...terms })
+      await app.register(tollgate, {
+        escrowWriter: writer,
+        exactPayee,
+        ...(options.exact?.byDefault ? { exactByDefault: true } : {}),
+        ...extra,
+        ...terms,
+      })
       closeWith(app)
     },
     { fastify: '5.x', name: 'tollgate-http-terms' },
@@ -267,6 +306,7 @@ export async function createTollgate(options: CreateTollgateOptions): Promise<To
   )
   return {
     payee,
+    exactPayee,
     watcher,
     settler,
     settlement,
@@ -281,6 +321,32 @@ export async function createTollgate(options: CreateTollgateOptions): Promise<To
     close,
     abandon: () => stop(() => payee.abandon()),
   }
+}
+
+/** The exact payee over the voucher store: transfers sent by the account, or a facilitator. */
+function exactPayeeFor(
+  chainId: number,
+  store: ChannelStore,
+  clients: ReturnType<typeof chainClientsFor>,
+  exact: ExactOptions,
+): Promise<ExactPayee> {
+  const { publicClient, walletClient, sendLock } = clients
+  return openExactPayee({
+    chainId,
+    store,
+    ...(exact.maxPendingTransfers === undefined
+      ? {}
+      : { maxPendingTransfers: exact.maxPendingTransfers }),
+    ...(exact.facilitator
+      ? { facilitator: httpFacilitator(exact.facilitator) }
+      : {
+          transfers: authorizationTransfers({
+            publicClient,
+            account: walletClient.account,
+            sender: createTransactionSender({ publicClient, walletClient, sendLock }),
+          }),
+        }),
+  })
 }
 
 function resolveChain(network: PresetName | ChainPreset): ChainPreset {

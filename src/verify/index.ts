@@ -26,9 +26,18 @@ export { refundDigest } from './refundDigest.js'
 export { normalizeSignature, type ParsedSignature, parseSignature } from './signature.js'
 export { DEFAULT_SIGNER_CACHE_SIZE } from './signerCache.js'
 export {
+  type AuthorizationVerifier,
+  createAuthorizationVerifier,
+  type TokenDomain,
+  TRANSFER_WITH_AUTHORIZATION_TYPE,
+  tokenDomainSeparator,
+  transferAuthorizationDigest,
+} from './transferAuthorization.js'
+export {
   BATCH_SETTLEMENT_TYPES,
   escrowDomain,
   RECEIVE_WITH_AUTHORIZATION_TYPES,
+  TRANSFER_WITH_AUTHORIZATION_TYPES,
 } from './typedData.js'
 export { DOMAIN_NAME, DOMAIN_VERSION, TYPE_STRINGS, TYPEHASHES } from './typehashes.js'
 export {

@@ -44,6 +44,18 @@ export const RECEIVE_WITH_AUTHORIZATION_TYPES = Object.freeze({
   ],
 } as const)
 
+/** EIP-3009 `TransferWithAuthorization`, signed by a payer for an exact-scheme payment (`to` = the payee). */
+export const TRANSFER_WITH_AUTHORIZATION_TYPES = Object.freeze({
+  TransferWithAuthorization: [
+    { name: 'from', type: 'address' },
+    { name: 'to', type: 'address' },
+    { name: 'value', type: 'uint256' },
+    { name: 'validAfter', type: 'uint256' },
+    { name: 'validBefore', type: 'uint256' },
+    { name: 'nonce', type: 'bytes32' },
+  ],
+} as const)
+
 /** The escrow's EIP-712 domain on a chain. */
 export function escrowDomain(chainId: number, verifyingContract: Address) {
   return { name: DOMAIN_NAME, version: DOMAIN_VERSION, chainId, verifyingContract } as const

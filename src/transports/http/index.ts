@@ -14,6 +14,7 @@ export {
   DEFAULT_RATE_LIMIT_PER_PAYER,
   type RateLimitRule,
 } from './constants.js'
+export type { ExactPayment } from './exactHooks.js'
 export type { Payment } from './paidRequest.js'
 export { type Price, parsePrice } from './parsePrice.js'
 export { tollgate } from './plugin.js'

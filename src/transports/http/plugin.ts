@@ -11,15 +11,19 @@ import type {
   RouteOptions,
 } from 'fastify'
 import fp from 'fastify-plugin'
-import { TollgateError } from '../../errors/index.js'
+import { accept, type Result, TollgateError } from '../../errors/index.js'
 import { type Admission, screenPayment } from '../../payee/index.js'
 import {
+  type DecodedPayment,
   decodePaymentHeader,
+  decodeSchemePaymentHeader,
   encodeHeader,
   HEADERS,
   type RefundPayload,
   refundReceipt,
+  type SchemePayment,
 } from '../../protocol/index.js'
+import { type ExactPayment, exactHooks, kExact, markExact } from './exactHooks.js'
 import { PaidRequest, type Payment } from './paidRequest.js'
 import type { Price } from './parsePrice.js'
 import { priceRoute, type RoutePrice } from './priceRoute.js'
@@ -31,6 +35,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The accepted payment of a priced route, from its `preHandler` on; `null` elsewhere. */
     payment: Payment | null
+    /** The accepted exact payment of a route that takes `exact`, from its `preHandler` on; `null` elsewhere. */
+    exactPayment: ExactPayment | null
   }
   interface FastifyReply {
     /**
@@ -48,6 +54,11 @@ declare module 'fastify' {
     description?: string
     /** `resource.mimeType` of the route's 402. */
     mimeType?: string
+    /**
+     * Whether the route also accepts x402 `exact` payments (one on-chain transfer per request,
+     * whose gas the server pays); needs the plugin's `exactPayee`. @default the plugin's `exactByDefault`
+     */
+    exact?: boolean
   }
 }
 
@@ -83,6 +94,8 @@ async function tollgatePlugin(fastify: FastifyInstance, raw: TollgateOptions): P
 
   fastify.decorateRequest('payment', null)
   fastify.decorateRequest(kPaid, null)
+  fastify.decorateRequest('exactPayment', null)
+  fastify.decorateRequest(kExact, null)
   fastify.decorateReply('charge', function charge(this: FastifyReply, amount: bigint | string) {
     const paid = paidOf(this.request)
     if (!paid) {
@@ -97,7 +110,11 @@ async function tollgatePlugin(fastify: FastifyInstance, raw: TollgateOptions): P
 
   fastify.addHook('onRoute', (route) => {
     const price = priceRoute(route.config, options, `${String(route.method)} ${route.url}`)
-    if (price) addPaymentHooks(route, routeHooks(options, limiters, price))
+    if (!price) return
+    addPaymentHooks(route, routeHooks(options, limiters, price))
+    if (price.exact && options.exactPayee) {
+      addPaymentHooks(route, exactHooks(options.exactPayee, price) as unknown as Partial<Hooks>)
+    }
   })
 }
 
@@ -136,15 +153,22 @@ function routeHooks(
     }
     if (value === undefined) return sendUnpaid(request, reply, route)
 
-    const decoded = decodePaymentHeader(typeof value === 'string' ? value : undefined, {
-      maxBytes: maxPaymentHeaderBytes,
-    })
+    const raw = typeof value === 'string' ? value : undefined
+    const limit = { maxBytes: maxPaymentHeaderBytes }
+    // Routes without exact decode batch-settlement only (another scheme is refused by name).
+    const decoded = route.exact
+      ? decodeSchemePaymentHeader(raw, limit)
+      : asBatch(decodePaymentHeader(raw, limit))
     if (!decoded.ok) return sendRefused(request, reply, route, decoded.code, decoded.message)
-    const screened = screenPayment(route.paid, decoded.value, onChainPayloads)
+    if (decoded.value.scheme === 'exact') {
+      markExact(request, decoded.value.payment, header)
+      return undefined
+    }
+    const screened = screenPayment(route.paid, decoded.value.payment, onChainPayloads)
     if (screened) {
       return sendRefused(request, reply, route, screened.code, screened.message, screened.status)
     }
-    const { payload } = decoded.value
+    const { payload } = decoded.value.payment
     if (payload.type === 'refund') return refund(request, reply, route, payload)
     ;(request as unknown as WithPaid)[kPaid] = new PaidRequest(
       payee,
@@ -297,6 +321,11 @@ function routeHooks(
   } as unknown as Hooks
 }
 
+/** A batch-settlement decoding as a {@link SchemePayment}. */
+function asBatch(decoded: Result<DecodedPayment>): Result<SchemePayment> {
+  return decoded.ok ? accept({ scheme: 'batch-settlement', payment: decoded.value }) : decoded
+}
+
 /** Releases the hold if the request still has it; never throws (hooks must not). */
 function end(request: FastifyRequest, paid: PaidRequest): void {
   try {
@@ -327,7 +356,7 @@ function fault(
 }
 
 /** Appends the payment hooks after the route's own: authentication and the like run first. */
-function addPaymentHooks(route: RouteOptions, hooks: Hooks): void {
+function addPaymentHooks(route: RouteOptions, hooks: Partial<Hooks>): void {
   const target = route as unknown as Record<string, unknown>
   for (const [name, hook] of Object.entries(hooks)) {
     const existing = target[name]

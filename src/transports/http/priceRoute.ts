@@ -1,6 +1,11 @@
 import { TollgateError } from '../../errors/index.js'
-import type { PaidRoute } from '../../payee/index.js'
-import { type BatchRequirements, buildRequirements } from '../../protocol/index.js'
+import type { ExactRoute, PaidRoute } from '../../payee/index.js'
+import {
+  type BatchRequirements,
+  buildExactRequirements,
+  buildRequirements,
+  type PaymentRequirements,
+} from '../../protocol/index.js'
 import { DEFAULT_MIN_DEPOSIT_MULTIPLIER } from './constants.js'
 import { parsePrice } from './parsePrice.js'
 import type { ResolvedOptions } from './resolveOptions.js'
@@ -15,10 +20,15 @@ export interface RoutePrice {
   readonly mimeType: string | undefined
   /** The route as the payee admits payments for it: one request at `price`. */
   readonly paid: PaidRoute
+  /** The route as the exact payee takes payments for it, when it accepts `exact`. */
+  readonly exact: ExactRoute | undefined
+  /** `accepts` of its 402s: batch-settlement first, then exact when accepted. */
+  readonly accepts: readonly PaymentRequirements[]
 }
 
 /**
- * Reads a route's `config: { price, description?, mimeType? }` and builds its requirements.
+ * Reads a route's `config: { price, description?, mimeType?, exact? }` and builds its
+ * requirements (exact ones too when the route accepts `exact`).
  *
  * @param config The route's `config`.
  * @param route `METHOD /url`, for error messages.
@@ -31,7 +41,7 @@ export function priceRoute(
   route: string,
 ): RoutePrice | undefined {
   if (typeof config !== 'object' || config === null) return undefined
-  const { price: configured, description, mimeType } = config as Record<string, unknown>
+  const { price: configured, description, mimeType, exact } = config as Record<string, unknown>
   if (configured === undefined) return undefined
   const price = parsePrice(configured, options.asset.decimals, `price of ${route}`)
   for (const [field, value] of [
@@ -41,6 +51,15 @@ export function priceRoute(
     if (value !== undefined && typeof value !== 'string') {
       throw new TollgateError('tollgate_invalid_config', `${field} of ${route} is not a string.`)
     }
+  }
+  if (exact !== undefined && typeof exact !== 'boolean') {
+    throw new TollgateError('tollgate_invalid_config', `exact of ${route} is not a boolean.`)
+  }
+  if (exact === true && !options.exactPayee) {
+    throw new TollgateError(
+      'tollgate_invalid_config',
+      `${route} accepts exact, but the plugin has no exactPayee.`,
+    )
   }
   const minDeposit = options.minDeposit ?? price * DEFAULT_MIN_DEPOSIT_MULTIPLIER
   if (minDeposit < price) {
@@ -63,6 +82,22 @@ export function priceRoute(
   })
   Object.freeze(requirements.extra)
   Object.freeze(requirements)
+  const exactRequirements =
+    (exact ?? options.exactByDefault)
+      ? buildExactRequirements({
+          network: options.network,
+          amount: price,
+          asset: options.asset.address,
+          payTo: options.payTo,
+          maxTimeoutSeconds: options.maxTimeoutSeconds,
+          name: options.asset.name,
+          version: options.asset.version,
+        })
+      : undefined
+  if (exactRequirements) {
+    Object.freeze(exactRequirements.extra)
+    Object.freeze(exactRequirements)
+  }
   return Object.freeze({
     price,
     requirements,
@@ -74,5 +109,9 @@ export function priceRoute(
       rule: Object.freeze({ kind: 'exact', price } as const),
       minDeposit,
     }),
+    exact: exactRequirements
+      ? Object.freeze({ network: options.network, requirements: exactRequirements })
+      : undefined,
+    accepts: Object.freeze(exactRequirements ? [requirements, exactRequirements] : [requirements]),
   })
 }

@@ -59,7 +59,7 @@ export function sendUnpaid(
 ): FastifyReply {
   const required = paymentRequired({
     resource: resourceOf(request, route),
-    accepts: [route.requirements],
+    accepts: [...route.accepts],
   })
   return sendPaymentRequired(reply, 402, required)
 }
@@ -78,7 +78,7 @@ export function sendRefused(
 ): FastifyReply {
   const required = paymentRequired({
     resource: resourceOf(request, route),
-    accepts: [route.requirements],
+    accepts: [...route.accepts],
     error: code,
   })
   return sendPaymentRequired(reply, status, required, message)

@@ -1,5 +1,6 @@
 import type { EscrowWriter } from '../../chain/escrowWriter.js'
 import { TollgateError } from '../../errors/index.js'
+import type { ExactPayee } from '../../payee/index.js'
 import { MAX_PAYMENT_HEADER_BYTES } from '../../protocol/index.js'
 import { type PaymentTerms, type ResolvedTerms, resolveTerms } from '../terms.js'
 import {
@@ -40,6 +41,15 @@ export interface TollgateOptions extends PaymentTerms {
    * payloads are refused with `invalid_batch_settlement_evm_payload_type`.
    */
   escrowWriter?: EscrowWriter
+  /**
+   * Takes x402 `exact` payments (one EIP-3009 transfer per request, served once mined) on the
+   * routes that accept them. Each is an on-chain transaction whose gas this server's account (or
+   * its facilitator) pays, so routes accept `exact` only when asked: `config.exact` per route, or
+   * {@link exactByDefault}.
+   */
+  exactPayee?: ExactPayee
+  /** Whether priced routes without `config.exact` accept `exact` too. @default false */
+  exactByDefault?: boolean
 }
 
 /** Options after validation, with defaults applied. */
@@ -50,6 +60,8 @@ export interface ResolvedOptions extends ResolvedTerms {
   readonly unpaidPerIp: RateLimitRule | undefined
   readonly perPayer: RateLimitRule | undefined
   readonly escrowWriter: EscrowWriter | undefined
+  readonly exactPayee: ExactPayee | undefined
+  readonly exactByDefault: boolean
 }
 
 /**
@@ -69,6 +81,15 @@ export function resolveOptions(options: TollgateOptions): ResolvedOptions {
       : parsePrice(options.minDeposit, terms.asset.decimals, 'minDeposit')
   if (options.escrowWriter !== undefined && typeof options.escrowWriter?.deposit !== 'function') {
     invalid('escrowWriter must be an EscrowWriter (escrowWriter()).')
+  }
+
+  if (options.exactPayee !== undefined && typeof options.exactPayee?.verify !== 'function') {
+    invalid('exactPayee must be an ExactPayee (openExactPayee()).')
+  }
+  const exactByDefault = options.exactByDefault ?? false
+  if (typeof exactByDefault !== 'boolean') invalid('exactByDefault must be a boolean.')
+  if (exactByDefault && options.exactPayee === undefined) {
+    invalid('exactByDefault needs an exactPayee.')
   }
 
   const rateLimit = options.rateLimit ?? {}
@@ -94,6 +115,8 @@ export function resolveOptions(options: TollgateOptions): ResolvedOptions {
     ),
     perPayer: rule(limits.perPayer, DEFAULT_RATE_LIMIT_PER_PAYER, 'rateLimit.perPayer'),
     escrowWriter: options.escrowWriter,
+    exactPayee: options.exactPayee,
+    exactByDefault,
   }
 }
 
