@@ -26,6 +26,8 @@ export interface EscrowReceipt {
   readonly amount: bigint
   /** The channel balance after the transaction. */
   readonly balance: bigint
+  /** Gas the transaction used (the server paid it). */
+  readonly gasUsed: bigint
 }
 
 /** What {@link escrowWriter} simulates and waits through: a viem `PublicClient` of any chain has it. */
@@ -77,7 +79,9 @@ export function escrowWriter(options: EscrowWriterOptions): EscrowWriter {
   async function send(
     data: Hex,
     codes: { simulation: ErrorCode; transaction: ErrorCode },
-  ): Promise<Result<{ hash: Hex; logs: readonly unknown[]; blockNumber: bigint }>> {
+  ): Promise<
+    Result<{ hash: Hex; logs: readonly unknown[]; blockNumber: bigint; gasUsed: bigint }>
+  > {
     try {
       await publicClient.call({ account, to: escrow, data })
     } catch (err) {
@@ -104,7 +108,12 @@ export function escrowWriter(options: EscrowWriterOptions): EscrowWriter {
       const receipt = await publicClient.waitForTransactionReceipt({ hash, confirmations })
       if (receipt.status !== 'success')
         return reject('invalid_batch_settlement_evm_transaction_reverted', hash)
-      return accept({ hash, logs: receipt.logs, blockNumber: receipt.blockNumber })
+      return accept({
+        hash,
+        logs: receipt.logs,
+        blockNumber: receipt.blockNumber,
+        gasUsed: receipt.gasUsed,
+      })
     } catch (err) {
       return reject('invalid_batch_settlement_evm_wait_for_receipt_failed', revertReason(err))
     }
@@ -155,6 +164,7 @@ export function escrowWriter(options: EscrowWriterOptions): EscrowWriter {
         blockNumber: sent.value.blockNumber,
         amount: event.args.amount,
         balance: event.args.newBalance,
+        gasUsed: sent.value.gasUsed,
       })
     },
 
@@ -214,6 +224,7 @@ export function escrowWriter(options: EscrowWriterOptions): EscrowWriter {
         blockNumber: sent.value.blockNumber,
         amount: event.args.amount,
         balance,
+        gasUsed: sent.value.gasUsed,
       })
     },
   }

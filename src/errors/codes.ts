@@ -144,6 +144,10 @@ const table = {
     503,
     'The data directory is locked by a running server whose admin listener cannot be reached.',
   ],
+  tollgate_unauthorized: [
+    401,
+    'The admin listener needs its bearer token (Authorization: Bearer).',
+  ],
   tollgate_rate_limited: [429, 'Too many requests; retry after the Retry-After seconds.'],
   tollgate_internal: [500, 'Internal error.'],
 } as const satisfies Record<string, Entry>
