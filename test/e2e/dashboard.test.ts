@@ -15,6 +15,15 @@ const ARTIFACTS = join(import.meta.dirname, '../../test-artifacts')
 /** The revenue bars' colour in the page's script: #2a7ae2. */
 const BAR_RGB = [0x2a, 0x7a, 0xe2]
 
+/** What the test reads of the chart's canvas, in the page (the test's types have no DOM). */
+interface Canvas2d {
+  width: number
+  height: number
+  getContext(kind: '2d'): {
+    getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray }
+  }
+}
+
 interface Seen {
   revenue: string
   channels: string
@@ -61,16 +70,21 @@ describe('the dashboard page', () => {
           page.on('pageerror', (e) => errors.push(e.message))
           await page.goto(s.dashboardUrl)
           await page.waitForSelector('body[data-loaded="true"]')
-          const barPixels = await page.evaluate((rgb) => {
-            const canvas = document.querySelector('#revenue-chart canvas') as HTMLCanvasElement
-            const data = canvas.getContext('2d')?.getImageData(0, 0, canvas.width, canvas.height)
-            let n = 0
-            for (let i = 0; data && i < data.data.length; i += 4) {
-              const [r, g, b] = [data.data[i], data.data[i + 1], data.data[i + 2]]
-              if (r === rgb[0] && g === rgb[1] && b === rgb[2]) n++
-            }
-            return n
-          }, BAR_RGB)
+          const barPixels = await page.$eval(
+            '#revenue-chart canvas',
+            (element, rgb) => {
+              const canvas = element as unknown as Canvas2d
+              const { data } = canvas
+                .getContext('2d')
+                .getImageData(0, 0, canvas.width, canvas.height)
+              let n = 0
+              for (let i = 0; i < data.length; i += 4) {
+                if (data[i] === rgb[0] && data[i + 1] === rgb[1] && data[i + 2] === rgb[2]) n++
+              }
+              return n
+            },
+            BAR_RGB,
+          )
           await page.screenshot({ path: join(ARTIFACTS, 'dashboard.png'), fullPage: true })
           seen = {
             revenue: (await page.textContent('#revenue-total')) ?? '',

@@ -16,6 +16,7 @@ export function pageHtml(base: string): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>tollgate dashboard</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="${base}assets/uplot.min.css">
 <link rel="stylesheet" href="${base}assets/dashboard.css">
 </head>
