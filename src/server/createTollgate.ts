@@ -194,6 +194,7 @@ export async function createTollgate(options: CreateTollgateOptions): Promise<To
     (await LevelStore.open(join(options.dataDir ?? DEFAULT_DATA_DIR, 'vouchers'), {
       ...(options.storeMode ? { mode: options.storeMode } : {}),
     }))
+  store.observeCommits?.((seconds, records) => metrics.storeCommitted(seconds, records))
   // Bound once the schedule exists; the payee calls it when a channel needs a claim soon.
   let claimNeeded: () => void = () => {}
   let payee: Payee
