@@ -4,9 +4,11 @@
  * traffic sent, the API reports the same revenue and channel, the settlement history lists the
  * claim, and the API refuses a call without the bearer token.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
+import { execFile } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { promisify } from 'node:util'
 import { x402Client } from '@x402/core/client'
 import {
   BatchSettlementEvmScheme,
@@ -183,6 +185,34 @@ describe('the dashboard API and metrics after paid traffic', () => {
     const uplot = await fetch(`${admin}assets/uplot.iife.min.js`)
     expect(await uplot.text()).toContain('uPlot')
   })
+
+  it('answers `tollgate status` and `tollgate channels --server` in dollars', async () => {
+    const port = Number(new URL(admin).port)
+    const file = join(dataDir, 'tollgate.json')
+    writeFileSync(
+      file,
+      JSON.stringify({
+        network: 'local',
+        rpcUrl: dev.rpcUrl,
+        routes: [{ path: '/api/*', price: '$0.002', upstream: upstreamUrl() }],
+        settlement: { adminPort: port },
+      }),
+    )
+    const cli = (...args: string[]) =>
+      promisify(execFile)('npx', ['tsx', 'src/cli/main.ts', ...args, '--config', file], {
+        env: { ...process.env, TOLLGATE_ADMIN_TOKEN: TOKEN },
+      })
+    const total = `$${((Number(PRICE) * PAID) / 1e6).toFixed(4)}`
+    const status = await cli('status')
+    expect(status.stdout).toMatch(/^health +ok/m)
+    expect(status.stdout).toContain(`revenue total   ${total}`)
+    expect(status.stdout).toContain('unclaimed       $0.0000')
+    const json = JSON.parse((await cli('status', '--json')).stdout) as Overview
+    expect(json.revenue.total).toBe(String(PRICE * BigInt(PAID)))
+    const channels = await cli('channels', '--server')
+    expect(channels.stdout).toMatch(new RegExp(`${payer.address}.*\\${total}`, 'i'))
+    expect(channels.stdout).toContain('1 of 1 channels')
+  }, 60_000)
 
   it('refuses to start an admin listener bound beyond loopback without a token', async () => {
     await expect(
