@@ -32,6 +32,12 @@ export {
   TollgateError,
 } from './errors/index.js'
 export {
+  type GasKind,
+  RouteMeter,
+  TollgateMetrics,
+  type TollgateMetricsOptions,
+} from './metrics/index.js'
+export {
   type Decision,
   openPayee,
   Payee,
@@ -46,6 +52,16 @@ export {
   type Tollgate,
   type TollgateLogger,
 } from './server/createTollgate.js'
+export {
+  type ChannelPage,
+  type DashboardOptions,
+  type DashboardSource,
+  dashboardPlugin,
+  type Overview,
+  type SettlementEvent,
+  SettlementHistory,
+  type SettlementPage,
+} from './server/dashboard/index.js'
 export {
   type ClaimExecutor,
   claimExecutor,
