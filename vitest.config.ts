@@ -11,6 +11,7 @@ const NO_CHAIN = [
   'transports',
   'server',
   'readme',
+  'metrics',
 ]
 
 export default defineConfig({

@@ -20,10 +20,11 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import type { Account, Address, LocalAccount } from 'viem'
 import { DEV_USDC_DOMAIN, devPublicClient, startDevChain } from '../src/chain/devChain.js'
 import { channelReader } from '../src/chain/readChannel.js'
+import { TollgateMetrics } from '../src/metrics/index.js'
 import { openPayee, type Payee } from '../src/payee/index.js'
 import type { PaymentRequirements } from '../src/protocol/index.js'
 import { LevelStore } from '../src/store/index.js'
-import { tollgate } from '../src/transports/http/index.js'
+import { type TollgateOptions, tollgate } from '../src/transports/http/index.js'
 import { EscrowHarness } from '../test/helpers/escrow.js'
 import {
   HANDLER_BODY,
@@ -61,12 +62,13 @@ const PEAK_MS = 4_000
 /** Length of each phase at half of peak load. */
 const HALF_LOAD_MS = 4_000
 /** Each channel's deposit: enough for every request of every phase. */
-const DEPOSIT = PRICE * BigInt((WARMUP + TOLLGATE_REQUESTS) * 2 * ROUNDS + STOCK_REQUESTS)
+const DEPOSIT = PRICE * BigInt((WARMUP + TOLLGATE_REQUESTS) * 4 * ROUNDS + STOCK_REQUESTS)
 
 export async function run(log: Log) {
   const dev = await startDevChain()
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-bench-http-'))
   let app: FastifyInstance | undefined
+  let bare: FastifyInstance | undefined
   let store: LevelStore | undefined
   let payee: Payee | undefined
   let stock: StockServer | undefined
@@ -95,9 +97,9 @@ export async function run(log: Log) {
       store,
       readChannel: channelReader(devPublicClient(dev), dev.contracts.escrow),
     })
-    app = Fastify()
-    await app.register(tollgate, {
-      payee,
+    const plugin = (metrics: TollgateMetrics | false): TollgateOptions => ({
+      metrics,
+      payee: payee as Payee,
       network: `eip155:${dev.chain.id}`,
       asset: { address: dev.contracts.usdc, ...DEV_USDC_DOMAIN, decimals: 6 },
       payTo: receiver.address,
@@ -110,12 +112,20 @@ export async function run(log: Log) {
         perPayer: { max: 1_000_000_000, timeWindowMs: 10_000 },
       },
     })
+    // The app measured everywhere counts its traffic (metrics on, as createTollgate's plugin
+    // does); its twin on the same payee has `metrics: false`, for `metrics_overhead`.
+    app = Fastify()
+    await app.register(
+      tollgate,
+      plugin(new TollgateMetrics({ token: { address: dev.contracts.usdc, decimals: 6 } })),
+    )
     app.get('/paid', { config: { price: PRICE } }, async () => HANDLER_BODY)
     app.get('/free', async () => HANDLER_BODY)
-    await app.listen({ host: '127.0.0.1', port: 0 })
-    const address = app.server.address()
-    if (address === null || typeof address === 'string') throw new Error('no port')
-    const base = `http://127.0.0.1:${address.port}`
+    bare = Fastify()
+    await bare.register(tollgate, plugin(false))
+    bare.get('/paid', { config: { price: PRICE } }, async () => HANDLER_BODY)
+    const base = await app.listen({ host: '127.0.0.1', port: 0 })
+    const bareBase = await bare.listen({ host: '127.0.0.1', port: 0 })
 
     stock = await startStockServer({
       rpcUrl: dev.rpcUrl,
@@ -194,6 +204,28 @@ export async function run(log: Log) {
     }
 
     const peak = await alternate('peak', { durationMs: PEAK_MS }, (a, b) => a.rps > b.rps)
+
+    // Metrics on (the app above) and off (its twin), alternating, the best round of each.
+    let metricsOff: LoadResult | undefined
+    let metricsOn: LoadResult | undefined
+    for (let round = 1; round <= ROUNDS; round++) {
+      const spec = { durationMs: PEAK_MS, warmup: WARMUP, requests: TOLLGATE_REQUESTS }
+      const off = await phase(`tollgate paid, metrics off, round ${round}`, {
+        ...spec,
+        url: `${bareBase}/paid`,
+        accepted: ours,
+        channels: ourChannels,
+      })
+      const on = await phase(`tollgate paid, metrics on, round ${round}`, {
+        ...spec,
+        url: `${base}/paid`,
+        accepted: ours,
+        channels: ourChannels,
+      })
+      if (!metricsOff || off.rps > metricsOff.rps) metricsOff = off
+      if (!metricsOn || on.rps > metricsOn.rps) metricsOn = on
+    }
+    if (!metricsOff || !metricsOn) throw new Error('no metrics round measured')
     const unpaid = peak.free
     const paid = peak.priced
     const rate = Math.max(1, Math.round(paid.rps / 2))
@@ -233,6 +265,9 @@ export async function run(log: Log) {
       p99_added_ms: round(paidHalf.p99Ms - unpaidHalf.p99Ms, 3),
       stock_x402_unpaid_rps: round(stockUnpaid.rps),
       paid_vs_unpaid: round(paid.rps / unpaid.rps, 3),
+      paid_rps_metrics_on: round(metricsOn.rps),
+      paid_rps_metrics_off: round(metricsOff.rps),
+      metrics_overhead: round(1 - metricsOn.rps / metricsOff.rps, 3),
       paid_vs_stock_paid: round(paid.rps / stockPaid.rps, 1),
       stock_paid_vs_stock_unpaid: round(stockPaid.rps / stockUnpaid.rps, 3),
       half_load_rps: rate,
@@ -253,6 +288,7 @@ export async function run(log: Log) {
     return figures
   } finally {
     await app?.close()
+    await bare?.close()
     // The payee closes its store; a store opened for a payee that failed to open is closed here.
     await (payee ?? store)?.close()
     await stock?.stop()

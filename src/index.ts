@@ -37,6 +37,12 @@ export {
   TollgateError,
 } from './errors/index.js'
 export {
+  type GasKind,
+  RouteMeter,
+  TollgateMetrics,
+  type TollgateMetricsOptions,
+} from './metrics/index.js'
+export {
   type ActionLimit,
   DEFAULT_ONCHAIN_LIMITS,
   type Decision,
@@ -60,6 +66,16 @@ export {
   type Tollgate,
   type TollgateLogger,
 } from './server/createTollgate.js'
+export {
+  type ChannelPage,
+  type DashboardOptions,
+  type DashboardSource,
+  dashboardPlugin,
+  type Overview,
+  type SettlementEvent,
+  SettlementHistory,
+  type SettlementPage,
+} from './server/dashboard/index.js'
 export { type FacilitatorOptions, facilitatorApp } from './server/facilitator.js'
 export {
   type ClaimExecutor,

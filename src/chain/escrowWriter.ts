@@ -28,6 +28,8 @@ export interface EscrowReceipt {
   readonly balance: bigint
   /** What the transaction cost its sender, in wei (gas used times its effective price). */
   readonly fee: bigint
+  /** Gas the transaction used (the server paid it). */
+  readonly gasUsed: bigint
 }
 
 /** What {@link escrowWriter} simulates and waits through: a viem `PublicClient` of any chain has it. */
@@ -79,7 +81,15 @@ export function escrowWriter(options: EscrowWriterOptions): EscrowWriter {
   async function send(
     data: Hex,
     codes: { simulation: ErrorCode; transaction: ErrorCode },
-  ): Promise<Result<{ hash: Hex; logs: readonly unknown[]; blockNumber: bigint; fee: bigint }>> {
+  ): Promise<
+    Result<{
+      hash: Hex
+      logs: readonly unknown[]
+      blockNumber: bigint
+      fee: bigint
+      gasUsed: bigint
+    }>
+  > {
     try {
       await publicClient.call({ account, to: escrow, data })
     } catch (err) {
@@ -111,6 +121,7 @@ export function escrowWriter(options: EscrowWriterOptions): EscrowWriter {
         logs: receipt.logs,
         blockNumber: receipt.blockNumber,
         fee: receipt.gasUsed * receipt.effectiveGasPrice,
+        gasUsed: receipt.gasUsed,
       })
     } catch (err) {
       return reject('invalid_batch_settlement_evm_wait_for_receipt_failed', revertReason(err))
@@ -163,6 +174,7 @@ export function escrowWriter(options: EscrowWriterOptions): EscrowWriter {
         amount: event.args.amount,
         balance: event.args.newBalance,
         fee: sent.value.fee,
+        gasUsed: sent.value.gasUsed,
       })
     },
 
@@ -223,6 +235,7 @@ export function escrowWriter(options: EscrowWriterOptions): EscrowWriter {
         amount: event.args.amount,
         balance,
         fee: sent.value.fee,
+        gasUsed: sent.value.gasUsed,
       })
     },
   }

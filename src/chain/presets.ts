@@ -18,6 +18,8 @@ export interface ChainPreset {
   readonly erc3009Collector: Address
   /** A public RPC endpoint, for trying things out; production should use its own. */
   readonly publicRpcUrl?: string
+  /** The block explorer's origin: transactions are at `<blockExplorer>/tx/<hash>`. */
+  readonly blockExplorer?: string
 }
 
 /**
@@ -39,6 +41,7 @@ export const PRESETS = Object.freeze({
     escrow: CANONICAL_ADDRESSES.escrow,
     erc3009Collector: CANONICAL_ADDRESSES.erc3009Collector,
     publicRpcUrl: 'https://mainnet.base.org',
+    blockExplorer: 'https://basescan.org',
   },
   'base-sepolia': {
     name: 'Base Sepolia',
@@ -53,6 +56,7 @@ export const PRESETS = Object.freeze({
     escrow: CANONICAL_ADDRESSES.escrow,
     erc3009Collector: CANONICAL_ADDRESSES.erc3009Collector,
     publicRpcUrl: 'https://sepolia.base.org',
+    blockExplorer: 'https://sepolia.basescan.org',
   },
   /**
    * A local development chain from `tollgate chain` (anvil, chain id 31337): the test USDC is

@@ -16,7 +16,7 @@ import { createPayer, keySigner, type Payer } from '../client/index.js'
 import { parseConfig } from '../server/config.js'
 import { createServer } from '../server/createServer.js'
 import { parseCommandArgs, stringOf, usage } from './args.js'
-import { interruptible, untilAborted } from './interruptible.js'
+import { aborted, interruptible, untilAborted } from './interruptible.js'
 
 /** The demo's size; the defaults run in well under a minute. */
 export interface DemoOptions {
@@ -32,6 +32,11 @@ export interface DemoOptions {
   log?: (line: string) => void
   /** Stops the demo: everything it started is stopped and removed, and it rejects with the reason. */
   signal?: AbortSignal
+  /**
+   * Called with the summary while everything still runs (the dashboard is reachable at
+   * `summary.dashboardUrl`); the demo stops it all when the promise settles.
+   */
+  onSummary?: (summary: DemoSummary) => Promise<void>
 }
 
 /** What the demo did, read back from the server's ledger and from the chain. */
@@ -57,6 +62,8 @@ export interface DemoSummary {
   /** The withdrawing payer's channel: claimed before the end of its withdraw delay. */
   withdrawal: { channelId: Hex; claimed: bigint; secondsLeft: number }
   seconds: number
+  /** The server's dashboard on its admin listener (127.0.0.1), reachable while the demo runs. */
+  dashboardUrl: string
 }
 
 const WITHDRAW_DELAY = 900
@@ -125,7 +132,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
         feeds: [
           { path: '/feed/ticks', price: MESSAGE_PRICE, creditWindow: 100, upstream: ticker.url },
         ],
-        settlement: { checkIntervalSeconds: 1, safetyMarginSeconds: 300 },
+        settlement: { checkIntervalSeconds: 1, safetyMarginSeconds: 300, adminPort: 0 },
       },
       dir,
     )
@@ -135,6 +142,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
     step(
       `tollgate serving on ${origin}: GET /api/quote at ${CALL_PRICE}, feed /feed/ticks at ${MESSAGE_PRICE} a message`,
     )
+    const dashboardUrl = server.adminUrl as string
+    step(`dashboard (revenue, channels, settlement, health): ${dashboardUrl}`)
 
     const payers: Payer[] = []
     for (let i = 0; i < agents + streamers; i++) {
@@ -253,7 +262,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
       args: [receiver],
     })
     const chainFacts = await readChainFacts(client, dev.contracts.escrow, firstBlock)
-    return {
+    const summary: DemoSummary = {
       calls: paidCalls,
       messages: Number(messagesCharged / MESSAGE_UNITS),
       messagesRead,
@@ -267,7 +276,10 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
         secondsLeft: withdrawal.finalizeAfter - now,
       },
       seconds: Math.round((performance.now() - started) / 100) / 10,
+      dashboardUrl,
     }
+    await options.onSummary?.(summary)
+    return summary
   }
   try {
     return await (options.signal ? untilAborted(steps(), options.signal) : steps())
@@ -400,30 +412,34 @@ export function formatSummary(s: DemoSummary): string {
     `  withdrawal                claimed ${usd(s.withdrawal.claimed)} with ${s.withdrawal.secondsLeft} s to spare`,
     `  on-chain transactions     ${s.transactions}, for ${paid} paid calls and messages (one per call would be ${paid})`,
     `  took                      ${s.seconds} s`,
+    `  dashboard                 ${s.dashboardUrl}`,
   ].join('\n')
 }
 
 /** The usage lines of `tollgate demo`. */
-export const DEMO_USAGE = `  demo [--agents N] [--calls N] [--streamers N] [--messages N]
+export const DEMO_USAGE = `  demo [--agents N] [--calls N] [--streamers N] [--messages N] [--keep]
                             the whole flow on a local chain in under a minute: paid calls, a billed
-                            feed, a withdrawal, claims and settlement, and a summary read from the chain
+                            feed, a withdrawal, claims and settlement, and a summary read from the
+                            chain; --keep keeps it running, with its dashboard, until Ctrl-C
 `
 
 /** The demo's command-line options, each a whole number setting the {@link DemoOptions} field of its name. */
 const OPTIONS = ['agents', 'calls', 'streamers', 'messages'] as const
 
 /**
- * `tollgate demo [--agents N] [--calls N] [--streamers N] [--messages N]`: runs {@link runDemo},
- * printing progress, then the summary. Fails when the summary does not add up with the chain.
- * SIGINT or SIGTERM stops it with everything it started stopped (exit code 130 or 143).
+ * `tollgate demo [--agents N] [--calls N] [--streamers N] [--messages N] [--keep]`: runs
+ * {@link runDemo}, printing progress, then the summary and the dashboard's URL. Fails when the
+ * summary does not add up with the chain. With `--keep` everything keeps running (the dashboard
+ * stays reachable) until SIGINT or SIGTERM, which stops it all (exit code 130 or 143).
  *
  * @returns The exit code.
  */
 export async function demoCommand(argv: readonly string[]): Promise<number> {
-  const args = parseCommandArgs(
-    argv,
-    Object.fromEntries(OPTIONS.map((name) => [name, { type: 'string' }] as const)),
-  )
+  const args = parseCommandArgs(argv, {
+    ...Object.fromEntries(OPTIONS.map((name) => [name, { type: 'string' }] as const)),
+    keep: { type: 'boolean' },
+  })
+  const keep = args.values.keep === true
   const options: DemoOptions = {}
   for (const name of OPTIONS) {
     const text = stringOf(args, name)
@@ -435,11 +451,22 @@ export async function demoCommand(argv: readonly string[]): Promise<number> {
     options[name] = value
   }
   return interruptible(async (signal) => {
-    const summary = await runDemo({ ...options, signal })
-    process.stdout.write(`${formatSummary(summary)}\n`)
-    if (summary.claimed !== summary.charged || summary.settled !== summary.claimed) {
-      throw new Error('the summary does not add up: claimed, settled and charged differ')
-    }
+    await runDemo({
+      ...options,
+      signal,
+      onSummary: async (s) => {
+        process.stdout.write(`${formatSummary(s)}\n`)
+        if (s.claimed !== s.charged || s.settled !== s.claimed) {
+          throw new Error('the summary does not add up: claimed, settled and charged differ')
+        }
+        if (!keep) {
+          process.stdout.write('(run with --keep to keep the demo and its dashboard running)\n')
+          return
+        }
+        process.stdout.write(`\nopen ${s.dashboardUrl} ; Ctrl-C stops the demo\n`)
+        await aborted(signal)
+      },
+    })
     return 0
   })
 }

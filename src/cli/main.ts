@@ -19,6 +19,12 @@ import {
 } from './payer.js'
 import { SERVE_USAGE, serveCommand } from './serve.js'
 import { SETTLE_USAGE, settleCommand } from './settle.js'
+import {
+  SERVER_CHANNELS_USAGE,
+  STATUS_USAGE,
+  serverChannelsCommand,
+  statusCommand,
+} from './status.js'
 
 /** A command: its usage lines and its run, which resolves with the exit code. */
 interface Command {
@@ -36,8 +42,14 @@ const commands: Record<string, Command> = {
   chain: { usage: CHAIN_USAGE, run: chainCommand },
   serve: { usage: SERVE_USAGE, run: serveCommand },
   settle: { usage: SETTLE_USAGE, run: settleCommand },
+  status: { usage: STATUS_USAGE, run: statusCommand },
   pay: payer(PAY_USAGE, payCommand),
-  channels: payer(CHANNELS_USAGE, channelsCommand),
+  channels: {
+    usage: `${CHANNELS_USAGE}${PAYER_OPTIONS_USAGE}${SERVER_CHANNELS_USAGE}`,
+    // `--server`: the provider's channels, from the running server; otherwise the payer's.
+    run: (args) =>
+      args.includes('--server') ? serverChannelsCommand(args) : channelsCommand(args),
+  },
   refund: payer(REFUND_USAGE, refundCommand),
   withdraw: payer(WITHDRAW_USAGE, withdrawCommand),
   fund: payer(FUND_USAGE, fundCommand),
@@ -47,7 +59,7 @@ const commands: Record<string, Command> = {
 const USAGE = `usage: tollgate <command> [options]
 
 commands:
-${DEMO_USAGE}${CHAIN_USAGE}${SERVE_USAGE}${SETTLE_USAGE}${PAY_USAGE}${CHANNELS_USAGE}${REFUND_USAGE}${WITHDRAW_USAGE}${FUND_USAGE}${MCP_USAGE}${PAYER_OPTIONS_USAGE}
+${DEMO_USAGE}${CHAIN_USAGE}${SERVE_USAGE}${SETTLE_USAGE}${STATUS_USAGE}${SERVER_CHANNELS_USAGE}${PAY_USAGE}${CHANNELS_USAGE}${REFUND_USAGE}${WITHDRAW_USAGE}${FUND_USAGE}${MCP_USAGE}${PAYER_OPTIONS_USAGE}
 An unknown option exits with 2 and the command's usage; a failure prints one line starting
 with its error code and exits with 1. SIGINT or SIGTERM stops a command cleanly, its store
 closed and anvil stopped: serve, chain and mcp exit with 0, the others with 130 or 143.

@@ -1,5 +1,6 @@
 import { loadConfig, loadKey } from '../server/config.js'
 import { createServer } from '../server/createServer.js'
+import { ADMIN_TOKEN_ENV } from '../server/dashboard/index.js'
 import { parseCommandArgs, stringOf } from './args.js'
 import { aborted, interruptible } from './interruptible.js'
 
@@ -24,6 +25,7 @@ export async function serveCommand(argv: readonly string[]): Promise<number> {
       const config = loadConfig(path)
       const server = await createServer(config, loadKey(), {
         logger: { level: process.env.LOG_LEVEL ?? 'info' },
+        adminToken: process.env[ADMIN_TOKEN_ENV] || undefined,
       })
       try {
         const address = await server.app.listen({

@@ -6,6 +6,7 @@ import { configuredPayee } from '../server/configuredPayee.js'
 import { configuredSettler } from '../server/settlement.js'
 import { reportJson, type SettlementReportJson } from '../settlement/index.js'
 import { LevelStore } from '../store/index.js'
+import { adminHeaders, adminOrigin } from './admin.js'
 import { parseCommandArgs, stringOf } from './args.js'
 import { interruptible, untilAborted } from './interruptible.js'
 
@@ -84,12 +85,12 @@ async function throughServer(config: ServerConfig, dryRun: boolean): Promise<Set
       `${config.dataDir} is in use and settlement.adminPort is not configured`,
     )
   }
-  const url = `http://127.0.0.1:${port}/settle`
+  const url = `${adminOrigin(config.settlement.adminHost, port)}/settle`
   let response: Response
   try {
     response = await fetch(url, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...adminHeaders() },
       body: JSON.stringify({ dryRun, sweep: true }),
     })
   } catch (err) {

@@ -177,7 +177,7 @@ const table = {
     503,
     'Too many exact-scheme transfers are waiting to be mined; retry shortly.',
   ],
-  tollgate_unauthorized: [401, 'The bearer token is missing or wrong.'],
+  tollgate_unauthorized: [401, 'The bearer token is missing or wrong (Authorization: Bearer).'],
   tollgate_rate_limited: [429, 'Too many requests; retry after the Retry-After seconds.'],
   tollgate_internal: [500, 'Internal error.'],
 } as const satisfies Record<string, Entry>

@@ -33,15 +33,20 @@ export function chainClients(config: ServerConfig, key: Hex): ChainClients {
   return chainClientsFor(config.chain, config.rpcUrl, privateKeyToAccount(key))
 }
 
-/** {@link chainClients} for a chain preset, an RPC URL and the account that signs. */
+/**
+ * {@link chainClients} for a chain preset, an RPC URL and the account that signs; `onRpcError`
+ * is told the method of every JSON-RPC request that fails (after the transport's retries).
+ */
 export function chainClientsFor(
   preset: ChainPreset,
   rpcUrl: string,
   account: LocalAccount,
+  onRpcError?: (method: string) => void,
 ): ChainClients {
   const local = preset.chainId === LOCAL_CHAIN_ID
   const chain = evmChain(rpcUrl, preset.chainId, preset.name)
-  const transport = http(rpcUrl, local ? { retryCount: 0 } : {})
+  const base = http(rpcUrl, local ? { retryCount: 0 } : {})
+  const transport = onRpcError ? countingErrors(base, onRpcError) : base
   const pollingInterval = local ? LOCAL_POLLING_MS : undefined
   const publicClient = createPublicClient({
     chain,
@@ -55,4 +60,20 @@ export function chainClientsFor(
     ...(pollingInterval ? { pollingInterval } : {}),
   })
   return { publicClient, walletClient, sendLock: createSendLock() }
+}
+
+/** `transport`, telling `onError` the method of each request that fails. */
+function countingErrors(transport: Transport, onError: (method: string) => void): Transport {
+  return (params) => {
+    const inner = transport(params)
+    const request: typeof inner.request = async (args, options) => {
+      try {
+        return await inner.request(args, options)
+      } catch (err) {
+        onError(args.method)
+        throw err
+      }
+    }
+    return { ...inner, request }
+  }
 }

@@ -131,11 +131,15 @@ export const CONFIG_SCHEMA: SchemaObject = Object.freeze({
         tokenPerNative: str,
         packedClaims: bool,
         adminPort: int,
+        adminHost: str,
       }),
     },
     ['routes'],
   ),
 })
+
+/** Where the admin listener binds unless `settlement.adminHost` says otherwise. */
+export const DEFAULT_ADMIN_HOST = '127.0.0.1'
 
 /** A paid HTTP route proxied to an upstream. */
 export interface RouteConfig {
@@ -232,8 +236,16 @@ export interface SettlementConfig {
   readonly tokenPerNative: bigint | undefined
   /** Claim through `claimPacked`; absent: used when the escrow has it. */
   readonly packedClaims: boolean | undefined
-  /** Port of the admin listener on 127.0.0.1 (`POST /settle`, used by `tollgate settle` while the server runs); absent: none. */
+  /**
+   * Port of the admin listener (`POST /settle` for `tollgate settle` while the server runs, the
+   * dashboard and its JSON API for `tollgate status`); 0 picks a free port; absent: none.
+   */
   readonly adminPort: number | undefined
+  /**
+   * Address the admin listener binds. Anything but a loopback address requires a bearer token
+   * in `TOLLGATE_ADMIN_TOKEN`. @default '127.0.0.1'
+   */
+  readonly adminHost: string
 }
 
 /**
@@ -482,7 +494,8 @@ function settlement(raw: unknown, withdrawDelay: number): SettlementConfig {
       s.tokenPerNative === undefined ? undefined : units(s.tokenPerNative, where('tokenPerNative')),
     packedClaims: s.packedClaims as boolean | undefined,
     adminPort:
-      s.adminPort === undefined ? undefined : integer(s.adminPort, where('adminPort'), 1, 65_535),
+      s.adminPort === undefined ? undefined : integer(s.adminPort, where('adminPort'), 0, 65_535),
+    adminHost: (s.adminHost as string | undefined) ?? DEFAULT_ADMIN_HOST,
   }
 }
 

@@ -3,10 +3,12 @@ import replyFrom from '@fastify/reply-from'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Hex } from 'viem'
 import type { ChainWatcher } from '../chain/watcher.js'
+import { TollgateError } from '../errors/index.js'
 import type { Payee } from '../payee/index.js'
 import type { SettlementSchedule, Settler } from '../settlement/index.js'
 import { FACILITATOR_SECRET_ENV, FACILITATOR_TOKEN_ENV, type ServerConfig } from './config.js'
 import { createTollgate } from './createTollgate.js'
+import { ADMIN_TOKEN_ENV } from './dashboard/auth.js'
 import { facilitatorApp } from './facilitator.js'
 import { adminApp } from './settlement.js'
 import { type UpstreamFeed, upstreamFeed } from './upstreamFeed.js'
@@ -19,8 +21,13 @@ export interface TollgateServer {
   readonly settler: Settler
   /** Runs the settler on its schedule (when `settlement.enabled`) and on withdrawal alerts. */
   readonly settlement: SettlementSchedule
-  /** The admin listener on 127.0.0.1 (`POST /settle`), when `settlement.adminPort` is set; listening. */
+  /**
+   * The admin listener (`POST /settle`, the dashboard and its API), when `settlement.adminPort`
+   * is set; listening.
+   */
   readonly admin: FastifyInstance | undefined
+  /** The admin listener's URL (`http://127.0.0.1:4021/`), when there is one: the dashboard. */
+  readonly adminUrl: string | undefined
   /** Stops settling and watching, closes the apps, flushes and closes the store. */
   close(): Promise<void>
 }
@@ -53,8 +60,19 @@ export interface TollgateServer {
 export async function createServer(
   config: ServerConfig,
   key: Hex,
-  options: { logger?: FastifyServerOptions['logger'] } = {},
+  options: {
+    logger?: FastifyServerOptions['logger']
+    /** The admin listener's bearer token (`tollgate serve` reads TOLLGATE_ADMIN_TOKEN). */
+    adminToken?: string | undefined
+  } = {},
 ): Promise<TollgateServer> {
+  const { adminHost, adminPort } = config.settlement
+  if (adminPort !== undefined && !isLoopback(adminHost) && options.adminToken === undefined) {
+    throw new TollgateError(
+      'tollgate_invalid_config',
+      `settlement.adminHost ${adminHost} is not a loopback address: set a bearer token in ${ADMIN_TOKEN_ENV}`,
+    )
+  }
   const app = Fastify({ logger: options.logger ?? false, trustProxy: config.listen.trustProxy })
   const tg = await createTollgate({
     network: config.chain,
@@ -112,14 +130,21 @@ export async function createServer(
       probe: upstreamProbe(route.upstream),
     }))
     const { payee, watcher } = tg
-    app.get('/health', async (_request, reply) => {
-      const status = watcher.status
-      const block = (value: bigint | undefined) => (value === undefined ? null : Number(value))
-      const feedsUp = feeds.every((f) => f.upstream.connected)
+    const gatewayHealth = async () => {
       const checked = await Promise.all(
         upstreams.map(async (u) => ({ path: u.path, ...(await u.probe.check()) })),
       )
-      const ok = status.consecutiveFailures === 0 && feedsUp && checked.every((u) => u.reachable)
+      return {
+        ok: feeds.every((f) => f.upstream.connected) && checked.every((u) => u.reachable),
+        upstreams: checked,
+        feeds: feeds.map((f) => ({ path: f.path, connected: f.upstream.connected })),
+      }
+    }
+    app.get('/health', async (_request, reply) => {
+      const status = watcher.status
+      const block = (value: bigint | undefined) => (value === undefined ? null : Number(value))
+      const gateway = await gatewayHealth()
+      const ok = status.consecutiveFailures === 0 && gateway.ok
       return reply.code(ok ? 200 : 503).send({
         ok,
         network: config.chain.network,
@@ -133,8 +158,8 @@ export async function createServer(
           failures: status.failures,
           consecutiveFailures: status.consecutiveFailures,
         },
-        upstreams: checked,
-        feeds: feeds.map((f) => ({ path: f.path, connected: f.upstream.connected })),
+        upstreams: gateway.upstreams,
+        feeds: gateway.feeds,
       })
     })
     for (const route of config.routes) {
@@ -154,9 +179,14 @@ export async function createServer(
     )
     await app.ready()
     for (const feed of feeds) feed.upstream.start()
-    if (config.settlement.adminPort !== undefined) {
-      admin = await adminApp(tg.settlement)
-      await admin.listen({ host: '127.0.0.1', port: config.settlement.adminPort })
+    if (adminPort !== undefined) {
+      const dashboard = tg.dashboard
+      admin = await adminApp(tg.settlement, {
+        dashboard: (instance, opts) =>
+          dashboard(instance, { ...opts, source: { health: gatewayHealth } }),
+        token: options.adminToken,
+      })
+      await admin.listen({ host: adminHost, port: adminPort })
     }
     if (config.exact.facilitator) {
       facilitator = facilitatorApp({
@@ -184,7 +214,8 @@ export async function createServer(
         (r) => `${r.methods.join(',')} ${r.path} ${r.price} -> ${r.upstream}`,
       ),
       feeds: config.feeds.map((f) => `${f.path} ${f.price} -> ${f.upstream}`),
-      adminPort: config.settlement.adminPort ?? null,
+      adminPort: adminPort ?? null,
+      dashboard: adminUrlOf(admin) ?? null,
       storeMode: tg.storeMode,
       dataDir: join(config.dataDir, 'vouchers'),
       settlement: config.settlement.enabled ? 'scheduled' : 'withdrawals only',
@@ -200,6 +231,7 @@ export async function createServer(
     settler: tg.settler,
     settlement: tg.settlement,
     admin,
+    adminUrl: adminUrlOf(admin),
     close() {
       closed ??= (async () => {
         await admin?.close()
@@ -211,4 +243,17 @@ export async function createServer(
       return closed
     },
   }
+}
+
+/** Whether `host` is a loopback address (the admin listener needs no token there). */
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)
+}
+
+/** `http://host:port/` of a listening admin app. */
+function adminUrlOf(admin: FastifyInstance | undefined): string | undefined {
+  const address = admin?.server.address()
+  if (!address || typeof address === 'string') return undefined
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
+  return `http://${host}:${address.port}/`
 }

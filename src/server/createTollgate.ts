@@ -5,12 +5,13 @@ import type { Registry } from 'prom-client'
 import type { Address, Hex, LocalAccount } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { LOCAL_CHAIN_ID } from '../chain/anvil.js'
-import { escrowWriter } from '../chain/escrowWriter.js'
+import { type EscrowWriter, escrowWriter } from '../chain/escrowWriter.js'
 import { type ChainPreset, PRESETS, type PresetName } from '../chain/presets.js'
 import { createTransactionSender } from '../chain/sendTransaction.js'
 import { authorizationTransfers } from '../chain/transferWithAuthorization.js'
 import { type ChainWatcher, createChainWatcher } from '../chain/watcher.js'
 import { TollgateError } from '../errors/index.js'
+import { TollgateMetrics } from '../metrics/index.js'
 import {
   type ExactPayee,
   httpFacilitator,
@@ -38,6 +39,7 @@ import { type TollgateWsOptions, tollgateWs } from '../transports/ws/index.js'
 import { chainClientsFor } from './chainClients.js'
 import { DEFAULT_DATA_DIR, DEFAULT_WITHDRAW_DELAY } from './config.js'
 import { payeeFor } from './configuredPayee.js'
+import { type DashboardOptions, dashboardPlugin, SettlementHistory } from './dashboard/index.js'
 import { scheduleFor, settlerFor } from './settlement.js'
 
 /** How settlement claims and settles (see src/settlement); every field has a default. */
@@ -141,8 +143,21 @@ export interface Tollgate {
   readonly chain: ChainPreset
   /** The store's mode. */
   readonly storeMode: StoreMode
-  /** Prometheus metrics of settlement. */
+  /**
+   * Prometheus metrics (prom-client): settlement, paid traffic by route, refusals, revenue,
+   * payment and store latency, the watcher's lag, RPC errors, WebSocket sessions, gas by kind.
+   * Serve `metrics.metrics()` with `metrics.contentType`.
+   */
   readonly metrics: Registry
+  /** The counters and per-minute series behind {@link metrics} and the dashboard. */
+  readonly serverMetrics: TollgateMetrics
+  /** Claims and settles of this process's settlement runs, newest last (bounded). */
+  readonly history: SettlementHistory
+  /**
+   * The dashboard (a page and its JSON API) as a Fastify plugin: register it under a prefix of
+   * an app of yours, e.g. `app.register(tg.dashboard, { prefix: '/admin', token })`.
+   */
+  readonly dashboard: FastifyPluginAsync<DashboardOptions>
   /**
    * The HTTP plugin (paid routes, deposits, refunds), with this tollgate's terms; closing the app
    * closes the tollgate. Options of `tollgate` other than the terms may be given.
@@ -202,13 +217,18 @@ export async function createTollgate(options: CreateTollgateOptions): Promise<To
   const receiver = options.receiver ?? account.address
   const log = options.logger
   const local = chain.chainId === LOCAL_CHAIN_ID
-  const clients = chainClientsFor(chain, rpcUrl, account)
+  const metrics = new TollgateMetrics({
+    token: { address: chain.usdc.address, decimals: chain.usdc.decimals },
+  })
+  const history = new SettlementHistory()
+  const clients = chainClientsFor(chain, rpcUrl, account, (method) => metrics.rpcFailed(method))
 
   const store =
     options.store ??
     (await LevelStore.open(join(options.dataDir ?? DEFAULT_DATA_DIR, 'vouchers'), {
       ...(options.storeMode ? { mode: options.storeMode } : {}),
     }))
+  store.observeCommits?.((seconds, records) => metrics.storeCommitted(seconds, records))
   // Bound once the schedule exists; the payee calls it when a channel needs a claim soon.
   let claimNeeded: () => void = () => {}
   let payee: Payee
@@ -229,7 +249,12 @@ export async function createTollgate(options: CreateTollgateOptions): Promise<To
     await payee.abandon()
     throw err
   }
-  const settler = settlerFor(chain, settlementOptions, clients, payee, store, log)
+  const settler = settlerFor(chain, settlementOptions, clients, payee, store, log, (report) => {
+    history.record(report)
+    for (const claim of report.claims) metrics.gasUsed('claim', claim.gasUsed)
+    if (report.settled) metrics.gasUsed('settle', report.settled.gasUsed)
+    metrics.claimedAmount += report.claimedAmount
+  })
   const settlement = scheduleFor(settlementOptions, settler, log)
   claimNeeded = () => settlement.nudge('exposure')
   const watcher = createChainWatcher({
@@ -248,6 +273,7 @@ export async function createTollgate(options: CreateTollgateOptions): Promise<To
     },
     onError: (err) => log?.error({ err }, 'tollgate: chain watcher poll failed; retrying'),
   })
+  metrics.watch(() => watcher.status)
   const terms: PaymentTerms = {
     payee,
     network: chain.network,
@@ -256,13 +282,16 @@ export async function createTollgate(options: CreateTollgateOptions): Promise<To
     receiverAuthorizer: account.address,
     withdrawDelay,
   }
-  const writer = escrowWriter({
-    publicClient: clients.publicClient,
-    walletClient: clients.walletClient,
-    escrow: chain.escrow,
-    erc3009Collector: chain.erc3009Collector,
-    sendLock: clients.sendLock,
-  })
+  const writer = gasCounted(
+    escrowWriter({
+      publicClient: clients.publicClient,
+      walletClient: clients.walletClient,
+      escrow: chain.escrow,
+      erc3009Collector: chain.erc3009Collector,
+      sendLock: clients.sendLock,
+    }),
+    metrics,
+  )
   let started = false
   const start = () => {
     if (started || closed) return
@@ -290,6 +319,7 @@ export async function createTollgate(options: CreateTollgateOptions): Promise<To
         escrowWriter: writer,
         exactPayee,
         ...(options.exact?.byDefault ? { exactByDefault: true } : {}),
+        metrics,
         ...extra,
         ...terms,
       })
@@ -299,7 +329,7 @@ export async function createTollgate(options: CreateTollgateOptions): Promise<To
   )
   const ws: Tollgate['ws'] = fp(
     async (app, extra) => {
-      await app.register(tollgateWs, { ...extra, ...terms })
+      await app.register(tollgateWs, { metrics, ...extra, ...terms })
       closeWith(app)
     },
     { fastify: '5.x', name: 'tollgate-ws-terms' },
@@ -313,7 +343,27 @@ export async function createTollgate(options: CreateTollgateOptions): Promise<To
     terms,
     chain,
     storeMode: store.mode,
-    metrics: settlementMetrics({ records: () => payee.ledger.records(), settler }),
+    metrics: settlementMetrics({
+      records: () => payee.ledger.records(),
+      settler,
+      registry: metrics.registry,
+    }),
+    serverMetrics: metrics,
+    history,
+    dashboard: async (app, dashboardOptions) =>
+      dashboardPlugin(app, {
+        ...dashboardOptions,
+        source: {
+          chain,
+          payee,
+          watcher,
+          settler,
+          metrics,
+          history,
+          storeMode: store.mode,
+          ...dashboardOptions.source,
+        },
+      }),
     http,
     ws,
     mcp: paidTools({ ...terms, escrowWriter: writer }),
@@ -347,6 +397,22 @@ function exactPayeeFor(
           }),
         }),
   })
+}
+
+/** `writer`, adding the gas of each deposit and refund it sends to `metrics`. */
+function gasCounted(writer: EscrowWriter, metrics: TollgateMetrics): EscrowWriter {
+  return {
+    async deposit(payload) {
+      const result = await writer.deposit(payload)
+      if (result.ok) metrics.gasUsed('deposit', result.value.gasUsed)
+      return result
+    },
+    async refund(payload, charged) {
+      const result = await writer.refund(payload, charged)
+      if (result.ok) metrics.gasUsed('refund', result.value.gasUsed)
+      return result
+    },
+  }
 }
 
 function resolveChain(network: PresetName | ChainPreset): ChainPreset {

@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyPluginAsync } from 'fastify'
 import type { Account, Chain, PublicClient, Transport, WalletClient } from 'viem'
 import type { ChainPreset } from '../chain/presets.js'
 import type { SendLock } from '../chain/sendLock.js'
@@ -8,12 +8,14 @@ import {
   createSettlementSchedule,
   reportJson,
   type SettlementLog,
+  type SettlementReport,
   type SettlementSchedule,
   Settler,
 } from '../settlement/index.js'
 import type { ChannelStore } from '../store/index.js'
 import type { ServerConfig } from './config.js'
 import type { ResolvedSettlement } from './createTollgate.js'
+import { bearerCheck } from './dashboard/auth.js'
 
 /**
  * The settler of a configured server: claims sent by `walletClient`'s account (the receiver
@@ -45,6 +47,7 @@ export function settlerFor(
   payee: Payee,
   store: ChannelStore,
   log?: SettlementLog,
+  onReport?: (report: SettlementReport) => void,
 ): Settler {
   const executor = claimExecutor({
     ...clients,
@@ -64,6 +67,7 @@ export function settlerFor(
     safetyMarginSeconds: s.safetyMarginSeconds,
     ...(s.tokenPerNative === undefined ? {} : { tokenPerNative: s.tokenPerNative }),
     ...(log ? { log } : {}),
+    ...(onReport ? { onReport } : {}),
   })
 }
 
@@ -98,16 +102,26 @@ export function scheduleFor(
 }
 
 /**
- * The admin listener: a separate Fastify app for 127.0.0.1 only, with `POST /settle`
- * (`{ dryRun?, sweep? }`, default a sweep) answering the run's report as JSON. It is how
- * `tollgate settle` reaches a running server, whose store (LevelDB) it cannot open itself.
- * A run already in progress is waited for, then another runs.
+ * The admin listener: a separate Fastify app (on 127.0.0.1 unless configured otherwise), with
+ * `POST /settle` (`{ dryRun?, sweep? }`, default a sweep) answering the run's report as JSON,
+ * and the dashboard at `/` with its JSON API under `/api/`. It is how `tollgate settle` and
+ * `tollgate status` reach a running server, whose store (LevelDB) they cannot open themselves.
+ * A run already in progress is waited for, then another runs. With `token`, `POST /settle` and
+ * the API require `Authorization: Bearer <token>`.
  */
-export async function adminApp(schedule: SettlementSchedule): Promise<FastifyInstance> {
+export async function adminApp(
+  schedule: SettlementSchedule,
+  options: {
+    dashboard?: FastifyPluginAsync<{ token?: string | undefined }>
+    token?: string | undefined
+  } = {},
+): Promise<FastifyInstance> {
   const admin = Fastify({ logger: false })
+  if (options.dashboard) await admin.register(options.dashboard, { token: options.token })
   admin.post<{ Body: { dryRun?: boolean; sweep?: boolean } | undefined }>(
     '/settle',
     {
+      ...(options.token === undefined ? {} : { onRequest: bearerCheck(options.token) }),
       schema: {
         body: {
           type: ['object', 'null'],

@@ -62,6 +62,8 @@ export interface SettlerOptions {
   /** @default DEFAULT_LEASE_MS */
   leaseMs?: number
   log?: SettlementLog
+  /** Told of every run that was not a dry run, with its report (the dashboard's history, metrics). */
+  onReport?: (report: SettlementReport) => void
 }
 
 export interface RunOptions {
@@ -80,6 +82,8 @@ export interface ClaimedBatch {
   readonly channels: number
   readonly amount: bigint
   readonly gasUsed: bigint
+  /** Each channel the transaction claimed, and the amount it claimed. */
+  readonly claimed: readonly { readonly channelId: Hex; readonly amount: bigint }[]
 }
 
 /** A failure of a run, with its stable code. */
@@ -100,7 +104,7 @@ export interface SettlementReport {
   readonly claims: readonly ClaimedBatch[]
   readonly claimedChannels: number
   readonly claimedAmount: bigint
-  readonly settled?: { readonly hash: Hex; readonly amount: bigint }
+  readonly settled?: { readonly hash: Hex; readonly amount: bigint; readonly gasUsed: bigint }
   /** Failures left at the end of the run: their claims wait for the next run. */
   readonly failures: readonly SettlementFailure[]
   /** Every failed attempt of the run, including those a retry recovered from. */
@@ -389,6 +393,7 @@ export class Settler {
       channels: batch.claims.length,
       amount,
       gasUsed: sent.gasUsed,
+      claimed: batch.claims.map((c) => ({ channelId: c.channelId, amount: c.amount })),
     })
     this.stats.claimedChannels += batch.claims.length
     this.stats.claimGas += sent.gasUsed
@@ -411,7 +416,11 @@ export class Settler {
         await sleep((this.o.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS) * 2 ** (attempt - 2))
       const result = await this.o.executor.settle()
       if (result.ok) {
-        report.settled = { hash: result.value.hash, amount: result.value.amount }
+        report.settled = {
+          hash: result.value.hash,
+          amount: result.value.amount,
+          gasUsed: result.value.gasUsed,
+        }
         this.o.log?.info(
           { hash: result.value.hash, amount: result.value.amount.toString() },
           'tollgate: settled to the receiver',
@@ -444,7 +453,9 @@ export class Settler {
         // Kept from the last successful read; the failure is already reported.
       }
     }
-    return report.build()
+    const built = report.build()
+    if (!built.dryRun) this.o.onReport?.(built)
+    return built
   }
 
   private countFailure(code: ErrorCode): void {
@@ -456,7 +467,7 @@ class ReportBuilder {
   plan: SettlementPlan | undefined
   recovered = 0
   readonly claims: ClaimedBatch[] = []
-  settled: { hash: Hex; amount: bigint } | undefined
+  settled: { hash: Hex; amount: bigint; gasUsed: bigint } | undefined
   readonly failures: SettlementFailure[] = []
   readonly retried: SettlementFailure[] = []
   /** Final failures of claims or settles whose attempts are already counted in {@link retried}. */

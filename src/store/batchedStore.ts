@@ -2,7 +2,7 @@ import type { Hex } from 'viem'
 import { TollgateError } from '../errors/index.js'
 import type { ChannelRecord } from '../ledger/types.js'
 import type { StoreMode } from './constants.js'
-import { GroupCommit } from './groupCommit.js'
+import { type CommitObserver, GroupCommit } from './groupCommit.js'
 import { decodeRecord, encodeRecord, normalizeChannelId } from './recordCodec.js'
 import type { ResolvedStoreOptions } from './resolveStoreOptions.js'
 import type { ChannelStore, StoreStats, WriteBatch } from './types.js'
@@ -25,6 +25,10 @@ export abstract class BatchedStore implements ChannelStore {
 
   get stats(): StoreStats {
     return this.queue.stats
+  }
+
+  observeCommits(observer: CommitObserver): void {
+    this.queue.observer = observer
   }
 
   put(record: ChannelRecord): Promise<void> {

@@ -16,6 +16,9 @@ interface PendingBatch extends WriteBatch {
 
 const RESOLVED = Promise.resolve()
 
+/** Told of each batch written: the seconds its write took and the channel records it held. */
+export type CommitObserver = (seconds: number, records: number) => void
+
 /**
  * The group-commit write pipeline shared by the stores. At most one batch is being written at a
  * time; writes arriving meanwhile accumulate in the next batch, keyed so that a later write of a
@@ -39,6 +42,8 @@ export class GroupCommit {
   private timer: NodeJS.Timeout | undefined
   /** Relaxed mode: set while records of a failed batch wait for a retry. */
   private failure: TollgateError | undefined
+  /** Told of each batch written: seconds it took and the channel records in it. */
+  observer: CommitObserver | undefined
 
   constructor(
     private readonly write: (batch: WriteBatch) => Promise<void>,
@@ -143,6 +148,7 @@ export class GroupCommit {
   }
 
   private async commit(batch: PendingBatch): Promise<void> {
+    const started = this.observer ? performance.now() : 0
     try {
       await this.write(batch)
     } catch (cause) {
@@ -163,6 +169,7 @@ export class GroupCommit {
     }
     this.counters.batches++
     this.counters.records += batch.records.size
+    this.observer?.((performance.now() - started) / 1000, batch.records.size)
     this.failure = undefined
     batch.waiter?.resolve()
   }

@@ -40,6 +40,12 @@ export interface ChannelStore {
   readonly recoveredFromCrash: boolean
   /** Write counters. */
   readonly stats: StoreStats
+  /**
+   * Tells `observer` of each batch written: the seconds its write took and the channel records
+   * it held (the store's commit latency and batch size metrics). One observer; a later one
+   * replaces it.
+   */
+  observeCommits?(observer: (seconds: number, records: number) => void): void
 
   /**
    * Keeps `record` as the latest of its channel. Durable mode: resolves once it (or a later

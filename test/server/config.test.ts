@@ -104,7 +104,7 @@ describe('server configuration', () => {
     [{ routes: [], settlement: { tokenPerNative: '3e9' } }, /settlement\.tokenPerNative/],
     [{ routes: [], settlement: { enabled: 'yes' } }, /settlement\.enabled/],
     [{ routes: [], settlement: { packedClaims: 1 } }, /settlement\.packedClaims/],
-    [{ routes: [], settlement: { adminPort: 0 } }, /settlement\.adminPort/],
+    [{ routes: [], settlement: { adminPort: 65536 } }, /settlement\.adminPort/],
     [
       {
         routes: [],
@@ -238,6 +238,7 @@ describe('server configuration', () => {
       tokenPerNative: undefined,
       packedClaims: undefined,
       adminPort: undefined,
+      adminHost: '127.0.0.1',
     })
     const settlement = {
       enabled: false,
@@ -255,6 +256,7 @@ describe('server configuration', () => {
       ...settlement,
       threshold: 250_000n,
       tokenPerNative: 3_000_000_000n,
+      adminHost: '127.0.0.1',
     })
   })
 

@@ -10,7 +10,7 @@ import {
   paymentRequired,
 } from '../../protocol/index.js'
 import type { RoutePrice } from './priceRoute.js'
-import { resourceOf, sendError, sendRefused } from './replies.js'
+import { type NoteRefusal, resourceOf, sendError, sendRefused } from './replies.js'
 
 /** What a handler sees of an accepted exact payment: `request.exactPayment`. */
 export interface ExactPayment {
@@ -54,7 +54,7 @@ function stateOf(request: FastifyRequest): ExactState | null {
  * mined, and only then is the response sent, with `PAYMENT-RESPONSE.transaction` its hash. A
  * handler that fails, or a transfer that fails, charges nothing.
  */
-export function exactHooks(payee: ExactPayee, route: RoutePrice) {
+export function exactHooks(payee: ExactPayee, route: RoutePrice, note: NoteRefusal) {
   const exactRoute = route.exact
   const preHandler = async (request: FastifyRequest, reply: FastifyReply) => {
     const state = stateOf(request)
@@ -67,7 +67,12 @@ export function exactHooks(payee: ExactPayee, route: RoutePrice) {
       return sendError(reply, 'tollgate_internal')
     }
     if (admitted.kind === 'refused') {
-      return sendRefused(request, reply, route, admitted.code, admitted.message, admitted.status)
+      return sendRefused(request, reply, route, note, {
+        code: admitted.code,
+        message: admitted.message,
+        status: admitted.status,
+        who: { payer: state.payment.payload.authorization.from },
+      })
     }
     state.verified = admitted.verified
     request.exactPayment = Object.freeze({

@@ -31,7 +31,7 @@ type Phase = 'decoded' | 'held' | 'committed' | 'released'
 
 /** The outcome of {@link PaidRequest.commit}. */
 export type CommitResult =
-  | { readonly ok: true; readonly receipt: string }
+  | { readonly ok: true; readonly receipt: string; readonly charged: bigint }
   | { readonly ok: false; readonly message: string }
 
 /**
@@ -139,7 +139,7 @@ export class PaidRequest {
           amount: this.deposit.amount,
         })
       : voucherReceipt(base)
-    return { ok: true, receipt: encodeHeader(receipt) }
+    return { ok: true, receipt: encodeHeader(receipt), charged: this.amount }
   }
 
   /** Ends the hold with nothing charged; a no-op when the channel is not held. */

@@ -11,7 +11,8 @@ import type {
   RouteOptions,
 } from 'fastify'
 import fp from 'fastify-plugin'
-import { accept, type Result, TollgateError } from '../../errors/index.js'
+import { accept, type ErrorCode, type Result, TollgateError } from '../../errors/index.js'
+import { RefusalLog, type RouteMeter, TollgateMetrics } from '../../metrics/index.js'
 import { type Admission, screenPayment } from '../../payee/index.js'
 import {
   type DecodedPayment,
@@ -28,7 +29,15 @@ import { PaidRequest, type Payment } from './paidRequest.js'
 import type { Price } from './parsePrice.js'
 import { priceRoute, type RoutePrice } from './priceRoute.js'
 import { createLimiters } from './rateLimits.js'
-import { errorPayload, sendCorrective, sendError, sendRefused, sendUnpaid } from './replies.js'
+import {
+  errorPayload,
+  type NoteRefusal,
+  type RefusedPayer,
+  sendCorrective,
+  sendError,
+  sendRefused,
+  sendUnpaid,
+} from './replies.js'
 import { type ResolvedOptions, resolveOptions, type TollgateOptions } from './resolveOptions.js'
 
 declare module 'fastify' {
@@ -86,6 +95,14 @@ function paidOf(request: FastifyRequest): PaidRequest | null {
  */
 async function tollgatePlugin(fastify: FastifyInstance, raw: TollgateOptions): Promise<void> {
   const options = resolveOptions(raw)
+  const metrics = raw.metrics ?? false
+  if (metrics !== false && !(metrics instanceof TollgateMetrics)) {
+    throw new TollgateError(
+      'tollgate_invalid_config',
+      'metrics must be false or a TollgateMetrics (new TollgateMetrics()).',
+    )
+  }
+  const refusalLog = metrics ? metrics.refusalLog : new RefusalLog()
   const limiters = await createLimiters(
     fastify,
     options,
@@ -111,9 +128,22 @@ async function tollgatePlugin(fastify: FastifyInstance, raw: TollgateOptions): P
   fastify.addHook('onRoute', (route) => {
     const price = priceRoute(route.config, options, `${String(route.method)} ${route.url}`)
     if (!price) return
-    addPaymentHooks(route, routeHooks(options, limiters, price))
+    const meter = metrics ? metrics.route('http', route.url) : undefined
+    const note: NoteRefusal = (request, code, who) => {
+      meter?.refuse(code)
+      refusalLog.note(request.log, {
+        code,
+        route: route.url,
+        payer: who?.payer,
+        channelId: who?.channelId,
+      })
+    }
+    addPaymentHooks(route, routeHooks(options, limiters, price, meter, note))
     if (price.exact && options.exactPayee) {
-      addPaymentHooks(route, exactHooks(options.exactPayee, price) as unknown as Partial<Hooks>)
+      addPaymentHooks(
+        route,
+        exactHooks(options.exactPayee, price, note) as unknown as Partial<Hooks>,
+      )
     }
   })
 }
@@ -127,18 +157,38 @@ type Hooks = {
   onRequestAbort: onRequestAbortHookHandler
 }
 
-/** The hooks of one priced route: closures over its price and requirements. */
+/**
+ * The hooks of one priced route: closures over its price and requirements, its meter (absent
+ * with `metrics: false`) and the note every refusal goes through.
+ */
 function routeHooks(
   options: ResolvedOptions,
   limiters: Awaited<ReturnType<typeof createLimiters>>,
   route: RoutePrice,
+  meter: RouteMeter | undefined,
+  note: NoteRefusal,
 ): Hooks {
   const { payee, network, maxPaymentHeaderBytes } = options
   const onChainPayloads = options.escrowWriter
     ? { deposit: true, refund: true }
     : { deposit: false, refund: false, why: 'the server is configured without an escrowWriter' }
-  const limited = (reply: FastifyReply, retryAfter: number) =>
-    sendError(reply.header('retry-after', String(retryAfter)), 'tollgate_rate_limited')
+  const limited = (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    retryAfter: number,
+    who?: RefusedPayer,
+  ) => {
+    note(request, 'tollgate_rate_limited', who)
+    return sendError(reply.header('retry-after', String(retryAfter)), 'tollgate_rate_limited')
+  }
+  const refuse = (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    code: ErrorCode,
+    message: string,
+    status?: number,
+    who?: RefusedPayer,
+  ) => sendRefused(request, reply, route, note, { code, message, status, ...(who ? { who } : {}) })
 
   /** Cheap checks before the body is read: rate limit per IP, header, requirements. */
   const onRequest = async (request: FastifyRequest, reply: FastifyReply) => {
@@ -149,7 +199,7 @@ function routeHooks(
     const perIp = value === undefined ? limiters.unpaidPerIp : limiters.perIp
     if (perIp) {
       const verdict = await perIp(request)
-      if (!verdict.ok) return limited(reply, verdict.retryAfter)
+      if (!verdict.ok) return limited(request, reply, verdict.retryAfter)
     }
     if (value === undefined) return sendUnpaid(request, reply, route)
 
@@ -159,16 +209,23 @@ function routeHooks(
     const decoded = route.exact
       ? decodeSchemePaymentHeader(raw, limit)
       : asBatch(decodePaymentHeader(raw, limit))
-    if (!decoded.ok) return sendRefused(request, reply, route, decoded.code, decoded.message)
+    if (!decoded.ok) return refuse(request, reply, decoded.code, decoded.message)
     if (decoded.value.scheme === 'exact') {
       markExact(request, decoded.value.payment, header)
       return undefined
     }
+    const { payload } = decoded.value.payment
     const screened = screenPayment(route.paid, decoded.value.payment, onChainPayloads)
     if (screened) {
-      return sendRefused(request, reply, route, screened.code, screened.message, screened.status)
+      return refuse(
+        request,
+        reply,
+        screened.code,
+        screened.message,
+        screened.status,
+        namedBy(payload),
+      )
     }
-    const { payload } = decoded.value.payment
     if (payload.type === 'refund') return refund(request, reply, route, payload)
     ;(request as unknown as WithPaid)[kPaid] = new PaidRequest(
       payee,
@@ -198,9 +255,9 @@ function routeHooks(
         outcome.code === 'invalid_batch_settlement_evm_cumulative_amount_mismatch' &&
         outcome.record
       ) {
-        return sendCorrective(request, reply, route, outcome.record, outcome.message)
+        return sendCorrective(request, reply, route, note, outcome.record, outcome.message)
       }
-      return sendRefused(request, reply, route, outcome.code, outcome.message)
+      return refuse(request, reply, outcome.code, outcome.message, undefined, namedBy(payload))
     }
     const { receipt, record } = outcome.value
     const header = encodeHeader(
@@ -226,9 +283,10 @@ function routeHooks(
     if (!paid || paid.held) return undefined
     if (limiters.perPayer) {
       const verdict = await limiters.perPayer(request, { count: false })
-      if (!verdict.ok) return limited(reply, verdict.retryAfter)
+      if (!verdict.ok) return limited(request, reply, verdict.retryAfter, paid.payment)
     }
     let admitted: Admission
+    const started = meter ? performance.now() : 0
     try {
       admitted = await payee.admit(route.paid, paid.payload, {
         writer: options.escrowWriter,
@@ -240,11 +298,19 @@ function routeHooks(
     }
     switch (admitted.kind) {
       case 'corrective':
-        return sendCorrective(request, reply, route, admitted.record, admitted.message)
+        return sendCorrective(request, reply, route, note, admitted.record, admitted.message)
       case 'refused':
-        return sendRefused(request, reply, route, admitted.code, admitted.message, admitted.status)
+        return refuse(
+          request,
+          reply,
+          admitted.code,
+          admitted.message,
+          admitted.status,
+          paid.payment,
+        )
       case 'held':
         paid.accept(admitted.hold, admitted.deposit)
+        meter?.observe((performance.now() - started) / 1000)
     }
     if (reply.raw.destroyed) {
       // The client left while the voucher was decided: serve nothing, charge nothing.
@@ -281,6 +347,7 @@ function routeHooks(
       result = { ok: false, message: 'the charge could not be committed.' }
     }
     if (!result.ok) return done(null, fault(request, reply, paid, payload, result.message))
+    meter?.charge(result.charged)
     reply.header(HEADERS.paymentResponse, result.receipt)
     if (paid.payment.header === HEADERS.xPayment) {
       reply.header(HEADERS.xPaymentResponse, result.receipt)
@@ -324,6 +391,11 @@ function routeHooks(
 /** A batch-settlement decoding as a {@link SchemePayment}. */
 function asBatch(decoded: Result<DecodedPayment>): Result<SchemePayment> {
   return decoded.ok ? accept({ scheme: 'batch-settlement', payment: decoded.value }) : decoded
+}
+
+/** The payer and channel a payload names, for the refusal log. */
+function namedBy(payload: { channelConfig: { payer: string }; voucher?: { channelId: string } }) {
+  return { payer: payload.channelConfig.payer, channelId: payload.voucher?.channelId }
 }
 
 /** Releases the hold if the request still has it; never throws (hooks must not). */

@@ -23,6 +23,18 @@ export interface ErrorBody {
 
 const JSON_TYPE = 'application/json; charset=utf-8'
 
+/** The payer and channel a refused payment named, when it named them (for the log only). */
+export interface RefusedPayer {
+  readonly payer?: string | undefined
+  readonly channelId?: string | undefined
+}
+
+/**
+ * Notes a refusal once, where every refusal goes through: counted by code and route, and
+ * logged with its payer and channel (rate-limited). Bound per route by the plugin.
+ */
+export type NoteRefusal = (request: FastifyRequest, code: ErrorCode, who?: RefusedPayer) => void
+
 /** `resource` of a 402: the URL requested, with the route's description and MIME type. */
 export function resourceOf(request: FastifyRequest, route: RoutePrice): ResourceInfo {
   const host = request.host
@@ -66,16 +78,17 @@ export function sendUnpaid(
 
 /**
  * A payment refused with `code`: status from the code table unless given, `PAYMENT-REQUIRED`
- * with `error` = the code.
+ * with `error` = the code. The refusal is noted (counted and logged) with `who` it names.
  */
 export function sendRefused(
   request: FastifyRequest,
   reply: FastifyReply,
   route: RoutePrice,
-  code: ErrorCode,
-  message: string,
-  status = statusOf(code),
+  note: NoteRefusal,
+  refusal: { code: ErrorCode; message: string; status?: number | undefined; who?: RefusedPayer },
 ): FastifyReply {
+  const { code, message, status = statusOf(code) } = refusal
+  note(request, code, refusal.who)
   const required = paymentRequired({
     resource: resourceOf(request, route),
     accepts: [...route.accepts],
@@ -92,10 +105,12 @@ export function sendCorrective(
   request: FastifyRequest,
   reply: FastifyReply,
   route: RoutePrice,
+  note: NoteRefusal,
   record: ChannelRecord,
   message: string,
 ): FastifyReply {
   const code = 'invalid_batch_settlement_evm_cumulative_amount_mismatch'
+  note(request, code, { payer: record.config.payer, channelId: record.channelId })
   const required = correctiveFor(resourceOf(request, route), route.requirements, record)
   return sendPaymentRequired(reply, statusOf(code), required, message)
 }

@@ -1,5 +1,6 @@
 import type { EscrowWriter } from '../../chain/escrowWriter.js'
 import { TollgateError } from '../../errors/index.js'
+import type { TollgateMetrics } from '../../metrics/index.js'
 import type { ExactPayee } from '../../payee/index.js'
 import { MAX_PAYMENT_HEADER_BYTES } from '../../protocol/index.js'
 import { type PaymentTerms, type ResolvedTerms, resolveTerms } from '../terms.js'
@@ -50,6 +51,12 @@ export interface TollgateOptions extends PaymentTerms {
   exactPayee?: ExactPayee
   /** Whether priced routes without `config.exact` accept `exact` too. @default false */
   exactByDefault?: boolean
+  /**
+   * Where paid requests, revenue, refusals and payment latency are counted; `false` counts
+   * nothing (refusals are still logged). `createTollgate`'s `tg.http` passes its own.
+   * @default false
+   */
+  metrics?: TollgateMetrics | false
 }
 
 /** Options after validation, with defaults applied. */

@@ -2,6 +2,8 @@ import websocket from '@fastify/websocket'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { WebSocket } from 'ws'
+import { TollgateError } from '../../errors/index.js'
+import { RefusalLog, TollgateMetrics } from '../../metrics/index.js'
 import type { ResourceInfo } from '../../protocol/index.js'
 import { CLOSE_CODES, DEFAULT_BAD_FRAME_WINDOW_MS, WS_SUBPROTOCOL } from './constants.js'
 import { FeedPump } from './feedPump.js'
@@ -46,6 +48,14 @@ declare module 'fastify' {
  */
 async function tollgateWsPlugin(fastify: FastifyInstance, raw: TollgateWsOptions): Promise<void> {
   const options = resolveWsOptions(raw)
+  const metrics = raw.metrics ?? false
+  if (metrics !== false && !(metrics instanceof TollgateMetrics)) {
+    throw new TollgateError(
+      'tollgate_invalid_config',
+      'metrics must be false or a TollgateMetrics (new TollgateMetrics()).',
+    )
+  }
+  const refusalLog = metrics ? metrics.refusalLog : new RefusalLog()
   const sessions = new Set<Session>()
   const addresses = new IpGuard({
     maxConnections: options.maxConnectionsPerIp,
@@ -91,12 +101,15 @@ async function tollgateWsPlugin(fastify: FastifyInstance, raw: TollgateWsOptions
       resourceOf(request, route),
       request.log,
       (s) => {
-        sessions.delete(s)
+        if (sessions.delete(s) && metrics) metrics.sessionClosed()
         addresses.disconnect(ip)
       },
+      metrics ? metrics.route('ws', route.path) : undefined,
+      refusalLog,
       () => addresses.strike(ip),
     )
     sessions.add(session)
+    if (metrics) metrics.sessionOpened()
     session.start(makeMode(session))
   }
 

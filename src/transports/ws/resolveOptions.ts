@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import type { Address, Hex } from 'viem'
 import { TollgateError } from '../../errors/index.js'
 import type { VoucherRule } from '../../ledger/index.js'
+import type { TollgateMetrics } from '../../metrics/index.js'
 import { DEFAULT_PERSIST_EVERY_MESSAGES, type PaidRoute } from '../../payee/index.js'
 import { type BatchRequirements, buildRequirements, MAX_UINT128 } from '../../protocol/index.js'
 import { type Price, parsePrice } from '../http/parsePrice.js'
@@ -48,6 +49,12 @@ export interface TollgateWsOptions extends PaymentTerms {
   payTimeoutMs?: number
   /** Milliseconds between pings; an unanswered ping terminates the connection; 0 turns it off. @default DEFAULT_HEARTBEAT_MS */
   heartbeatMs?: number
+  /**
+   * Where billed messages, revenue, refusals and open sessions are counted; `false` counts
+   * nothing (refusals are still logged). `createTollgate`'s `tg.ws` passes its own.
+   * @default false
+   */
+  metrics?: TollgateMetrics | false
 }
 
 /** Plugin options after validation, with defaults applied. */

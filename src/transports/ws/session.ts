@@ -3,6 +3,7 @@ import type { Address, Hex } from 'viem'
 import type { WebSocket } from 'ws'
 import { describe, type ErrorCode } from '../../errors/index.js'
 import type { ChannelRecord, Hold } from '../../ledger/index.js'
+import { RefusalLog, type RouteMeter } from '../../metrics/index.js'
 import { screenPayment, type VoucherCarrying } from '../../payee/index.js'
 import {
   decodePaymentPayload,
@@ -86,6 +87,9 @@ export class Session {
     readonly resource: ResourceInfo,
     readonly log: FastifyBaseLogger,
     private readonly onClosed: (session: Session) => void,
+    /** Where charges and refusals are counted; absent with `metrics: false`. */
+    private readonly meter?: RouteMeter,
+    private readonly refusalLog: RefusalLog = new RefusalLog(),
     /** Counts a bad frame against the client's address; true when the address is over its budget. */
     private readonly onStrike: () => boolean = () => false,
   ) {}
@@ -199,6 +203,7 @@ export class Session {
       return undefined
     }
     this.sendText(text)
+    this.meter?.charge(amount)
     const { record } = result
     const left = record.signedMaxClaimable - record.chargedCumulativeAmount
     const credit = this.reserved === 0n ? left : left - this.reserved
@@ -218,12 +223,27 @@ export class Session {
     return true
   }
 
-  /** Sends an error frame; codes outside normal flow count against the connection. */
+  /**
+   * Sends an error frame; codes outside normal flow count against the connection. Every refusal
+   * is counted by code and route and logged once (rate-limited) with the payer and channel: the
+   * session's, or those of the refused payload (`who`).
+   */
   refuse(
     code: ErrorCode,
     message?: string,
-    extra: { id?: RequestId; paymentRequired?: PaymentRequired } = {},
+    extra: {
+      id?: RequestId
+      paymentRequired?: PaymentRequired
+      who?: { payer: string; channelId: string }
+    } = {},
   ): void {
+    this.meter?.refuse(code)
+    this.refusalLog.note(this.log, {
+      code,
+      route: this.route.path,
+      payer: extra.who?.payer ?? this.payer,
+      channelId: extra.who?.channelId ?? this.channelId,
+    })
     const frame: ErrorFrame = {
       type: 'error',
       code,
@@ -354,9 +374,15 @@ export class Session {
     if (!decoded.ok) return this.refuse(decoded.code, decoded.message)
     const { paid } = this.route
     const screened = screenPayment(paid, decoded.value, WS_PAYLOADS)
+    const named = decoded.value.payload
+    const who = {
+      payer: named.channelConfig.payer,
+      channelId: 'voucher' in named ? named.voucher.channelId : '',
+    }
     if (screened) {
       return this.refuse(screened.code, screened.message, {
         ...(screened.resend ? { paymentRequired: this.paymentRequired(screened.code) } : {}),
+        who,
       })
     }
     const payload = decoded.value.payload as VoucherCarrying
@@ -365,9 +391,10 @@ export class Session {
     if (admitted.kind === 'corrective') {
       return this.refuse(admitted.code, admitted.message, {
         paymentRequired: correctiveFor(this.resource, this.route.requirements, admitted.record),
+        who,
       })
     }
-    if (admitted.kind === 'refused') return this.refuse(admitted.code, admitted.message)
+    if (admitted.kind === 'refused') return this.refuse(admitted.code, admitted.message, { who })
     if ((this.state as State) === 'closed') {
       // The socket closed while the voucher was decided: a new hold is released at once.
       if (!held) payee.release(admitted.hold)
