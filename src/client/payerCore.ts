@@ -400,6 +400,17 @@ export class PayerCore {
     const { maxDeposit } = this.limits
     if (maxDeposit !== undefined && amount > maxDeposit) amount = maxDeposit
     if (amount < shortfall) amount = shortfall
+    if (
+      typeof minDeposit === 'string' &&
+      /^[0-9]+$/.test(minDeposit) &&
+      amount < BigInt(minDeposit)
+    ) {
+      // The server refuses smaller deposits before sending them: nothing is signed for one.
+      throw new TollgateError(
+        'tollgate_spend_limit',
+        `the server asks deposits of at least ${minDeposit} token units, above this payer's deposit cap of ${amount}`,
+      )
+    }
     if (amount > MAX_UINT128)
       throw new TollgateError('tollgate_invalid_config', 'deposit amount is above uint128.')
     return amount

@@ -145,11 +145,11 @@ describe('the payer against tollgate over HTTP', () => {
 
   it('serializes concurrent calls on one channel: no conflicting vouchers, top-ups in line', async () => {
     const account = await fundedAccount(dev, 1_000_000n)
-    // Deposits capped below the server's advertised minimum (10 prices): top-ups among the calls.
+    // Deposits of the server's advertised minimum (10 prices): top-ups among the calls.
     const payer = await payerOn(dev, {
       account,
       dataDir: folder(),
-      policy: { deposit: { max: 5n * PRICE } },
+      policy: { deposit: { max: 10n * PRICE } },
     })
     await payer.fetch(`${server.base}/joke`)
     const before = server.requests
@@ -160,10 +160,30 @@ describe('the payer against tollgate over HTTP', () => {
     expect(server.requests - before).toBe(12)
     const [channel] = await payer.channels({ onChain: true })
     expect(channel?.charged).toBe(13n * PRICE)
-    expect(channel?.onChain?.balance).toBe(15n * PRICE)
+    expect(channel?.onChain?.balance).toBe(20n * PRICE)
     expect(server.payee.ledger.get(channel?.channelId ?? '0x')?.chargedCumulativeAmount).toBe(
       13n * PRICE,
     )
+    await payer.close()
+  })
+
+  it('signs no deposit below the minDeposit the server asks, when its own cap is lower', async () => {
+    const account = await fundedAccount(dev, 1_000_000n)
+    const payer = await payerOn(dev, {
+      account,
+      dataDir: folder(),
+      policy: { deposit: { max: 5n * PRICE } },
+    })
+    const before = server.requests
+    await expect(payer.fetch(`${server.base}/joke`)).rejects.toMatchObject({
+      code: 'tollgate_spend_limit',
+      message: /at least 10000/,
+    })
+    // The unpaid request that read the requirements, and no payment.
+    expect(server.requests - before).toBe(1)
+    const [channel] = await payer.channels({ onChain: true })
+    expect(channel?.signed ?? 0n).toBe(0n)
+    expect(channel?.onChain?.balance ?? 0n).toBe(0n)
     await payer.close()
   })
 
