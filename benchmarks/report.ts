@@ -163,6 +163,24 @@ const SPECS: Record<string, RowSpec[]> = {
     ),
     row('claim + settle 1 000 channels, wall time s', 'claim_settle_1000_s', 'none', '', 'lower'),
   ],
+  abuse: [
+    row(
+      'honest paid requests / s under a flood',
+      'paid_rps_under_flood',
+      'same load, no flood',
+      'paid_rps_quiet',
+      'higher',
+      '≥ 0.5x',
+    ),
+    published(
+      'transactions sent for refused payloads',
+      'refused_deposit_txs',
+      'target',
+      0,
+      'lower',
+      '= 0',
+    ),
+  ],
 }
 
 function row(

@@ -17,7 +17,17 @@ export interface Benchmark {
   run(log: Log): Promise<Figures>
 }
 
-export const ALL = ['gas', 'verify', 'ledger', 'http', 'ws', 'client', 'settle', 'exact'] as const
+export const ALL = [
+  'gas',
+  'verify',
+  'ledger',
+  'http',
+  'ws',
+  'client',
+  'settle',
+  'exact',
+  'abuse',
+] as const
 
 const RESULTS_DIR = join(fileURLToPath(new URL('.', import.meta.url)), 'results')
 
