@@ -172,14 +172,7 @@ const SPECS: Record<string, RowSpec[]> = {
       'higher',
       '≥ 0.5x',
     ),
-    published(
-      'transactions sent for refused payloads',
-      'refused_deposit_txs',
-      'target',
-      0,
-      'lower',
-      '= 0',
-    ),
+    row('transactions sent for refused payloads', 'refused_deposit_txs', 'none', '', 'lower'),
   ],
 }
 
