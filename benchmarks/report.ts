@@ -26,6 +26,23 @@ type RowSpec = Omit<Row, 'benchmark' | 'value' | 'referenceValue'> & {
 }
 
 /** Which figures of each benchmark are compared with which; keys are paths into its figures. */
+/** Where the reference gas figures come from. */
+const REFERENCE = 'x402 reference escrow, receipt gas measured alike'
+
+/**
+ * The x402 reference `x402BatchSettlement`'s receipt gas (`gasUsed`), measured like for like:
+ * anvil, hardfork prague, the reference built with its own settings (solc 0.8.28, optimizer 200
+ * runs), the same test USDC, accounts, salts and warm-up as the gas benchmark (figures of
+ * shared/x402-batch-settlement.md). Its Forge snapshot counts execution gas only, not comparable.
+ */
+const REFERENCE_GAS = Object.freeze({
+  firstDeposit: 133_130,
+  claim1: 48_369,
+  claim10PerChannel: 23_840,
+  claim100PerChannel: 21_425,
+  settle: 46_044,
+})
+
 const SPECS: Record<string, RowSpec[]> = {
   gas: [
     row(
@@ -50,18 +67,32 @@ const SPECS: Record<string, RowSpec[]> = {
       'lower',
     ),
     published(
-      'claimPacked gas / channel, 10',
-      'claim_gas_per_channel.10',
-      'x402 reference escrow (published)',
-      19_204,
+      'claimPacked gas / channel, 1',
+      'claim_gas_per_channel.1',
+      REFERENCE,
+      REFERENCE_GAS.claim1,
       'lower',
     ),
-    published('settle gas', 'settle_gas', 'x402 reference escrow (published)', 31_204, 'lower'),
+    published(
+      'claimPacked gas / channel, 10',
+      'claim_gas_per_channel.10',
+      REFERENCE,
+      REFERENCE_GAS.claim10PerChannel,
+      'lower',
+    ),
+    published(
+      'claimPacked gas / channel, 100',
+      'claim_gas_per_channel.100',
+      REFERENCE,
+      REFERENCE_GAS.claim100PerChannel,
+      'lower',
+    ),
+    published('settle gas', 'settle_gas', REFERENCE, REFERENCE_GAS.settle, 'lower'),
     published(
       'first ERC-3009 deposit gas',
       'deposit_erc3009_gas',
-      'x402 reference escrow (published)',
-      111_738,
+      REFERENCE,
+      REFERENCE_GAS.firstDeposit,
       'lower',
     ),
   ],
@@ -157,8 +188,8 @@ const SPECS: Record<string, RowSpec[]> = {
     published(
       'engine claim gas / channel, 10',
       'claim_gas_per_channel.10',
-      'x402 reference escrow (published)',
-      19_204,
+      REFERENCE,
+      REFERENCE_GAS.claim10PerChannel,
       'lower',
     ),
     row('claim + settle 1 000 channels, wall time s', 'claim_settle_1000_s', 'none', '', 'lower'),
