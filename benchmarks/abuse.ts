@@ -48,7 +48,13 @@ import { HANDLER_BODY } from '../test/helpers/stockServer.js'
 import type { Log } from './run.js'
 import { FLOOD_FLAG, type FloodResult, type FloodSpec } from './support/flood.js'
 import { runGenerator } from './support/generatorProcess.js'
-import { type LoadChannel, type LoadResult, openChannels, runLoad } from './support/loadgen.js'
+import {
+  type LoadChannel,
+  type LoadResult,
+  openChannels,
+  requirementsOf,
+  runLoad,
+} from './support/loadgen.js'
 
 const CONNECTIONS = 16
 const FLOOD_CONNECTIONS = 16
@@ -257,20 +263,4 @@ function voucherHeader(
       },
     }),
   )
-}
-
-/** The first entry of a route's 402, exactly as sent. */
-async function requirementsOf(url: string): Promise<PaymentRequirements> {
-  const response = await fetch(url)
-  const header = response.headers.get('payment-required')
-  if (response.status !== 402 || header === null) {
-    throw new Error(`${url} answered ${response.status} without PAYMENT-REQUIRED`)
-  }
-  await response.arrayBuffer()
-  const required = JSON.parse(Buffer.from(header, 'base64').toString('utf8')) as {
-    accepts: PaymentRequirements[]
-  }
-  const [first] = required.accepts
-  if (!first) throw new Error(`${url} offers no requirements`)
-  return first
 }

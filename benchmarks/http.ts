@@ -22,7 +22,6 @@ import { DEV_USDC_DOMAIN, devPublicClient, startDevChain } from '../src/chain/de
 import { channelReader } from '../src/chain/readChannel.js'
 import { TollgateMetrics } from '../src/metrics/index.js'
 import { openPayee, type Payee } from '../src/payee/index.js'
-import type { PaymentRequirements } from '../src/protocol/index.js'
 import { LevelStore } from '../src/store/index.js'
 import { type TollgateOptions, tollgate } from '../src/transports/http/index.js'
 import { EscrowHarness } from '../test/helpers/escrow.js'
@@ -39,6 +38,7 @@ import {
   type LoadSpec,
   openChannels,
   receiptMismatches,
+  requirementsOf,
   runLoad,
 } from './support/loadgen.js'
 
@@ -295,22 +295,6 @@ export async function run(log: Log) {
     await dev.stop()
     rmSync(dir, { recursive: true, force: true })
   }
-}
-
-/** The first entry of a route's 402, exactly as sent (the vouchers pay it verbatim). */
-async function requirementsOf(url: string): Promise<PaymentRequirements> {
-  const response = await fetch(url)
-  const header = response.headers.get('payment-required')
-  if (response.status !== 402 || header === null) {
-    throw new Error(`${url} answered ${response.status} without PAYMENT-REQUIRED`)
-  }
-  await response.arrayBuffer()
-  const required = JSON.parse(Buffer.from(header, 'base64').toString('utf8')) as {
-    accepts: PaymentRequirements[]
-  }
-  const [accepted] = required.accepts
-  if (!accepted) throw new Error(`${url} offers no requirements`)
-  return accepted
 }
 
 /** What the server charged in a paid phase is each channel's starting point in the next. */

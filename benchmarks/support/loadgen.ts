@@ -207,6 +207,22 @@ export function receiptMismatches(spec: LoadSpec, result: LoadResult): string[] 
   return problems
 }
 
+/** The first entry of a route's 402, exactly as sent (the vouchers pay it verbatim). */
+export async function requirementsOf(url: string): Promise<PaymentRequirements> {
+  const response = await fetch(url)
+  const header = response.headers.get('payment-required')
+  if (response.status !== 402 || header === null) {
+    throw new Error(`${url} answered ${response.status} without PAYMENT-REQUIRED`)
+  }
+  await response.arrayBuffer()
+  const required = JSON.parse(Buffer.from(header, 'base64').toString('utf8')) as {
+    accepts: PaymentRequirements[]
+  }
+  const [accepted] = required.accepts
+  if (!accepted) throw new Error(`${url} offers no requirements`)
+  return accepted
+}
+
 // ---------------------------------------------------------------------------------------------
 // Child side
 // ---------------------------------------------------------------------------------------------
