@@ -214,7 +214,8 @@ export class Settler {
       try {
         await this.o.payee.sync?.()
       } catch (err) {
-        return this.finish(report.fail(unavailable(err), 0))
+        const message = err instanceof Error ? err.message : String(err)
+        return this.finish(report.fail(reject('tollgate_store_failed', message), 0))
       }
       const inFlight = options.dryRun ? new Set<Hex>() : await this.recover(report)
       const executor = this.o.executor
