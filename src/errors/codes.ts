@@ -146,6 +146,10 @@ const table = {
   ],
   tollgate_invalid_config: [500, 'tollgate was configured wrongly.'],
   tollgate_store_failed: [503, 'The voucher could not be stored; nothing was charged.'],
+  tollgate_store_not_durable: [
+    500,
+    'The shared store (Redis) does not persist each write as the store mode requires.',
+  ],
   tollgate_identity_mismatch: [
     500,
     'The data directory holds the channels of another server identity (key, receiver, token, chain, escrow or withdraw delay).',

@@ -164,6 +164,21 @@ export class Ledger {
   }
 
   /**
+   * Replaces a channel's record with the one a shared store holds (see src/store/redis): the
+   * store decided it, so no rule is checked here. With `hold`, the channel is held by this
+   * process, as after {@link begin}, until {@link commit} or {@link release}.
+   */
+  mirror(record: ChannelRecord, hold = false): ChannelRecord {
+    const current = this.channels.get(record.channelId)
+    const mirrored = current
+      ? { ...record, config: current.config }
+      : { ...record, config: this.intern(record.config) }
+    this.channels.set(record.channelId, mirrored)
+    if (hold) this.held.add(record.channelId)
+    return mirrored
+  }
+
+  /**
    * Decides a voucher for a request priced `rule.price` and, if accepted, holds the channel until
    * {@link commit} or {@link release}. Rejections are values; `unknownChannel` means the caller
    * must read the channel from chain, {@link open} it, and call again.

@@ -33,6 +33,7 @@ export {
   type OnChainLimits,
 } from './onChainGuard.js'
 export {
+  DEFAULT_HOLD_TTL_MS,
   DEFAULT_PERSIST_EVERY_MESSAGES,
   type Decision,
   type DepositDecision,

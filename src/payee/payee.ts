@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import type { Address, Hex } from 'viem'
 import type { EscrowReceipt, EscrowWriter } from '../chain/escrowWriter.js'
 import type { ChannelReader } from '../chain/readChannel.js'
@@ -18,6 +19,7 @@ import {
 } from '../ledger/index.js'
 import type { DepositPayload, RefundPayload } from '../protocol/types.js'
 import type { ChannelStore } from '../store/index.js'
+import { type HoldOutcome, isSharedLedger, type SharedLedger } from '../store/redis/sharedLedger.js'
 import {
   type BackendPreference,
   type ContractSignatureCheck,
@@ -25,6 +27,7 @@ import {
   createVoucherVerifier,
   domainSeparator,
   loadBackend,
+  normalizeSignature,
 } from '../verify/index.js'
 import { type Admission, admission, type PaidRoute, type VoucherCarrying } from './admit.js'
 import { OnChainGuard, type OnChainLimits } from './onChainGuard.js'
@@ -52,7 +55,16 @@ export interface PayeeOptions {
   now?: () => number
   /** What payers may make the server send on chain at its expense. @default DEFAULT_ONCHAIN_LIMITS */
   onChainLimits?: OnChainLimits
+  /**
+   * With a shared store (Redis): how long a hold lasts unless renewed (a WebSocket session renews
+   * its own); past it, its instance is taken to have died and what it had in flight is charged.
+   * @default DEFAULT_HOLD_TTL_MS
+   */
+  holdTtlMs?: number
 }
+
+/** A request's hold on a channel in a shared store lasts 30 s unless renewed. */
+export const DEFAULT_HOLD_TTL_MS = 30_000
 
 /** What a deposit (or refund) payload came with besides itself. */
 export interface DepositOptions {
@@ -70,6 +82,8 @@ interface Cover {
   readonly reserve: bigint
   /** The refill being written, if any. */
   writing: Promise<void> | undefined
+  /** With a shared store: renews the session's hold while it lasts. */
+  keepAlive?: NodeJS.Timeout
 }
 
 /** What {@link Payee.decide} answers: a held channel, or a rejection with its stable code. */
@@ -135,6 +149,14 @@ export class Payee {
   private readonly guard: OnChainGuard
   private readonly warn: (message: string, cause?: unknown) => void
   private readonly now: () => number
+  /** The store every instance shares, which decides each hold (src/store/redis); none for a local store. */
+  private readonly shared: SharedLedger | undefined
+  /** Holders of this process's holds in the shared store, by channel. */
+  private readonly holders = new Map<Hex, string>()
+  private readonly instanceId = randomUUID()
+  private holdCount = 0
+  private readonly holdTtlMs: number
+  private readonly onClaimNeeded: (record: ChannelRecord) => void
 
   private constructor(options: PayeeOptions, ledger: Ledger, backend: string, recovery: Recovery) {
     this.ledger = ledger
@@ -152,6 +174,9 @@ export class Payee {
     this.warn = options.onWarning ?? (() => {})
     this.now = options.now ?? Date.now
     this.guard = new OnChainGuard(options.onChainLimits, this.now)
+    this.shared = isSharedLedger(options.store) ? options.store : undefined
+    this.holdTtlMs = options.holdTtlMs ?? DEFAULT_HOLD_TTL_MS
+    this.onClaimNeeded = options.onClaimNeeded ?? (() => {})
   }
 
   /** Opens the payee: picks the ECDSA backend and reloads every channel from the store. */
@@ -180,7 +205,13 @@ export class Payee {
     const refused = checkStoredIdentity(await store.getMeta(IDENTITY_META), identity, stored)
     if (refused) throw new TollgateError('tollgate_identity_mismatch', refused)
     const corrected: ChannelRecord[] = []
+    const shared = isSharedLedger(store)
     for (const record of stored) {
+      // A shared store applies the crash rule itself, when a dead instance's hold expires.
+      if (shared) {
+        ledger.mirror(record)
+        continue
+      }
       const opened = recoverInFlight(record)
       if (opened !== record) corrected.push(opened)
       ledger.open(opened)
@@ -208,6 +239,7 @@ export class Payee {
    * {@link release}. A channel seen for the first time is read from chain once.
    */
   async decide(payment: VoucherPayment, rule: VoucherRule): Promise<Decision> {
+    if (this.shared) return this.decideShared(this.shared, payment, rule)
     let result = await this.ledger.begin(payment, rule)
     if (!result.ok && result.unknownChannel) {
       const refused = await this.openFromChain(payment)
@@ -428,6 +460,13 @@ export class Payee {
   /** Charges the actual price after the handler succeeded and releases the channel. */
   commit(hold: Hold, actual: bigint): Decision & { readonly record?: ChannelRecord } {
     const result = this.ledger.commit(hold, actual)
+    if (this.shared) {
+      clearInterval(this.covers.get(hold.channelId)?.keepAlive)
+      this.covers.delete(hold.channelId)
+      this.endShared(hold, this.ledger.get(hold.channelId) ?? hold.record, false)
+      if (!result.ok) return result
+      return { ok: true, hold: { ...hold, record: result.record }, record: result.record }
+    }
     if (!result.ok) return result
     this.persistBehind(result.record)
     return { ok: true, hold: { ...hold, record: result.record }, record: result.record }
@@ -435,9 +474,11 @@ export class Payee {
 
   /** Releases the channel with nothing charged: the handler failed, or the session ended. */
   release(hold: Hold): ChannelRecord {
+    clearInterval(this.covers.get(hold.channelId)?.keepAlive)
     this.covers.delete(hold.channelId)
     const record = this.ledger.release(hold)
-    if (record !== hold.record) this.persistBehind(record)
+    if (this.shared) this.endShared(hold, record, true)
+    else if (record !== hold.record) this.persistBehind(record)
     return record
   }
 
@@ -491,7 +532,10 @@ export class Payee {
     const reserved = this.ledger.reserveInFlight(hold, cover.reserve)
     const target = reserved.inFlightCumulativeAmount
     if (target <= cover.durable && reserved === record) return Promise.resolve()
-    const writing = this.store.put(reserved).then(
+    const write = this.shared
+      ? this.reserveShared(this.shared, hold.channelId, reserved, cover.reserve)
+      : this.store.put(reserved)
+    const writing = write.then(
       () => {
         if (target > cover.durable) cover.durable = target
         cover.writing = undefined
@@ -513,6 +557,7 @@ export class Payee {
 
   /** Accepts a credit top-up voucher on a held session; durable before it returns. */
   async extend(hold: Hold, payment: VoucherPayment, rule: VoucherRule): Promise<Decision> {
+    if (this.shared) return this.extendShared(this.shared, hold, payment, rule)
     const before = this.ledger.get(hold.channelId)
     let result = await this.ledger.extend(hold, payment.voucher, rule)
     if (
@@ -547,8 +592,23 @@ export class Payee {
   /** Mirrors an on-chain event. */
   apply(event: ChainEvent): ChannelRecord | undefined {
     const record = this.ledger.apply(event)
-    if (record) this.persistBehind(record)
+    if (this.shared) {
+      this.shared.apply(event).catch((err: unknown) => {
+        this.warn(`could not mirror a ${event.type} event of channel ${event.channelId}`, err)
+      })
+    } else if (record) this.persistBehind(record)
     return record
+  }
+
+  /**
+   * With a shared store: reloads every channel another instance may have changed into this
+   * process's view (held ones excepted), for settlement to plan from. Nothing to do otherwise.
+   */
+  async sync(): Promise<void> {
+    if (!this.shared) return
+    for (const record of await this.store.loadAll()) {
+      if (!this.ledger.isHeld(record.channelId)) this.ledger.mirror(record)
+    }
   }
 
   claimable(): ClaimCandidate[] {
@@ -566,6 +626,246 @@ export class Payee {
    */
   async abandon(): Promise<void> {
     await this.store.closeAsFound()
+  }
+
+  /**
+   * {@link decide} on a shared store: the signature is verified here, then one script judges the
+   * voucher against the channel as the store holds it, stores it and holds the channel. A channel
+   * the store does not know is read from chain and created first.
+   */
+  private async decideShared(
+    shared: SharedLedger,
+    payment: VoucherPayment,
+    rule: VoucherRule,
+  ): Promise<Decision> {
+    const { channelConfig: config, voucher } = payment
+    const id = voucher.channelId
+    const identity = this.ledger.checkIdentity(config)
+    if (identity) return identity
+    if (channelId(config, this.domainSeparator) !== id) {
+      return reject('invalid_batch_settlement_evm_channel_id_mismatch')
+    }
+    if (!(await this.ledger.verifySignature(config, voucher))) {
+      return reject('invalid_batch_settlement_evm_voucher_signature')
+    }
+    if (this.ledger.isHeld(id)) return reject('invalid_batch_settlement_evm_channel_busy')
+    const holder = `${this.instanceId}:${++this.holdCount}`
+    const hold = () =>
+      shared.hold({
+        channelId: id,
+        maxClaimableAmount: voucher.maxClaimableAmount,
+        signature: normalizeSignature(voucher.signature) ?? voucher.signature,
+        rule,
+        holder,
+        ttlMs: this.holdTtlMs,
+        exposureCap: this.ledger.exposureCap,
+        extend: false,
+      })
+    let outcome: HoldOutcome
+    try {
+      outcome = await hold()
+      if (outcome.status === 'unknown') {
+        const refused = await this.createFromChain(shared, payment)
+        if (refused) return refused
+        outcome = await hold()
+      }
+      if (outcome.status === 'refused' && outcome.code === EXCEEDS_BALANCE) {
+        if (await this.refreshShared(shared, id, outcome.state.balance)) outcome = await hold()
+      }
+    } catch (err) {
+      return reject('tollgate_store_failed', err instanceof Error ? err.message : String(err))
+    }
+    if (outcome.status !== 'held') return this.sharedRefusal(outcome, payment, rule)
+    if (this.ledger.isHeld(id)) {
+      // Another request of this process won meanwhile (it held the channel first): give it back.
+      shared.end(id, holder, outcome.state.chargedCumulativeAmount, true).catch(() => {})
+      return reject('invalid_batch_settlement_evm_channel_busy')
+    }
+    const record = this.ledger.mirror({ channelId: id, config, ...outcome.state }, true)
+    this.holders.set(id, holder)
+    if (rule.kind === 'credit') {
+      const cover: Cover = {
+        durable: record.inFlightCumulativeAmount,
+        reserve: rule.reserve ?? record.signedMaxClaimable,
+        writing: undefined,
+      }
+      // Renews the hold of a quiet session, which has no refill to renew it.
+      cover.keepAlive = setInterval(() => {
+        const current = this.ledger.get(id)
+        if (current) this.reserveShared(shared, id, current, 0n).catch(() => {})
+      }, this.holdTtlMs / 3)
+      cover.keepAlive.unref()
+      this.covers.set(id, cover)
+    }
+    return { ok: true, hold: { channelId: id, record, previous: outcome.previous } }
+  }
+
+  /** {@link extend} on a shared store: a credit top-up stored by the hold script on the session's own hold. */
+  private async extendShared(
+    shared: SharedLedger,
+    hold: Hold,
+    payment: VoucherPayment,
+    rule: VoucherRule,
+  ): Promise<Decision> {
+    const { voucher } = payment
+    const holder = this.holders.get(hold.channelId)
+    if (!this.ledger.isHeld(hold.channelId) || holder === undefined) {
+      throw new TollgateError('tollgate_internal', `channel ${hold.channelId} is not held`)
+    }
+    if (voucher.channelId !== hold.channelId)
+      return reject('invalid_batch_settlement_evm_channel_id_mismatch')
+    const config = hold.record.config
+    if (!(await this.ledger.verifySignature(config, voucher)))
+      return reject('invalid_batch_settlement_evm_voucher_signature')
+    const extend = () =>
+      shared.hold({
+        channelId: hold.channelId,
+        maxClaimableAmount: voucher.maxClaimableAmount,
+        signature: normalizeSignature(voucher.signature) ?? voucher.signature,
+        rule,
+        holder,
+        ttlMs: this.holdTtlMs,
+        exposureCap: this.ledger.exposureCap,
+        extend: true,
+      })
+    const current = this.ledger.get(hold.channelId) ?? hold.record
+    let outcome: HoldOutcome
+    try {
+      // The session's charges so far are stored first: the script judges against them.
+      await this.reserveShared(shared, hold.channelId, current, 0n)
+      outcome = await extend()
+      if (outcome.status === 'refused' && outcome.code === EXCEEDS_BALANCE) {
+        if (await this.refreshShared(shared, hold.channelId, outcome.state.balance))
+          outcome = await extend()
+      }
+    } catch (err) {
+      return reject('tollgate_store_failed', err instanceof Error ? err.message : String(err))
+    }
+    if (outcome.status !== 'held') return this.sharedRefusal(outcome, payment, rule)
+    const record = this.ledger.mirror({ ...current, ...outcome.state }, true)
+    const cover = this.covers.get(hold.channelId)
+    if (cover && record.inFlightCumulativeAmount > cover.durable) {
+      cover.durable = record.inFlightCumulativeAmount
+    }
+    return { ok: true, hold: { ...hold, record } }
+  }
+
+  /** A refusal of the shared store as {@link decide} answers it; the voucher was signed, so a mismatch carries the channel's state. */
+  private sharedRefusal(
+    outcome: Exclude<HoldOutcome, { status: 'held' }>,
+    payment: VoucherPayment,
+    rule: VoucherRule,
+  ): Decision {
+    if (outcome.status === 'busy') return reject('invalid_batch_settlement_evm_channel_busy')
+    if (outcome.status === 'lost') {
+      return reject('tollgate_store_failed', 'the session lost its hold on the channel')
+    }
+    if (outcome.status === 'unknown')
+      return reject('invalid_batch_settlement_evm_channel_not_found')
+    const { voucher, channelConfig: config } = payment
+    const record = { channelId: voucher.channelId, config, ...outcome.state }
+    if (!this.ledger.isHeld(voucher.channelId)) this.ledger.mirror(record)
+    const expected =
+      rule.kind === 'refund'
+        ? record.chargedCumulativeAmount
+        : record.chargedCumulativeAmount + rule.price
+    const message =
+      outcome.code === 'invalid_batch_settlement_evm_cumulative_amount_mismatch'
+        ? `expected ${rule.kind === 'credit' ? 'at least ' : ''}${expected}, got ${voucher.maxClaimableAmount}`
+        : outcome.code === EXCEEDS_BALANCE
+          ? `ceiling ${voucher.maxClaimableAmount} > balance ${record.balance}`
+          : ''
+    if (outcome.code === 'tollgate_exposure_cap') this.onClaimNeeded(record)
+    const refused = reject(outcome.code, message)
+    return outcome.code === 'invalid_batch_settlement_evm_cumulative_amount_mismatch' ||
+      outcome.code === EXCEEDS_BALANCE
+      ? { ...refused, record }
+      : refused
+  }
+
+  /** Creates a channel seen for the first time in the shared store, as read from chain (one read per process at a time). */
+  private async createFromChain(
+    shared: SharedLedger,
+    payment: VoucherPayment,
+  ): Promise<Decision | undefined> {
+    const id = payment.voucher.channelId
+    let pending = this.firstSight.get(id)
+    if (!pending) {
+      pending = (async () => {
+        let onChain: OnChainChannel
+        try {
+          onChain = await this.readChannel(id)
+        } catch (err) {
+          return reject(
+            'invalid_batch_settlement_evm_channel_state_read_failed',
+            err instanceof Error ? err.message : '',
+          )
+        }
+        if (onChain.balance === 0n) return reject('invalid_batch_settlement_evm_channel_not_found')
+        await shared.create(recordFromChain(id, payment.channelConfig, onChain, this.now()))
+        return undefined
+      })().finally(() => this.firstSight.delete(id))
+      this.firstSight.set(id, pending)
+    }
+    return pending
+  }
+
+  /** A voucher above the stored balance: reads the chain and raises it there if a deposit landed. Whether it rose. */
+  private async refreshShared(shared: SharedLedger, id: Hex, balance: bigint): Promise<boolean> {
+    let onChain: OnChainChannel
+    try {
+      onChain = await this.readChannel(id)
+    } catch (err) {
+      this.warn(`could not read channel ${id} to check for a new deposit`, err)
+      return false
+    }
+    if (onChain.balance <= balance) return false
+    await shared.apply({ type: 'deposited', channelId: id, balance: onChain.balance })
+    return true
+  }
+
+  /** Writes a held session's charged total and reserves `reserve` beyond it; renews the hold. */
+  private async reserveShared(
+    shared: SharedLedger,
+    id: Hex,
+    record: ChannelRecord,
+    reserve: bigint,
+  ): Promise<void> {
+    const holder = this.holders.get(id)
+    const stored =
+      holder === undefined
+        ? undefined
+        : await shared.reserve(
+            id,
+            holder,
+            record.chargedCumulativeAmount,
+            reserve === 0n ? 0n : record.inFlightCumulativeAmount - record.chargedCumulativeAmount,
+            this.holdTtlMs,
+          )
+    if (!stored) {
+      throw new TollgateError('tollgate_store_failed', `the hold on channel ${id} was lost`)
+    }
+  }
+
+  /**
+   * Ends this process's hold in the shared store, written behind: what it had in flight is
+   * durable there already, so a lost write charges at most that when the hold expires.
+   */
+  private endShared(hold: Hold, record: ChannelRecord, restore: boolean): void {
+    const holder = this.holders.get(hold.channelId)
+    if (holder === undefined || !this.shared) return
+    this.holders.delete(hold.channelId)
+    this.shared
+      .end(hold.channelId, holder, record.chargedCumulativeAmount, restore)
+      .then((ended) => {
+        if (!ended) this.warn(`the hold on channel ${hold.channelId} had expired when it ended`)
+      })
+      .catch((err: unknown) => {
+        this.warn(
+          `could not end the hold on channel ${hold.channelId}; it expires by itself and what was in flight is charged`,
+          err,
+        )
+      })
   }
 
   private async openFromChain(payment: VoucherPayment): Promise<Decision | undefined> {

@@ -15,7 +15,7 @@ import {
   DEFAULT_SETTLEMENT_CONFIRMATIONS,
   DEFAULT_SWEEP_INTERVAL_MS,
 } from '../settlement/index.js'
-import type { StoreMode } from '../store/index.js'
+import type { RedisStoreOptions, StoreMode } from '../store/index.js'
 import type { RateLimitRule } from '../transports/http/constants.js'
 import { parsePrice } from '../transports/http/parsePrice.js'
 import type { TollgateRateLimit } from '../transports/http/resolveOptions.js'
@@ -78,6 +78,10 @@ export const CONFIG_SCHEMA: SchemaObject = Object.freeze({
       withdrawDelay: int,
       dataDir: str,
       storeMode: str,
+      store: {
+        ...closed({ url: str, keyPrefix: str, mode: str }, ['url']),
+        type: ['string', 'object'],
+      },
       confirmations: int,
       listen: closed({
         host: str,
@@ -191,6 +195,11 @@ export interface ServerConfig {
   /** Absolute path of the data folder (the voucher store lives in `<dataDir>/vouchers`). */
   readonly dataDir: string
   readonly storeMode: StoreMode
+  /**
+   * `"store": "redis://..."` or `{ "url", "keyPrefix", "mode" }`: channels in a Redis that several
+   * instances share instead of LevelDB in `dataDir` (mode defaults to `storeMode`).
+   */
+  readonly redis?: RedisStoreOptions | undefined
   readonly listen: {
     readonly host: string
     readonly port: number
@@ -332,6 +341,7 @@ export function parseConfig(raw: unknown, baseDir: string): ServerConfig {
   const storeMode = o.storeMode ?? 'durable'
   if (storeMode !== 'durable' && storeMode !== 'relaxed')
     invalid('storeMode must be "durable" or "relaxed"')
+  const redis = redisOptions(o.store, storeMode)
   const routes = Array.isArray(o.routes) ? o.routes : invalid('routes must be a list')
   const feeds = o.feeds ?? []
   if (!Array.isArray(feeds)) invalid('feeds must be a list')
@@ -348,7 +358,8 @@ export function parseConfig(raw: unknown, baseDir: string): ServerConfig {
     receiver: o.receiver === undefined ? undefined : address(o.receiver, 'receiver'),
     withdrawDelay,
     dataDir: isAbsolute(dataDir) ? dataDir : resolve(baseDir, dataDir),
-    storeMode,
+    storeMode: redis?.mode ?? storeMode,
+    ...(redis ? { redis } : {}),
     listen: {
       host: string(listen.host ?? DEFAULT_LISTEN.host, 'listen.host'),
       port: integer(listen.port ?? DEFAULT_LISTEN.port, 'listen.port', 0, 65_535),
@@ -656,4 +667,21 @@ function address(value: unknown, where: string): Address {
 
 function invalid(detail: string): never {
   throw new TollgateError('tollgate_invalid_config', detail)
+}
+
+/** The Redis store of `"store"`: a URL, or an object with a URL. */
+function redisOptions(value: unknown, storeMode: StoreMode): RedisStoreOptions | undefined {
+  if (value === undefined) return undefined
+  const given = typeof value === 'string' ? { url: value } : (value as Record<string, unknown>)
+  const url = string(given.url, 'store.url')
+  if (!/^rediss?:\/\//.test(url)) invalid('store.url must start with redis:// or rediss://')
+  const mode = given.mode ?? storeMode
+  if (mode !== 'durable' && mode !== 'relaxed') invalid('store.mode must be "durable" or "relaxed"')
+  return {
+    url,
+    mode,
+    ...(given.keyPrefix === undefined
+      ? {}
+      : { keyPrefix: string(given.keyPrefix, 'store.keyPrefix') }),
+  }
 }

@@ -6,6 +6,7 @@ import type { ChainWatcher } from '../chain/watcher.js'
 import { TollgateError } from '../errors/index.js'
 import type { Payee } from '../payee/index.js'
 import type { SettlementSchedule, Settler } from '../settlement/index.js'
+import { RedisStore } from '../store/index.js'
 import { FACILITATOR_SECRET_ENV, FACILITATOR_TOKEN_ENV, type ServerConfig } from './config.js'
 import { createTollgate } from './createTollgate.js'
 import { ADMIN_TOKEN_ENV } from './dashboard/auth.js'
@@ -80,8 +81,9 @@ export async function createServer(
     account: key,
     ...(config.receiver ? { receiver: config.receiver } : {}),
     withdrawDelay: config.withdrawDelay,
-    dataDir: config.dataDir,
-    storeMode: config.storeMode,
+    ...(config.redis
+      ? { store: await RedisStore.open(config.redis) }
+      : { dataDir: config.dataDir, storeMode: config.storeMode }),
     ...(config.confirmations === undefined ? {} : { confirmations: config.confirmations }),
     settlement: config.settlement,
     onChainLimits: config.onChainLimits,
@@ -218,6 +220,7 @@ export async function createServer(
       dashboard: adminUrlOf(admin) ?? null,
       storeMode: tg.storeMode,
       dataDir: join(config.dataDir, 'vouchers'),
+      ...(config.redis ? { store: 'redis' } : {}),
       settlement: config.settlement.enabled ? 'scheduled' : 'withdrawals only',
     },
     'tollgate: ready',

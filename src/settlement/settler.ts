@@ -28,6 +28,8 @@ export interface SettlementLedger {
     readonly exposureCap: bigint
   }
   apply(event: ChainEvent): unknown
+  /** Reloads the channels other instances changed (a shared store), before a run plans. */
+  sync?(): Promise<void>
 }
 
 /** The logger the settler reports through (Fastify's pino logger fits). */
@@ -209,6 +211,12 @@ export class Settler {
     })
     if ('ok' in lease) return this.finish(report.fail(lease, 0))
     try {
+      try {
+        await this.o.payee.sync?.()
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err)
+        return this.finish(report.fail(reject('tollgate_store_failed', message), 0))
+      }
       const inFlight = options.dryRun ? new Set<Hex>() : await this.recover(report)
       const executor = this.o.executor
       let packed: boolean

@@ -11,4 +11,16 @@ export {
 } from './constants.js'
 export { LevelStore } from './levelStore.js'
 export { MemoryStore } from './memoryStore.js'
+export {
+  DEFAULT_REDIS_COMMAND_TIMEOUT_MS,
+  DEFAULT_REDIS_KEY_PREFIX,
+  RedisStore,
+  type RedisStoreOptions,
+} from './redis/redisStore.js'
+export type {
+  ChannelState,
+  HoldOutcome,
+  HoldRequest,
+  SharedLedger,
+} from './redis/sharedLedger.js'
 export type { ChannelStore, StoreOptions, StoreStats } from './types.js'

@@ -326,3 +326,33 @@ describe('server configuration: limits', () => {
     expect(code(() => parseConfig({ routes: [route], ...extra }, '/'))).toMatch(pattern)
   })
 })
+
+describe('the Redis store', () => {
+  it('takes "store" as a URL or an object, its mode defaulting to storeMode', () => {
+    expect(parseConfig({ routes: [], store: 'redis://10.0.0.5:6379' }, '/').redis).toEqual({
+      url: 'redis://10.0.0.5:6379',
+      mode: 'durable',
+    })
+    const config = parseConfig(
+      {
+        routes: [],
+        storeMode: 'relaxed',
+        store: { url: 'rediss://cache:6380', keyPrefix: 'api1:' },
+      },
+      '/',
+    )
+    expect(config.redis).toEqual({
+      url: 'rediss://cache:6380',
+      mode: 'relaxed',
+      keyPrefix: 'api1:',
+    })
+    expect(config.storeMode).toBe('relaxed')
+  })
+
+  it('refuses a store that is not a Redis URL', () => {
+    expect(() => parseConfig({ routes: [], store: 'http://cache' }, '/')).toThrow(/redis:\/\//)
+    expect(() =>
+      parseConfig({ routes: [], store: { url: 'redis://x', mode: 'fast' } }, '/'),
+    ).toThrow(/store.mode/)
+  })
+})

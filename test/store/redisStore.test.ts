@@ -1,0 +1,264 @@
+/**
+ * The Redis store against a real redis-server (AOF, appendfsync always): the money rules of the
+ * ledger enforced by its scripts across several payees sharing one Redis, the durability check
+ * at open, a dead instance's hold expiring under the crash rule, and Redis going away and back.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { ChannelReader } from '../../src/chain/readChannel.js'
+import { openPayee, type Payee } from '../../src/payee/index.js'
+import { CANONICAL_ADDRESSES } from '../../src/protocol/constants.js'
+import { RedisStore } from '../../src/store/index.js'
+import { channelId } from '../../src/verify/index.js'
+import { type RedisServer, startRedis } from '../helpers/redisServer.js'
+import { CHAIN_ID, DOMAIN, IDENTITY, makeConfig, payment } from '../ledger/fixtures.js'
+
+const exact = (price: bigint) => ({ kind: 'exact', price }) as const
+const onChain = (balance: bigint) => ({
+  balance,
+  totalClaimed: 0n,
+  withdrawRequestedAt: 0,
+  refundNonce: 0n,
+})
+
+let redis: RedisServer
+let prefixCount = 0
+const opened: { close(): Promise<void> }[] = []
+
+beforeAll(async () => {
+  redis = await startRedis()
+})
+afterAll(async () => {
+  for (const item of opened.splice(0)) await item.close().catch(() => {})
+  await redis.stop()
+})
+
+/** `count` payees (instances) sharing one key prefix of the Redis. */
+async function instances(
+  count: number,
+  readChannel: ChannelReader = async () => onChain(1_000_000_000n),
+  holdTtlMs?: number,
+): Promise<{ payees: Payee[]; store: RedisStore }> {
+  const keyPrefix = `t${++prefixCount}:`
+  const payees: Payee[] = []
+  for (let i = 0; i < count; i++) {
+    const store = await RedisStore.open({ url: redis.url, keyPrefix })
+    const payee = await openPayee({
+      chainId: CHAIN_ID,
+      escrow: CANONICAL_ADDRESSES.escrow,
+      identity: IDENTITY,
+      store,
+      readChannel,
+      ...(holdTtlMs === undefined ? {} : { holdTtlMs }),
+    })
+    opened.push(payee)
+    payees.push(payee)
+  }
+  const store = await RedisStore.open({ url: redis.url, keyPrefix })
+  opened.push(store)
+  return { payees, store }
+}
+
+describe('durability check at open', () => {
+  it('refuses a Redis without appendfsync always in durable mode, and accepts it relaxed', async () => {
+    const lax = await startRedis({ appendfsync: 'everysec' })
+    try {
+      await expect(RedisStore.open({ url: lax.url })).rejects.toMatchObject({
+        code: 'tollgate_store_not_durable',
+      })
+      const relaxed = await RedisStore.open({ url: lax.url, mode: 'relaxed' })
+      expect(relaxed.mode).toBe('relaxed')
+      await relaxed.close()
+    } finally {
+      await lax.stop()
+    }
+  })
+
+  it('fails with tollgate_store_failed when Redis is not there', async () => {
+    await expect(RedisStore.open({ url: 'redis://127.0.0.1:1' })).rejects.toMatchObject({
+      code: 'tollgate_store_failed',
+    })
+  })
+})
+
+describe('money rules across instances', () => {
+  it('charges a voucher once, answers a mismatch with the stored state, and sees every instance’s charges', async () => {
+    const { payees, store } = await instances(2)
+    const [a, b] = payees as [Payee, Payee]
+    const config = makeConfig()
+    const id = channelId(config, DOMAIN)
+    const first = await a.decide(await payment(config, id, 1000n), exact(1000n))
+    if (!first.ok) throw new Error(first.code)
+    // B sees A's hold: one request at a time per channel, whichever instance gets it.
+    const meanwhile = await b.decide(await payment(config, id, 2000n), exact(1000n))
+    expect(meanwhile).toMatchObject({
+      ok: false,
+      code: 'invalid_batch_settlement_evm_channel_busy',
+    })
+    a.commit(first.hold, 700n)
+    await waitFor(async () => (await store.load(id))?.chargedCumulativeAmount === 700n)
+    // B decides from Redis, not from a copy: the next voucher must be 700 + 1000.
+    const stale = await b.decide(await payment(config, id, 2000n), exact(1000n))
+    expect(stale).toMatchObject({
+      ok: false,
+      code: 'invalid_batch_settlement_evm_cumulative_amount_mismatch',
+      record: { chargedCumulativeAmount: 700n, signedMaxClaimable: 1000n },
+    })
+    const second = await b.decide(await payment(config, id, 1700n), exact(1000n))
+    if (!second.ok) throw new Error(second.code)
+    b.commit(second.hold, 1000n)
+    await waitFor(async () => (await store.load(id))?.chargedCumulativeAmount === 1700n)
+    expect(await store.load(id)).toMatchObject({
+      chargedCumulativeAmount: 1700n,
+      signedMaxClaimable: 1700n,
+      inFlightCumulativeAmount: 1700n,
+    })
+  })
+
+  it('refuses a voucher above the balance and any voucher once a withdrawal is pending', async () => {
+    const { payees, store } = await instances(2, async () => onChain(5000n))
+    const [a, b] = payees as [Payee, Payee]
+    const config = makeConfig()
+    const id = channelId(config, DOMAIN)
+    const over = await a.decide(await payment(config, id, 6000n), exact(6000n))
+    expect(over).toMatchObject({
+      ok: false,
+      code: 'invalid_batch_settlement_evm_cumulative_exceeds_balance',
+    })
+    // A withdrawal seen by A's watcher stops vouchers on B.
+    a.apply({ type: 'withdrawSeen', channelId: id, finalizeAfter: 10_000 + IDENTITY.withdrawDelay })
+    await waitFor(async () => (await store.load(id))?.withdrawRequestedAt === 10_000)
+    const refused = await b.decide(await payment(config, id, 1000n), exact(1000n))
+    expect(refused).toMatchObject({ ok: false, code: 'tollgate_withdrawal_pending' })
+    // Applying it twice changes nothing; a dropped one re-opens the channel.
+    a.apply({ type: 'withdrawSeen', channelId: id, finalizeAfter: 99_999 })
+    a.apply({
+      type: 'withdrawDropped',
+      channelId: id,
+      finalizeAfter: 10_000 + IDENTITY.withdrawDelay,
+    })
+    await waitFor(async () => (await store.load(id))?.withdrawRequestedAt === 0)
+    expect((await b.decide(await payment(config, id, 1000n), exact(1000n))).ok).toBe(true)
+  })
+
+  it('keeps amounts above 2^53 exact', async () => {
+    // 2^100 + 999 and 2^100 + 1000 are the same double: the scripts must not use Lua numbers.
+    const big = 2n ** 100n
+    const { payees, store } = await instances(1, async () => ({
+      ...onChain(big * 2n),
+      totalClaimed: big,
+    }))
+    const payee = payees[0] as Payee
+    const config = makeConfig()
+    const id = channelId(config, DOMAIN)
+    const off = await payee.decide(await payment(config, id, big + 999n), exact(1000n))
+    expect(off).toMatchObject({
+      ok: false,
+      code: 'invalid_batch_settlement_evm_cumulative_amount_mismatch',
+      record: { chargedCumulativeAmount: big },
+    })
+    const held = await payee.decide(await payment(config, id, big + 1000n), exact(1000n))
+    if (!held.ok) throw new Error(held.code)
+    payee.commit(held.hold, 999n)
+    await waitFor(async () => (await store.load(id))?.chargedCumulativeAmount === big + 999n)
+    expect((await store.load(id))?.signedMaxClaimable).toBe(big + 1000n)
+  })
+})
+
+describe('a dead instance', () => {
+  it('holds a channel only until its hold expires; what it had in flight is then charged', async () => {
+    const { payees, store } = await instances(2, undefined, 300)
+    const [a, b] = payees as [Payee, Payee]
+    const config = makeConfig()
+    const id = channelId(config, DOMAIN)
+    const held = await a.decide(await payment(config, id, 1000n), exact(1000n))
+    expect(held.ok).toBe(true)
+    // A dies here: it never commits nor releases.
+    expect(await b.decide(await payment(config, id, 2000n), exact(1000n))).toMatchObject({
+      code: 'invalid_batch_settlement_evm_channel_busy',
+    })
+    await new Promise((resolve) => setTimeout(resolve, 350))
+    // A may have served its request: it is charged, and B's next voucher starts after it.
+    const next = await b.decide(await payment(config, id, 2000n), exact(1000n))
+    if (!next.ok) throw new Error(next.code)
+    expect(next.hold.record.chargedCumulativeAmount).toBe(1000n)
+    b.commit(next.hold, 1000n)
+    await waitFor(async () => (await store.load(id))?.chargedCumulativeAmount === 2000n)
+  })
+})
+
+describe('three instances under load', () => {
+  it('charges every request exactly once when each goes to a random instance', async () => {
+    const { payees, store } = await instances(3)
+    const payers = Array.from({ length: 6 }, () => {
+      const config = makeConfig()
+      return { config, id: channelId(config, DOMAIN), charged: 0n, served: 0 }
+    })
+    const price = 1000n
+    const perPayer = 25
+    await Promise.all(
+      payers.map(async (payer) => {
+        while (payer.served < perPayer) {
+          const payee = payees[Math.floor(Math.random() * payees.length)] as Payee
+          const decision = await payee.decide(
+            await payment(payer.config, payer.id, payer.charged + price),
+            exact(price),
+          )
+          if (!decision.ok) {
+            // The previous commit may still be on its way to Redis: the channel is busy a moment.
+            expect(decision.code).toBe('invalid_batch_settlement_evm_channel_busy')
+            continue
+          }
+          const charge = BigInt(1 + Math.floor(Math.random() * 1000))
+          const committed = payee.commit(decision.hold, charge)
+          expect(committed.ok).toBe(true)
+          payer.charged += charge
+          payer.served++
+        }
+      }),
+    )
+    for (const payer of payers) {
+      await waitFor(
+        async () => (await store.load(payer.id))?.chargedCumulativeAmount === payer.charged,
+      )
+      const record = await store.load(payer.id)
+      expect(record?.inFlightCumulativeAmount).toBe(payer.charged)
+      expect(record?.signedMaxClaimable).toBeGreaterThanOrEqual(payer.charged)
+      expect(record?.signedMaxClaimable).toBeLessThanOrEqual(record?.balance ?? 0n)
+    }
+  })
+})
+
+describe('Redis going away', () => {
+  it('refuses with tollgate_store_failed while Redis is down, then serves again with nothing acknowledged lost', async () => {
+    const { payees, store } = await instances(1)
+    const payee = payees[0] as Payee
+    const config = makeConfig()
+    const id = channelId(config, DOMAIN)
+    const first = await payee.decide(await payment(config, id, 1000n), exact(1000n))
+    if (!first.ok) throw new Error(first.code)
+    payee.commit(first.hold, 1000n)
+    await waitFor(async () => (await store.load(id))?.chargedCumulativeAmount === 1000n)
+    await redis.kill()
+    const down = await payee.decide(await payment(config, id, 2000n), exact(1000n))
+    expect(down).toMatchObject({ ok: false, code: 'tollgate_store_failed' })
+    await redis.start()
+    // The client reconnects by itself; the AOF kept the acknowledged charge.
+    await waitFor(async () => {
+      const again = await payee.decide(await payment(config, id, 2000n), exact(1000n))
+      if (!again.ok) return false
+      payee.commit(again.hold, 1000n)
+      return true
+    })
+    await waitFor(
+      async () => (await store.load(id).catch(() => undefined))?.chargedCumulativeAmount === 2000n,
+    )
+  })
+})
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('timed out')
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
