@@ -216,3 +216,63 @@ describe('a dollar route paid in a token priced by a feed', () => {
     expect(fresh.accepted?.amount).toBe('500')
   })
 })
+
+describe('a dollar stablecoin guarded by its feed', () => {
+  it('prices one to one, and refuses payment below the peg until the feed recovers', async () => {
+    await feed.setAnswer(100_000_000n) // $1.00
+    const guardFeed = await watchPriceFeed({
+      client: h.publicClient,
+      address: feed.address,
+      maxAgeSeconds: MAX_AGE_SECONDS,
+      refreshSeconds: REFRESH_SECONDS,
+      minAnswer: 99_000_000n, // refuse below $0.99
+    })
+    const guarded = Fastify()
+    try {
+      await guarded.register(tollgate, {
+        payee,
+        network: `eip155:${dev.chainId}`,
+        asset: { address: h.usdc, name: 'USDC', version: '2', decimals: 6 },
+        payTo: receiver.address,
+        receiverAuthorizer: authorizer.address,
+        withdrawDelay: WITHDRAW_DELAY,
+        oracle: { feed: guardFeed, convert: false },
+      })
+      guarded.get('/joke', { config: { price: '$0.001' } }, async () => ({ joke: 'paid' }))
+      await guarded.ready()
+      const ask = async () => {
+        const response = await guarded.inject({ url: '/joke' })
+        const required = decodePaymentRequired(response.headers['payment-required'] as string)
+        return {
+          status: response.statusCode,
+          error: (response.json() as { error?: string }).error,
+          amount: required.ok ? required.value.accepts[0]?.amount : undefined,
+        }
+      }
+      // $0.9950 is above the floor: still one to one, not converted.
+      await feed.setAnswer(99_500_000n)
+      await sleep(REFRESH_SECONDS * 1000 + 200)
+      expect(await ask()).toEqual({ status: 402, error: undefined, amount: '1000' })
+
+      await feed.setAnswer(98_000_000n) // depegged: $0.98
+      const depeggedAt = Date.now()
+      let answer = await ask()
+      while (answer.status === 402 && Date.now() - depeggedAt < 5000) {
+        await sleep(50)
+        answer = await ask()
+      }
+      expect(answer).toEqual({ status: 503, error: 'tollgate_price_below_peg', amount: undefined })
+
+      await feed.setAnswer(100_000_000n)
+      const recoveredAt = Date.now()
+      while (answer.status === 503 && Date.now() - recoveredAt < 5000) {
+        await sleep(50)
+        answer = await ask()
+      }
+      expect(answer).toEqual({ status: 402, error: undefined, amount: '1000' })
+    } finally {
+      await guarded.close()
+      guardFeed.close()
+    }
+  })
+})
