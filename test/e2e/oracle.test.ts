@@ -3,9 +3,14 @@
  * through the dev chain's mock price feed, a channel opened by direct deposit, and vouchers
  * signed for the real channel. The feed's answer is moved on chain and the next 402 follows it.
  */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import Fastify, { type FastifyInstance } from 'fastify'
-import { type Account, type Hex, pad, toHex } from 'viem'
+import { createWalletClient, type Hex, http, type PrivateKeyAccount, pad, toHex } from 'viem'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { LOCAL_POLLING_MS } from '../../src/chain/devChain.js'
+import { escrowWriter } from '../../src/chain/escrowWriter.js'
 import { type PriceFeed, watchPriceFeed } from '../../src/chain/priceFeed.js'
 import { channelReader } from '../../src/chain/readChannel.js'
 import { openPayee, type Payee } from '../../src/payee/index.js'
@@ -18,6 +23,7 @@ import {
 } from '../../src/protocol/index.js'
 import { MemoryStore } from '../../src/store/index.js'
 import { tollgate } from '../../src/transports/http/index.js'
+import { fundedAccount, payerOn } from '../client/fixtures.js'
 import { useDevChain } from '../helpers/devChain.js'
 import { type ChannelConfig, randomAccount } from '../helpers/escrow.js'
 import { mockFeed, nowSeconds } from '../helpers/priceFeed.js'
@@ -25,10 +31,10 @@ import { mockFeed, nowSeconds } from '../helpers/priceFeed.js'
 const dev = useDevChain()
 const h = dev.harness
 const [payer, receiver, authorizer, setter] = dev.accounts.slice(5, 9) as [
-  Account,
-  Account,
-  Account,
-  Account,
+  PrivateKeyAccount,
+  PrivateKeyAccount,
+  PrivateKeyAccount,
+  PrivateKeyAccount,
 ]
 const sessionKey = randomAccount()
 const feed = mockFeed(dev, setter)
@@ -76,6 +82,18 @@ beforeAll(async () => {
     receiverAuthorizer: authorizer.address,
     withdrawDelay: WITHDRAW_DELAY,
     oracle: { feed: priceFeed },
+    // Gasless deposits, for the payer SDK.
+    escrowWriter: escrowWriter({
+      publicClient: h.publicClient,
+      walletClient: createWalletClient({
+        chain: dev.chain,
+        transport: http(dev.rpcUrl, { retryCount: 0 }),
+        account: receiver,
+        pollingInterval: LOCAL_POLLING_MS,
+      }),
+      escrow: h.escrow,
+      erc3009Collector: h.collector,
+    }),
   })
   app.get('/joke', { config: { price: '$0.001' } }, async () => ({ joke: 'paid' }))
   app.get('/units', { config: { price: '1000' } }, async () => ({ units: 'paid' }))
@@ -216,6 +234,50 @@ describe('a dollar route paid in a token priced by a feed', () => {
     expect(fresh.accepted?.amount).toBe('500')
   })
 })
+
+describe("tollgate's payer across a rate change", () => {
+  it('pays the old price, then, refused for the old requirements, the new one in the same fetch', async () => {
+    await feed.setAnswer(HALF_DOLLAR)
+    await waitForAmount('2000')
+    const dataDir = mkdtempSync(join(tmpdir(), 'tollgate-oracle-payer-'))
+    const payer = await payerOn(dev, {
+      account: await fundedAccount(dev, 1_000_000n),
+      payerAuthorizer: randomAccount() as PrivateKeyAccount,
+      dataDir,
+      policy: { deposit: { amount: 100_000n } },
+    })
+    try {
+      const first = await payer.fetch(`${base}/joke`)
+      expect(first.status).toBe(200)
+      await first.body?.cancel()
+
+      await feed.setAnswer(TWO_DOLLARS)
+      await waitForAmount('500')
+      // The payer still holds the 2000-unit requirements: the server refuses them and sends the
+      // fresh 402, which the payer pays within the same fetch.
+      const second = await payer.fetch(`${base}/joke`)
+      expect(second.status).toBe(200)
+      expect(await second.json()).toEqual({ joke: 'paid' })
+      const receipt = decodeSettleResponse(second.headers.get('payment-response') ?? '')
+      expect(receipt).toMatchObject({
+        ok: true,
+        value: { chargedAmount: 500n, channelState: { chargedCumulativeAmount: 2500n } },
+      })
+    } finally {
+      await payer.close()
+      rmSync(dataDir, { recursive: true, force: true })
+    }
+  })
+})
+
+/** Waits (at most 5 s) until `/joke`'s 402 asks `amount`. */
+async function waitForAmount(amount: string): Promise<void> {
+  const started = Date.now()
+  while ((await unpaid('/joke')).accepted?.amount !== amount) {
+    if (Date.now() - started > 5000) throw new Error(`/joke never asked ${amount}`)
+    await sleep(50)
+  }
+}
 
 describe('a dollar stablecoin guarded by its feed', () => {
   it('prices one to one, and refuses payment below the peg until the feed recovers', async () => {
