@@ -67,6 +67,7 @@ export {
   type CreateTollgateOptions,
   createTollgate,
   type ExactOptions,
+  type OracleOptions,
   type SettlementOptions,
   type Tollgate,
   type TollgateLogger,

@@ -21,6 +21,7 @@ import {
   type PaymentRequirements,
   paymentPayload,
 } from '../../src/protocol/index.js'
+import { createTollgate } from '../../src/server/createTollgate.js'
 import { MemoryStore } from '../../src/store/index.js'
 import { tollgate } from '../../src/transports/http/index.js'
 import { fundedAccount, payerOn } from '../client/fixtures.js'
@@ -335,6 +336,52 @@ describe('a dollar stablecoin guarded by its feed', () => {
     } finally {
       await guarded.close()
       guardFeed.close()
+    }
+  })
+})
+
+describe('createTollgate with an oracle', () => {
+  it('prices tg.http routes at the feed rate and refuses dollar prices on tg.ws at start-up', async () => {
+    await feed.setAnswer(HALF_DOLLAR)
+    const dataDir = mkdtempSync(join(tmpdir(), 'tollgate-oracle-tg-'))
+    const tg = await createTollgate({
+      network: 'local',
+      rpcUrl: dev.rpcUrl,
+      account: dev.privateKeys[4] as Hex,
+      dataDir,
+      confirmations: 0,
+      withdrawDelay: WITHDRAW_DELAY,
+      settlement: { enabled: false },
+      oracle: { feed: feed.address, maxAgeSeconds: MAX_AGE_SECONDS, refreshSeconds: 1 },
+    })
+    const served = Fastify()
+    try {
+      await served.register(tg.http)
+      served.get('/joke', { config: { price: '$0.001' } }, async () => ({ joke: 'paid' }))
+      await served.ready()
+      const amount = async () => {
+        const response = await served.inject({ url: '/joke' })
+        const required = decodePaymentRequired(response.headers['payment-required'] as string)
+        return required.ok ? required.value.accepts[0]?.amount : undefined
+      }
+      expect(await amount()).toBe('2000')
+      await feed.setAnswer(TWO_DOLLARS)
+      const moved = Date.now()
+      while ((await amount()) === '2000' && Date.now() - moved < 5000) await sleep(50)
+      expect(await amount()).toBe('500')
+
+      const ws = Fastify()
+      await expect(
+        (async () => {
+          await ws.register(tg.ws)
+          ws.tollgateFeed('/ticks', { price: '$0.0001', source: async function* () {} })
+          await ws.ready()
+        })(),
+      ).rejects.toMatchObject({ code: 'tollgate_invalid_config', message: /in dollars/ })
+      await ws.close()
+    } finally {
+      await served.close()
+      rmSync(dataDir, { recursive: true, force: true })
     }
   })
 })
