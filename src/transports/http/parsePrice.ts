@@ -4,8 +4,8 @@ import { MAX_UINT128 } from '../../protocol/index.js'
 
 /**
  * A price: `'$0.001'` (US dollars, converted exactly with the token's decimals: the token is
- * taken to be a dollar stablecoin such as USDC), `'1000'` (token units, a canonical decimal
- * integer) or `1000n` (token units).
+ * taken to be a dollar stablecoin such as USDC, unless the HTTP plugin's `oracle` converts it at
+ * a feed's rate), `'1000'` (token units, a canonical decimal integer) or `1000n` (token units).
  */
 export type Price = string | bigint
 
