@@ -9,7 +9,15 @@ import type { FeedRate, PriceFeed } from '../../../src/chain/priceFeed.js'
 import { accept, type Result, reject } from '../../../src/errors/index.js'
 import { tollgate } from '../../../src/transports/http/index.js'
 import { IDENTITY } from '../../ledger/fixtures.js'
-import { ASSET, acceptedFor, expectError, fixturePayee, makeApp, NETWORK } from './fixtures.js'
+import {
+  ASSET,
+  acceptedFor,
+  expectError,
+  fixturePayee,
+  makeApp,
+  NETWORK,
+  requiredOf,
+} from './fixtures.js'
 
 /** A feed whose round a test sets; `read()` plays one successful read of the interval. */
 function scriptedFeed(answer: bigint | undefined) {
@@ -74,6 +82,30 @@ describe('oracle pricing in the HTTP plugin', () => {
     expect((await acceptedFor(t.app, '/joke')).extra?.minDeposit).toBe('100000')
     script.read(300_000_000_000n) // $0.05 / $3 000 = 16.67 units, rounded up
     expect((await acceptedFor(t.app, '/joke')).extra?.minDeposit).toBe('17')
+    await t.app.close()
+  })
+
+  it('states the converted amount in the exact requirements of a route that accepts exact too', async () => {
+    const script = scriptedFeed(50_000_000n)
+    // The 402 is all this test reads: the exact payee is never asked to verify.
+    const exactPayee = { verify: async () => ({ kind: 'refused' }) } as never
+    const t = await makeApp(
+      (app) => app.get('/quote', { config: { price: '$0.001', exact: true } }, async () => 'ok'),
+      { oracle: { feed: script.feed }, exactPayee },
+    )
+    const amounts = async () => {
+      const required = requiredOf(await t.app.inject({ url: '/quote' }))
+      return required.accepts.map((a) => [a.scheme, a.amount])
+    }
+    expect(await amounts()).toEqual([
+      ['batch-settlement', '2000'],
+      ['exact', '2000'],
+    ])
+    script.read(200_000_000n)
+    expect(await amounts()).toEqual([
+      ['batch-settlement', '500'],
+      ['exact', '500'],
+    ])
     await t.app.close()
   })
 
