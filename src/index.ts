@@ -23,10 +23,15 @@ export {
   type EscrowWriterOptions,
   type EscrowWriterPublicClient,
   escrowWriter,
+  type FeedRate,
   localChain,
   PRESETS,
   type PresetName,
+  type PriceFeed,
+  type PriceFeedClient,
+  type PriceFeedOptions,
   type TransactionSender,
+  watchPriceFeed,
 } from './chain/index.js'
 export {
   ERROR_CODES,
@@ -62,6 +67,7 @@ export {
   type CreateTollgateOptions,
   createTollgate,
   type ExactOptions,
+  type OracleOptions,
   type SettlementOptions,
   type Tollgate,
   type TollgateLogger,
@@ -103,6 +109,7 @@ export {
   parsePrice,
   type TollgateAsset,
   type TollgateOptions,
+  type TollgateOracle,
   tollgate,
 } from './transports/http/index.js'
 export {

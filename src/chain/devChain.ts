@@ -16,6 +16,7 @@ import { type Anvil, type AnvilOptions, DEV_MNEMONIC, startAnvil } from './anvil
 import {
   BatchSettlement,
   ERC3009DepositCollector,
+  MockAggregatorV3,
   Multicall3,
   TestUSDC,
 } from './contracts.generated.js'
@@ -38,6 +39,11 @@ export interface DevContracts {
   erc3009Collector: Address
   multicall3: Address
   usdc: Address
+  /**
+   * A Chainlink-style price feed (`MockAggregatorV3`, 8 decimals) whose answer anyone can set
+   * (`setAnswer(answer, updatedAt)`); it has no round until the first one is set.
+   */
+  priceFeed: Address
 }
 
 export interface DevChain {
@@ -73,7 +79,8 @@ export function devAccounts(count = DEV_ACCOUNT_COUNT): {
  * Deploys tollgate's contracts to a development node: the escrow, the ERC-3009 collector and a
  * Multicall3 at their canonical addresses (their runtime code is set there, which is why none of
  * them writes storage at construction), the test USDC at an ordinary address, then mints test
- * USDC to `fund`.
+ * USDC to `fund` and deploys a mock price feed (after the mints, so that the earlier addresses
+ * stay where they were).
  */
 export async function deployDevContracts(params: {
   rpcUrl: string
@@ -137,11 +144,13 @@ export async function deployDevContracts(params: {
     })
     await publicClient.waitForTransactionReceipt({ hash })
   }
+  const priceFeed = await deploy(MockAggregatorV3)
   return {
     escrow: getAddress(CANONICAL_ADDRESSES.escrow),
     erc3009Collector: getAddress(CANONICAL_ADDRESSES.erc3009Collector),
     multicall3: getAddress(CANONICAL_ADDRESSES.multicall3),
     usdc: getAddress(usdc),
+    priceFeed: getAddress(priceFeed),
   }
 }
 

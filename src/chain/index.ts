@@ -19,6 +19,7 @@ export {
 export {
   BatchSettlement,
   ERC3009DepositCollector,
+  MockAggregatorV3,
   Multicall3,
   TestUSDC,
 } from './contracts.generated.js'
@@ -49,6 +50,18 @@ export {
 export { evmChain, localChain } from './evmChain.js'
 export { encodePackedClaim, type PackedClaimHeader, type PackedClaimRow } from './packedClaim.js'
 export { type ChainPreset, PRESETS, type PresetName } from './presets.js'
+export {
+  AGGREGATOR_V3_ABI,
+  checkRound,
+  DEFAULT_FEED_REFRESH_SECONDS,
+  type FeedGuard,
+  type FeedRate,
+  type FeedRound,
+  type PriceFeed,
+  type PriceFeedClient,
+  type PriceFeedOptions,
+  watchPriceFeed,
+} from './priceFeed.js'
 export { type ChannelReader, type ChannelReaderClient, channelReader } from './readChannel.js'
 export {
   createTransactionSender,

@@ -34,6 +34,7 @@ export async function chainCommand(argv: readonly string[]): Promise<number> {
           `  ERC-3009 deposit collector     ${dev.contracts.erc3009Collector}`,
           `  Multicall3                     ${dev.contracts.multicall3}`,
           `  test USDC (USDC / 2, 6 dec.)   ${dev.contracts.usdc}`,
+          `  mock price feed (8 dec.)       ${dev.contracts.priceFeed}`,
           '',
           'Funded development accounts (1 000 000 test USDC and 1 000 000 ETH each; keys are public, development only):',
           ...dev.accounts.map((a, i) => `  ${i}  ${a.address}  ${dev.privateKeys[i]}`),

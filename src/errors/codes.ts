@@ -181,6 +181,15 @@ const table = {
     503,
     'Too many exact-scheme transfers are waiting to be mined; retry shortly.',
   ],
+  // Oracle pricing (src/chain/priceFeed.ts): routes priced in dollars through a price feed.
+  tollgate_price_stale: [
+    503,
+    "The token's price feed has no fresh, complete round; nothing is charged until it has. Retry later.",
+  ],
+  tollgate_price_below_peg: [
+    503,
+    "The token's price is below the floor this server accepts; nothing is charged until it recovers.",
+  ],
   tollgate_unauthorized: [401, 'The bearer token is missing or wrong (Authorization: Bearer).'],
   tollgate_rate_limited: [429, 'Too many requests; retry after the Retry-After seconds.'],
   tollgate_internal: [500, 'Internal error.'],

@@ -10,6 +10,7 @@ export {
   screenPayment,
   type VoucherCarrying,
 } from './admit.js'
+export { type Dollars, dollarsToTokenUnits, type TokenRate } from './dollarsToTokenUnits.js'
 export {
   DEFAULT_MAX_PENDING_TRANSFERS,
   EXACT_NONCE_PREFIX,

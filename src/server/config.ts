@@ -17,8 +17,9 @@ import {
 } from '../settlement/index.js'
 import type { RedisStoreOptions, StoreMode } from '../store/index.js'
 import type { RateLimitRule } from '../transports/http/constants.js'
-import { parsePrice } from '../transports/http/parsePrice.js'
+import { parseDollars, parsePrice } from '../transports/http/parsePrice.js'
 import type { TollgateRateLimit } from '../transports/http/resolveOptions.js'
+import type { OracleOptions } from './createTollgate.js'
 
 /** Where the server listens unless told otherwise: loopback only. */
 export const DEFAULT_LISTEN = Object.freeze({ host: '127.0.0.1', port: 4020 })
@@ -119,6 +120,10 @@ export const CONFIG_SCHEMA: SchemaObject = Object.freeze({
           ['path', 'price', 'upstream'],
         ),
       },
+      oracle: closed(
+        { feed: str, maxAgeSeconds: int, refreshSeconds: int, minAnswer: str, convert: bool },
+        ['feed', 'maxAgeSeconds'],
+      ),
       exact: closed({
         facilitatorUrl: str,
         maxPendingTransfers: int,
@@ -223,6 +228,8 @@ export interface ServerConfig {
   readonly confirmations: number | undefined
   readonly settlement: SettlementConfig
   readonly exact: ExactConfig
+  /** The token's price feed: dollar route prices convert at its rate, or it guards a peg; absent: none. */
+  readonly oracle: OracleOptions | undefined
 }
 
 /** How the server claims and settles (src/settlement), from the `settlement` object of the file. */
@@ -346,6 +353,10 @@ export function parseConfig(raw: unknown, baseDir: string): ServerConfig {
   const feeds = o.feeds ?? []
   if (!Array.isArray(feeds)) invalid('feeds must be a list')
   const dataDir = string(o.dataDir ?? DEFAULT_DATA_DIR, 'dataDir')
+  const oracleConfig = o.oracle === undefined ? undefined : oracle(o.oracle)
+  // Under a converting oracle, feeds take token units (they do not follow the rate), and route
+  // prices in dollars are converted at the rate rather than with the token's decimals.
+  const converting = oracleConfig !== undefined && oracleConfig.convert !== false
   const withdrawDelay = integer(
     o.withdrawDelay ?? DEFAULT_WITHDRAW_DELAY,
     'withdrawDelay',
@@ -368,12 +379,30 @@ export function parseConfig(raw: unknown, baseDir: string): ServerConfig {
     rateLimit: rateLimits(o.rateLimit ?? {}),
     onChainLimits: onChainLimits(o.onChainLimits ?? {}),
     websocket: websocketLimits(o.websocket ?? {}),
-    routes: routes.map((r, i) => route(r, `routes[${i}]`, chain.usdc.decimals)),
-    feeds: feeds.map((f, i) => feed(f, `feeds[${i}]`, chain.usdc.decimals)),
+    routes: routes.map((r, i) =>
+      route(r, `routes[${i}]`, converting ? 'converted' : chain.usdc.decimals),
+    ),
+    feeds: feeds.map((f, i) =>
+      feed(f, `feeds[${i}]`, converting ? undefined : chain.usdc.decimals),
+    ),
     confirmations:
       o.confirmations === undefined ? undefined : integer(o.confirmations, 'confirmations', 0),
     settlement: settlement(o.settlement ?? {}, withdrawDelay),
     exact: exact(o.exact ?? {}),
+    oracle: oracleConfig,
+  }
+}
+
+function oracle(raw: unknown): OracleOptions {
+  const r = object(raw, 'oracle')
+  return {
+    feed: address(r.feed, 'oracle.feed'),
+    maxAgeSeconds: integer(r.maxAgeSeconds, 'oracle.maxAgeSeconds', 1),
+    ...(r.refreshSeconds === undefined
+      ? {}
+      : { refreshSeconds: integer(r.refreshSeconds, 'oracle.refreshSeconds', 1) }),
+    ...(r.minAnswer === undefined ? {} : { minAnswer: units(r.minAnswer, 'oracle.minAnswer') }),
+    ...(r.convert === undefined ? {} : { convert: r.convert === true }),
   }
 }
 
@@ -528,7 +557,7 @@ export function loadKey(env: NodeJS.ProcessEnv = process.env): Hex {
   )
 }
 
-function route(raw: unknown, where: string, decimals: number): RouteConfig {
+function route(raw: unknown, where: string, decimals: number | 'converted'): RouteConfig {
   const r = object(raw, where)
   const path = string(r.path, `${where}.path`)
   if (!path.startsWith('/')) invalid(`${where}.path must start with /`)
@@ -558,13 +587,16 @@ function route(raw: unknown, where: string, decimals: number): RouteConfig {
   }
 }
 
-function feed(raw: unknown, where: string, decimals: number): FeedConfig {
+function feed(raw: unknown, where: string, decimals: number | undefined): FeedConfig {
   const f = object(raw, where)
   const path = string(f.path, `${where}.path`)
   if (!path.startsWith('/')) invalid(`${where}.path must start with /`)
   const upstream = string(f.upstream, `${where}.upstream`)
   if (!/^wss?:\/\/[^/]/.test(upstream))
     invalid(`${where}.upstream "${upstream}" must be a ws:// or wss:// URL`)
+  if (decimals === undefined && parseDollars(f.price)) {
+    invalid(`${where}.price is in dollars: under a converting oracle, feeds take token units`)
+  }
   return {
     path,
     price: price(f.price, `${where}.price`, decimals),
@@ -579,10 +611,19 @@ function feed(raw: unknown, where: string, decimals: number): FeedConfig {
   }
 }
 
-/** A price that converts exactly to token units (the HTTP plugin would refuse it at start-up). */
-function price(value: unknown, where: string, decimals: number): string {
+/**
+ * A price that converts exactly to token units (the HTTP plugin would refuse it at start-up);
+ * `'converted'`: a dollar price converted at an oracle's rate, any positive amount of dollars.
+ * Without decimals only token units are taken.
+ */
+function price(value: unknown, where: string, decimals: number | 'converted' | undefined): string {
   const text = string(value, where)
-  parsePrice(text, decimals, where)
+  const dollars = decimals === 'converted' ? parseDollars(text) : undefined
+  if (dollars) {
+    if (dollars.numerator === 0n) invalid(`${where} ${JSON.stringify(text)} is zero`)
+  } else {
+    parsePrice(text, decimals === 'converted' ? undefined : decimals, where)
+  }
   return text
 }
 

@@ -100,6 +100,7 @@ export async function createServer(
         ? {}
         : { maxPendingTransfers: config.exact.maxPendingTransfers }),
     },
+    ...(config.oracle ? { oracle: config.oracle } : {}),
     logger: app.log,
   })
   const feeds: { path: string; upstream: UpstreamFeed }[] = []

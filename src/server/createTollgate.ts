@@ -7,6 +7,7 @@ import { privateKeyToAccount } from 'viem/accounts'
 import { LOCAL_CHAIN_ID } from '../chain/anvil.js'
 import { type EscrowWriter, escrowWriter } from '../chain/escrowWriter.js'
 import { type ChainPreset, PRESETS, type PresetName } from '../chain/presets.js'
+import { type PriceFeed, watchPriceFeed } from '../chain/priceFeed.js'
 import { createTransactionSender } from '../chain/sendTransaction.js'
 import { authorizationTransfers } from '../chain/transferWithAuthorization.js'
 import { type ChainWatcher, createChainWatcher } from '../chain/watcher.js'
@@ -115,8 +116,28 @@ export interface CreateTollgateOptions {
    * lock and fee handling as claims), or by a remote x402 facilitator. @default by the account
    */
   exact?: ExactOptions | undefined
+  /**
+   * Prices dollar routes of `tg.http` through a Chainlink-style feed of the token (see the HTTP
+   * plugin's `oracle`): the token need not be a dollar. Under a converting oracle, `tg.ws` and
+   * `tg.mcp` take token-unit prices only (a dollar price there is refused at start-up).
+   */
+  oracle?: OracleOptions | undefined
   /** Where tollgate logs what an operator must know. @default nothing is logged */
   logger?: TollgateLogger | undefined
+}
+
+/** The price feed {@link createTollgate} reads for its oracle, through its own RPC endpoint. */
+export interface OracleOptions {
+  /** The `AggregatorV3Interface` feed: dollars per whole token. */
+  readonly feed: Address
+  /** The oldest round accepted, in seconds (the feed's heartbeat plus a margin). */
+  readonly maxAgeSeconds: number
+  /** Seconds between reads. @default DEFAULT_FEED_REFRESH_SECONDS */
+  readonly refreshSeconds?: number | undefined
+  /** The smallest answer accepted, in the feed's units (a peg guard). @default no floor */
+  readonly minAnswer?: bigint | undefined
+  /** Convert dollar prices at the rate (`false`: the token is a dollar; the feed only guards). @default true */
+  readonly convert?: boolean | undefined
 }
 
 /** How {@link createTollgate} settles exact payments; every field has a default. */
@@ -134,6 +155,8 @@ export interface Tollgate {
   readonly payee: Payee
   /** The exact-scheme payment path of the routes that accept `exact`. */
   readonly exactPayee: ExactPayee
+  /** The oracle's price feed, read on its interval until {@link close}; absent without `oracle`. */
+  readonly priceFeed: PriceFeed | undefined
   readonly watcher: ChainWatcher
   readonly settler: Settler
   /** Runs the settler on its schedule (unless disabled) and at once when a withdrawal starts. */
@@ -249,6 +272,24 @@ export async function createTollgate(options: CreateTollgateOptions): Promise<To
     await payee.abandon()
     throw err
   }
+  let priceFeed: PriceFeed | undefined
+  try {
+    priceFeed = options.oracle
+      ? await watchPriceFeed({
+          client: clients.publicClient,
+          address: options.oracle.feed,
+          maxAgeSeconds: options.oracle.maxAgeSeconds,
+          refreshSeconds: options.oracle.refreshSeconds,
+          minAnswer: options.oracle.minAnswer,
+          onError: (err) =>
+            log?.warn({ err }, 'tollgate: reading the price feed failed; the last round stands'),
+        })
+      : undefined
+  } catch (err) {
+    await payee.abandon()
+    throw err
+  }
+  const convert = options.oracle !== undefined && options.oracle.convert !== false
   const settler = settlerFor(chain, settlementOptions, clients, payee, store, log, (report) => {
     history.record(report)
     for (const claim of report.claims) metrics.gasUsed('claim', claim.gasUsed)
@@ -282,6 +323,10 @@ export async function createTollgate(options: CreateTollgateOptions): Promise<To
     receiverAuthorizer: account.address,
     withdrawDelay,
   }
+  // Under a converting oracle, WebSocket and MCP routes do not follow the rate: without the
+  // token's decimals they refuse dollar prices at start-up and take token units.
+  const { decimals: _decimals, ...undecimalled } = chain.usdc
+  const unconverted: PaymentTerms = convert ? { ...terms, asset: undecimalled } : terms
   const writer = gasCounted(
     escrowWriter({
       publicClient: clients.publicClient,
@@ -302,6 +347,7 @@ export async function createTollgate(options: CreateTollgateOptions): Promise<To
   let closed: Promise<void> | undefined
   const stop = (closeStore: () => Promise<void>) => {
     closed ??= (async () => {
+      priceFeed?.close()
       await settlement.stop()
       await watcher.stop()
       await closeStore()
@@ -320,6 +366,7 @@ export async function createTollgate(options: CreateTollgateOptions): Promise<To
         exactPayee,
         ...(options.exact?.byDefault ? { exactByDefault: true } : {}),
         metrics,
+        ...(priceFeed ? { oracle: { feed: priceFeed, convert } } : {}),
         ...extra,
         ...terms,
       })
@@ -329,7 +376,7 @@ export async function createTollgate(options: CreateTollgateOptions): Promise<To
   )
   const ws: Tollgate['ws'] = fp(
     async (app, extra) => {
-      await app.register(tollgateWs, { metrics, ...extra, ...terms })
+      await app.register(tollgateWs, { metrics, ...extra, ...unconverted })
       closeWith(app)
     },
     { fastify: '5.x', name: 'tollgate-ws-terms' },
@@ -337,6 +384,7 @@ export async function createTollgate(options: CreateTollgateOptions): Promise<To
   return {
     payee,
     exactPayee,
+    priceFeed,
     watcher,
     settler,
     settlement,
@@ -366,7 +414,7 @@ export async function createTollgate(options: CreateTollgateOptions): Promise<To
       }),
     http,
     ws,
-    mcp: paidTools({ ...terms, escrowWriter: writer }),
+    mcp: paidTools({ ...unconverted, escrowWriter: writer }),
     start,
     close,
     abandon: () => stop(() => payee.abandon()),

@@ -287,6 +287,59 @@ describe('server configuration', () => {
   })
 })
 
+describe('server configuration: oracle', () => {
+  const feedAddress = '0x2222222222222222222222222222222222222222'
+  const ticks = { path: '/feed/ticks', upstream: 'ws://127.0.0.1:9001' }
+
+  it('reads the oracle, minAnswer as a decimal string of feed units', () => {
+    const oracle = {
+      feed: feedAddress,
+      maxAgeSeconds: 3900,
+      refreshSeconds: 30,
+      minAnswer: '99000000',
+      convert: false,
+    }
+    expect(parseConfig({ routes: [route], oracle }, '/tmp').oracle).toEqual({
+      feed: feedAddress,
+      maxAgeSeconds: 3900,
+      refreshSeconds: 30,
+      minAnswer: 99_000_000n,
+      convert: false,
+    })
+    expect(parseConfig({ routes: [route] }, '/tmp').oracle).toBeUndefined()
+  })
+
+  it('refuses unknown oracle keys and a missing staleness bound', () => {
+    expect(
+      code(() => parseConfig({ routes: [], oracle: { feed: feedAddress, maxAge: 60 } }, '/tmp')),
+    ).toMatch(/^tollgate_invalid_config: .*oracle/)
+    expect(
+      code(() => parseConfig({ routes: [], oracle: { feed: 'nope', maxAgeSeconds: 60 } }, '/tmp')),
+    ).toMatch(/^tollgate_invalid_config: .*oracle\.feed/)
+  })
+
+  it('under a converting oracle, takes route prices finer than the token decimals and refuses dollar feeds', () => {
+    const oracle = { feed: feedAddress, maxAgeSeconds: 60 }
+    const fine = { ...route, price: '$0.0000001' }
+    expect(code(() => parseConfig({ routes: [fine] }, '/tmp'))).toMatch(/below one token unit/)
+    expect(parseConfig({ routes: [fine], oracle }, '/tmp').routes[0]?.price).toBe('$0.0000001')
+    expect(
+      code(() =>
+        parseConfig({ routes: [], feeds: [{ ...ticks, price: '$0.0001' }], oracle }, '/tmp'),
+      ),
+    ).toMatch(/^tollgate_invalid_config: .*feeds\[0\]\.price is in dollars/)
+    expect(
+      parseConfig({ routes: [], feeds: [{ ...ticks, price: '100' }], oracle }, '/tmp').feeds,
+    ).toHaveLength(1)
+    // A guarding oracle keeps dollars one to one, feeds included.
+    const guard = { ...oracle, convert: false }
+    expect(
+      parseConfig({ routes: [], feeds: [{ ...ticks, price: '$0.0001' }], oracle: guard }, '/tmp')
+        .feeds,
+    ).toHaveLength(1)
+  })
+})
+
 describe('server configuration: limits', () => {
   it('reads rate limits, on-chain limits, WebSocket limits and trustProxy, in seconds', () => {
     const config = parseConfig(

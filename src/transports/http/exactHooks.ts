@@ -29,6 +29,8 @@ export const kExact = Symbol('tollgate.exact')
 interface ExactState {
   readonly payment: DecodedExactPayment
   readonly header: ExactPayment['header']
+  /** The route's price in force when the request came in. */
+  readonly route: RoutePrice
   verified: VerifiedExact | undefined
 }
 
@@ -39,8 +41,9 @@ export function markExact(
   request: FastifyRequest,
   payment: DecodedExactPayment,
   header: ExactPayment['header'],
+  route: RoutePrice,
 ): void {
-  ;(request as unknown as WithExact)[kExact] = { payment, header, verified: undefined }
+  ;(request as unknown as WithExact)[kExact] = { payment, header, route, verified: undefined }
 }
 
 function stateOf(request: FastifyRequest): ExactState | null {
@@ -54,11 +57,12 @@ function stateOf(request: FastifyRequest): ExactState | null {
  * mined, and only then is the response sent, with `PAYMENT-RESPONSE.transaction` its hash. A
  * handler that fails, or a transfer that fails, charges nothing.
  */
-export function exactHooks(payee: ExactPayee, route: RoutePrice, note: NoteRefusal) {
-  const exactRoute = route.exact
+export function exactHooks(payee: ExactPayee, note: NoteRefusal) {
   const preHandler = async (request: FastifyRequest, reply: FastifyReply) => {
     const state = stateOf(request)
+    const exactRoute = state?.route.exact
     if (!state || !exactRoute || state.verified) return undefined
+    const { route } = state
     let admitted: Awaited<ReturnType<ExactPayee['verify']>>
     try {
       admitted = await payee.verify(exactRoute, state.payment)
@@ -115,8 +119,8 @@ export function exactHooks(payee: ExactPayee, route: RoutePrice, note: NoteRefus
       ;(payload as { destroy: () => void }).destroy()
     }
     const required = paymentRequired({
-      resource: resourceOf(request, route),
-      accepts: [...route.accepts],
+      resource: resourceOf(request, state.route),
+      accepts: [...state.route.accepts],
       error: settled.code,
     })
     reply

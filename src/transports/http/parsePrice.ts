@@ -1,10 +1,11 @@
 import { TollgateError } from '../../errors/index.js'
+import type { Dollars } from '../../payee/index.js'
 import { MAX_UINT128 } from '../../protocol/index.js'
 
 /**
  * A price: `'$0.001'` (US dollars, converted exactly with the token's decimals: the token is
- * taken to be a dollar stablecoin such as USDC), `'1000'` (token units, a canonical decimal
- * integer) or `1000n` (token units).
+ * taken to be a dollar stablecoin such as USDC, unless the HTTP plugin's `oracle` converts it at
+ * a feed's rate), `'1000'` (token units, a canonical decimal integer) or `1000n` (token units).
  */
 export type Price = string | bigint
 
@@ -71,4 +72,20 @@ export function parsePrice(price: unknown, decimals: number | undefined, field =
   if (units < 1n) return invalid('is below one token unit.')
   if (units > MAX_UINT128) return invalid('exceeds uint128.')
   return units
+}
+
+/**
+ * The dollars of a price given in dollars, as an exact rational; `undefined` for any other
+ * price (token units are never converted). Call it on a price {@link parsePrice} accepted.
+ *
+ * @example
+ * parseDollars('$0.001') // { numerator: 1n, denominator: 1000n }
+ * parseDollars('1000') // undefined
+ */
+export function parseDollars(price: unknown): Dollars | undefined {
+  const usd = typeof price === 'string' ? USD.exec(price) : null
+  if (!usd) return undefined
+  const fraction = usd[2] ?? ''
+  const denominator = 10n ** BigInt(fraction.length)
+  return { numerator: BigInt(usd[1] ?? '0') * denominator + BigInt(fraction || '0'), denominator }
 }

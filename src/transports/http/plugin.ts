@@ -27,7 +27,7 @@ import {
 import { type ExactPayment, exactHooks, kExact, markExact } from './exactHooks.js'
 import { PaidRequest, type Payment } from './paidRequest.js'
 import type { Price } from './parsePrice.js'
-import { priceRoute, type RoutePrice } from './priceRoute.js'
+import { type PricedRoute, priceRoute, type RoutePrice } from './priceRoute.js'
 import { createLimiters } from './rateLimits.js'
 import {
   errorPayload,
@@ -37,6 +37,7 @@ import {
   sendError,
   sendRefused,
   sendUnpaid,
+  sendUnpriced,
 } from './replies.js'
 import { type ResolvedOptions, resolveOptions, type TollgateOptions } from './resolveOptions.js'
 
@@ -125,9 +126,19 @@ async function tollgatePlugin(fastify: FastifyInstance, raw: TollgateOptions): P
     return this
   })
 
+  // Oracle routes are re-priced after each read of the feed, off the hot path.
+  const refreshers: (() => void)[] = []
+  if (options.oracle) {
+    const unsubscribe = options.oracle.feed.subscribe(() => {
+      for (const refresh of refreshers) refresh()
+    })
+    fastify.addHook('onClose', async () => unsubscribe())
+  }
+
   fastify.addHook('onRoute', (route) => {
     const price = priceRoute(route.config, options, `${String(route.method)} ${route.url}`)
     if (!price) return
+    if (price.refresh) refreshers.push(price.refresh)
     const meter = metrics ? metrics.route('http', route.url) : undefined
     const note: NoteRefusal = (request, code, who) => {
       meter?.refuse(code)
@@ -139,11 +150,8 @@ async function tollgatePlugin(fastify: FastifyInstance, raw: TollgateOptions): P
       })
     }
     addPaymentHooks(route, routeHooks(options, limiters, price, meter, note))
-    if (price.exact && options.exactPayee) {
-      addPaymentHooks(
-        route,
-        exactHooks(options.exactPayee, price, note) as unknown as Partial<Hooks>,
-      )
+    if (price.acceptsExact && options.exactPayee) {
+      addPaymentHooks(route, exactHooks(options.exactPayee, note) as unknown as Partial<Hooks>)
     }
   })
 }
@@ -164,7 +172,7 @@ type Hooks = {
 function routeHooks(
   options: ResolvedOptions,
   limiters: Awaited<ReturnType<typeof createLimiters>>,
-  route: RoutePrice,
+  priced: PricedRoute,
   meter: RouteMeter | undefined,
   note: NoteRefusal,
 ): Hooks {
@@ -184,6 +192,7 @@ function routeHooks(
   const refuse = (
     request: FastifyRequest,
     reply: FastifyReply,
+    route: RoutePrice,
     code: ErrorCode,
     message: string,
     status?: number,
@@ -201,17 +210,24 @@ function routeHooks(
       const verdict = await perIp(request)
       if (!verdict.ok) return limited(request, reply, verdict.retryAfter)
     }
+    // The price in force for this request: its 402, its screening and its payment check.
+    const now = priced.now()
+    if (!now.ok) {
+      note(request, now.code)
+      return sendUnpriced(reply, now, options.oracle?.feed.refreshSeconds)
+    }
+    const route = now.value
     if (value === undefined) return sendUnpaid(request, reply, route)
 
     const raw = typeof value === 'string' ? value : undefined
     const limit = { maxBytes: maxPaymentHeaderBytes }
     // Routes without exact decode batch-settlement only (another scheme is refused by name).
-    const decoded = route.exact
+    const decoded = priced.acceptsExact
       ? decodeSchemePaymentHeader(raw, limit)
       : asBatch(decodePaymentHeader(raw, limit))
-    if (!decoded.ok) return refuse(request, reply, decoded.code, decoded.message)
+    if (!decoded.ok) return refuse(request, reply, route, decoded.code, decoded.message)
     if (decoded.value.scheme === 'exact') {
-      markExact(request, decoded.value.payment, header)
+      markExact(request, decoded.value.payment, header, route)
       return undefined
     }
     const { payload } = decoded.value.payment
@@ -220,6 +236,7 @@ function routeHooks(
       return refuse(
         request,
         reply,
+        route,
         screened.code,
         screened.message,
         screened.status,
@@ -257,7 +274,15 @@ function routeHooks(
       ) {
         return sendCorrective(request, reply, route, note, outcome.record, outcome.message)
       }
-      return refuse(request, reply, outcome.code, outcome.message, undefined, namedBy(payload))
+      return refuse(
+        request,
+        reply,
+        route,
+        outcome.code,
+        outcome.message,
+        undefined,
+        namedBy(payload),
+      )
     }
     const { receipt, record } = outcome.value
     const header = encodeHeader(
@@ -285,6 +310,8 @@ function routeHooks(
       const verdict = await limiters.perPayer(request, { count: false })
       if (!verdict.ok) return limited(request, reply, verdict.retryAfter, paid.payment)
     }
+    // The requirements the payment was screened against, even if the rate moved since.
+    const route = paid.route
     let admitted: Admission
     const started = meter ? performance.now() : 0
     try {
@@ -303,6 +330,7 @@ function routeHooks(
         return refuse(
           request,
           reply,
+          route,
           admitted.code,
           admitted.message,
           admitted.status,

@@ -1,5 +1,5 @@
-import { TollgateError } from '../../errors/index.js'
-import type { ExactRoute, PaidRoute } from '../../payee/index.js'
+import { accept, type Rejection, type Result, reject, TollgateError } from '../../errors/index.js'
+import { dollarsToTokenUnits, type ExactRoute, type PaidRoute } from '../../payee/index.js'
 import {
   type BatchRequirements,
   buildExactRequirements,
@@ -7,14 +7,17 @@ import {
   type PaymentRequirements,
 } from '../../protocol/index.js'
 import { DEFAULT_MIN_DEPOSIT_MULTIPLIER } from './constants.js'
-import { parsePrice } from './parsePrice.js'
+import { parseDollars, parsePrice } from './parsePrice.js'
 import type { ResolvedOptions } from './resolveOptions.js'
 
-/** What a priced route charges and advertises, built once when the route is registered. */
+/**
+ * What a priced route charges and advertises: built once when the route is registered, and again
+ * whenever an oracle's rate changes its price.
+ */
 export interface RoutePrice {
   /** The per-request ceiling in token units. */
   readonly price: bigint
-  /** The requirements this route issues, byte for byte the same on every 402. */
+  /** The requirements this route issues, byte for byte the same on every 402 at this price. */
   readonly requirements: BatchRequirements
   readonly description: string | undefined
   readonly mimeType: string | undefined
@@ -27,8 +30,31 @@ export interface RoutePrice {
 }
 
 /**
+ * A priced route as the plugin serves it: the price in force now, looked up with no RPC.
+ */
+export interface PricedRoute {
+  /** Whether the route accepts x402 `exact` too (fixed at registration). */
+  readonly acceptsExact: boolean
+  /**
+   * The route's price and requirements in force, or, for a route priced through an oracle whose
+   * round is stale, incomplete or below its floor, the refusal.
+   */
+  now(): Result<RoutePrice>
+  /**
+   * Re-prices the route at the oracle's current rate, off the hot path (after each feed read);
+   * the requirements are rebuilt only when the price in token units changed. Absent on routes
+   * that do not follow a rate.
+   */
+  readonly refresh?: () => void
+}
+
+/** Longest dollar price taken under a converting oracle (its digits make one bigint). */
+const MAX_DOLLAR_PRICE_LENGTH = 80
+
+/**
  * Reads a route's `config: { price, description?, mimeType?, exact? }` and builds its
- * requirements (exact ones too when the route accepts `exact`).
+ * requirements (exact ones too when the route accepts `exact`). A dollar price under a converting
+ * oracle follows the feed's rate; one under a guarding oracle is refused while the feed is.
  *
  * @param config The route's `config`.
  * @param route `METHOD /url`, for error messages.
@@ -39,11 +65,10 @@ export function priceRoute(
   config: unknown,
   options: ResolvedOptions,
   route: string,
-): RoutePrice | undefined {
+): PricedRoute | undefined {
   if (typeof config !== 'object' || config === null) return undefined
   const { price: configured, description, mimeType, exact } = config as Record<string, unknown>
   if (configured === undefined) return undefined
-  const price = parsePrice(configured, options.asset.decimals, `price of ${route}`)
   for (const [field, value] of [
     ['description', description],
     ['mimeType', mimeType],
@@ -61,7 +86,99 @@ export function priceRoute(
       `${route} accepts exact, but the plugin has no exactPayee.`,
     )
   }
-  const minDeposit = options.minDeposit ?? price * DEFAULT_MIN_DEPOSIT_MULTIPLIER
+  const meta: RouteMeta = {
+    description: description as string | undefined,
+    mimeType: mimeType as string | undefined,
+    exact: exact ?? options.exactByDefault,
+  }
+  const dollars = options.oracle ? parseDollars(configured) : undefined
+  const oracle = dollars ? options.oracle : undefined
+  if (!oracle || !dollars) {
+    const price = parsePrice(configured, options.asset.decimals, `price of ${route}`)
+    if (options.minDepositDollars) {
+      throw new TollgateError(
+        'tollgate_invalid_config',
+        `minDeposit is in dollars, but the price of ${route} is in token units: under an oracle give both in dollars or both in token units.`,
+      )
+    }
+    const fixed = accept(buildRoutePrice(price, options.minDeposit, meta, options, route))
+    return Object.freeze({ acceptsExact: meta.exact, now: () => fixed })
+  }
+  const { feed } = oracle
+  if (!oracle.convert) {
+    // A dollar stablecoin: one to one, refused while the feed is.
+    const price = parsePrice(configured, options.asset.decimals, `price of ${route}`)
+    const fixed = accept(buildRoutePrice(price, options.minDeposit, meta, options, route))
+    return Object.freeze({
+      acceptsExact: meta.exact,
+      now: (): Result<RoutePrice> => {
+        const rate = feed.current()
+        return rate.ok ? fixed : rate
+      },
+    })
+  }
+  if ((configured as string).length > MAX_DOLLAR_PRICE_LENGTH) {
+    throw new TollgateError('tollgate_invalid_config', `price of ${route} is too long.`)
+  }
+  if (dollars.numerator === 0n) {
+    throw new TollgateError('tollgate_invalid_config', `price of ${route} is zero.`)
+  }
+  if (options.minDeposit !== undefined) {
+    throw new TollgateError(
+      'tollgate_invalid_config',
+      `minDeposit is in token units, but the price of ${route} is in dollars: under an oracle give both in dollars or both in token units.`,
+    )
+  }
+  const decimals = options.asset.decimals ?? 0
+  const minDepositDollars = options.minDepositDollars
+  /** The requirements at the last rate, `undefined` before the feed has had a usable round. */
+  let state: Result<RoutePrice> | undefined
+  const refresh = () => {
+    const rate = feed.current()
+    if (!rate.ok) return
+    const price = dollarsToTokenUnits(dollars, decimals, rate.value)
+    if (state?.ok && state.value.price === price) return
+    const minDeposit = minDepositDollars
+      ? dollarsToTokenUnits(minDepositDollars, decimals, rate.value)
+      : undefined
+    try {
+      state = accept(buildRoutePrice(price, minDeposit, meta, options, route))
+    } catch (err) {
+      state = refusal(err)
+    }
+  }
+  // At registration a price the rate cannot express fails fast.
+  if (feed.current().ok) {
+    refresh()
+    if (state && !state.ok) throw new TollgateError('tollgate_invalid_config', state.message)
+  }
+  return Object.freeze({
+    acceptsExact: meta.exact,
+    refresh,
+    now: (): Result<RoutePrice> => {
+      const rate = feed.current()
+      if (!rate.ok) return rate
+      return state ?? reject('tollgate_price_stale', `${route} is not priced at this round yet.`)
+    },
+  })
+}
+
+/** What a route's config says besides its price. */
+interface RouteMeta {
+  readonly description: string | undefined
+  readonly mimeType: string | undefined
+  readonly exact: boolean
+}
+
+/** The route's requirements at `price` token units. */
+function buildRoutePrice(
+  price: bigint,
+  configuredMinDeposit: bigint | undefined,
+  meta: RouteMeta,
+  options: ResolvedOptions,
+  route: string,
+): RoutePrice {
+  const minDeposit = configuredMinDeposit ?? price * DEFAULT_MIN_DEPOSIT_MULTIPLIER
   if (minDeposit < price) {
     throw new TollgateError(
       'tollgate_invalid_config',
@@ -82,18 +199,17 @@ export function priceRoute(
   })
   Object.freeze(requirements.extra)
   Object.freeze(requirements)
-  const exactRequirements =
-    (exact ?? options.exactByDefault)
-      ? buildExactRequirements({
-          network: options.network,
-          amount: price,
-          asset: options.asset.address,
-          payTo: options.payTo,
-          maxTimeoutSeconds: options.maxTimeoutSeconds,
-          name: options.asset.name,
-          version: options.asset.version,
-        })
-      : undefined
+  const exactRequirements = meta.exact
+    ? buildExactRequirements({
+        network: options.network,
+        amount: price,
+        asset: options.asset.address,
+        payTo: options.payTo,
+        maxTimeoutSeconds: options.maxTimeoutSeconds,
+        name: options.asset.name,
+        version: options.asset.version,
+      })
+    : undefined
   if (exactRequirements) {
     Object.freeze(exactRequirements.extra)
     Object.freeze(exactRequirements)
@@ -101,8 +217,8 @@ export function priceRoute(
   return Object.freeze({
     price,
     requirements,
-    description: description as string | undefined,
-    mimeType: mimeType as string | undefined,
+    description: meta.description,
+    mimeType: meta.mimeType,
     paid: Object.freeze({
       network: options.network,
       requirements,
@@ -114,4 +230,11 @@ export function priceRoute(
       : undefined,
     accepts: Object.freeze(exactRequirements ? [requirements, exactRequirements] : [requirements]),
   })
+}
+
+/** A route that cannot be built at the current rate: refused with the build's code. */
+function refusal(err: unknown): Rejection {
+  return err instanceof TollgateError
+    ? { ok: false, code: err.code, message: err.message }
+    : { ok: false, code: 'tollgate_internal', message: String(err) }
 }

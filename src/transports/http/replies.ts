@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { describe, type ErrorCode, statusOf } from '../../errors/index.js'
+import { describe, type ErrorCode, type Rejection, statusOf } from '../../errors/index.js'
 import type { ChannelRecord } from '../../ledger/index.js'
 import {
   encodeHeader,
@@ -113,6 +113,21 @@ export function sendCorrective(
   note(request, code, { payer: record.config.payer, channelId: record.channelId })
   const required = correctiveFor(resourceOf(request, route), route.requirements, record)
   return sendPaymentRequired(reply, statusOf(code), required, message)
+}
+
+/**
+ * A route that has no price in force (its oracle's round is stale, incomplete or below the
+ * floor): the code's status (503) and no requirements, since no amount can be stated; with
+ * `Retry-After` the feed's refresh interval, when the next round may be read.
+ */
+export function sendUnpriced(
+  reply: FastifyReply,
+  refusal: Rejection,
+  retryAfterSeconds: number | undefined,
+): FastifyReply {
+  if (retryAfterSeconds !== undefined) reply.header('retry-after', String(retryAfterSeconds))
+  const body: ErrorBody = { error: refusal.code, message: refusal.message }
+  return reply.code(statusOf(refusal.code)).type(JSON_TYPE).send(body)
 }
 
 /** An error reply that is not about the payment itself (rate limit, internal error). */

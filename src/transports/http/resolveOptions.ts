@@ -1,7 +1,8 @@
 import type { EscrowWriter } from '../../chain/escrowWriter.js'
+import type { PriceFeed } from '../../chain/priceFeed.js'
 import { TollgateError } from '../../errors/index.js'
 import type { TollgateMetrics } from '../../metrics/index.js'
-import type { ExactPayee } from '../../payee/index.js'
+import type { Dollars, ExactPayee } from '../../payee/index.js'
 import { MAX_PAYMENT_HEADER_BYTES } from '../../protocol/index.js'
 import { type PaymentTerms, type ResolvedTerms, resolveTerms } from '../terms.js'
 import {
@@ -13,7 +14,24 @@ import {
 
 const RATE_LIMIT_KEYS: ReadonlySet<string> = new Set(['perIp', 'unpaidPerIp', 'perPayer'])
 
-import { type Price, parsePrice } from './parsePrice.js'
+import { type Price, parseDollars, parsePrice } from './parsePrice.js'
+
+/**
+ * Prices in dollars through a price feed of the token (`watchPriceFeed`): for a token that is
+ * not a dollar, or to guard a dollar stablecoin's peg. Token-unit prices never consult it.
+ */
+export interface TollgateOracle {
+  /** An opened feed of dollars per whole token; the caller owns it and closes it. */
+  feed: PriceFeed
+  /**
+   * `true`: dollar prices (and a dollar `minDeposit`) are converted to token units at the feed's
+   * rate, rounded up, and the requirements follow the rate. `false`: the token is a dollar
+   * (prices convert one to one, as without an oracle) and the feed only guards: a stale or
+   * incomplete round, or one below the feed's `minAnswer`, refuses payment.
+   * @default true
+   */
+  convert?: boolean
+}
 
 /**
  * Rate limits of priced routes; `false` turns a limit off. On-chain actions (deposits and
@@ -57,11 +75,21 @@ export interface TollgateOptions extends PaymentTerms {
    * @default false
    */
   metrics?: TollgateMetrics | false
+  /**
+   * Prices dollar routes through the token's price feed. A route's 402 and payment checks use
+   * the requirements in force; while the feed is stale (`tollgate_price_stale`) or below its
+   * floor (`tollgate_price_below_peg`) the route refuses payment (503). Needs `asset.decimals`.
+   */
+  oracle?: TollgateOracle
 }
 
 /** Options after validation, with defaults applied. */
 export interface ResolvedOptions extends ResolvedTerms {
+  /** In token units; `undefined` when not configured or when {@link minDepositDollars} is set. */
   readonly minDeposit: bigint | undefined
+  /** A dollar `minDeposit` under a converting oracle: converted at the rate, with the price. */
+  readonly minDepositDollars: Dollars | undefined
+  readonly oracle: Readonly<Required<TollgateOracle>> | undefined
   readonly maxPaymentHeaderBytes: number
   readonly perIp: RateLimitRule | undefined
   readonly unpaidPerIp: RateLimitRule | undefined
@@ -82,8 +110,11 @@ export function resolveOptions(options: TollgateOptions): ResolvedOptions {
   if (!Number.isSafeInteger(maxPaymentHeaderBytes) || maxPaymentHeaderBytes <= 0) {
     invalid(`maxPaymentHeaderBytes ${String(maxPaymentHeaderBytes)} is not a positive integer.`)
   }
+  const oracle = resolveOracle(options.oracle, terms.asset.decimals)
+  const minDepositDollars = oracle?.convert ? parseDollars(options.minDeposit) : undefined
+  if (minDepositDollars && minDepositDollars.numerator === 0n) invalid('minDeposit is zero.')
   const minDeposit =
-    options.minDeposit === undefined
+    options.minDeposit === undefined || minDepositDollars
       ? undefined
       : parsePrice(options.minDeposit, terms.asset.decimals, 'minDeposit')
   if (options.escrowWriter !== undefined && typeof options.escrowWriter?.deposit !== 'function') {
@@ -113,6 +144,8 @@ export function resolveOptions(options: TollgateOptions): ResolvedOptions {
   return {
     ...terms,
     minDeposit,
+    minDepositDollars,
+    oracle,
     maxPaymentHeaderBytes,
     perIp: rule(limits.perIp, DEFAULT_RATE_LIMIT_PER_IP, 'rateLimit.perIp'),
     unpaidPerIp: rule(
@@ -125,6 +158,21 @@ export function resolveOptions(options: TollgateOptions): ResolvedOptions {
     exactPayee: options.exactPayee,
     exactByDefault,
   }
+}
+
+function resolveOracle(
+  oracle: TollgateOracle | undefined,
+  decimals: number | undefined,
+): Readonly<Required<TollgateOracle>> | undefined {
+  if (oracle === undefined) return undefined
+  if (typeof oracle !== 'object' || oracle === null) invalid('oracle must be { feed, convert? }.')
+  const { feed, convert = true } = oracle
+  if (typeof feed?.current !== 'function' || typeof feed.subscribe !== 'function') {
+    invalid('oracle.feed must be an opened PriceFeed (watchPriceFeed()).')
+  }
+  if (typeof convert !== 'boolean') invalid('oracle.convert must be a boolean.')
+  if (decimals === undefined) invalid('oracle needs asset.decimals to price in dollars.')
+  return Object.freeze({ feed, convert })
 }
 
 function rule(
