@@ -16,7 +16,20 @@ export interface LeaseMeta {
   getMeta(key: string): Promise<string | undefined>
   putMeta(key: string, value: string): Promise<void>
   deleteMeta(key: string): Promise<void>
+  /**
+   * An atomic compare-and-set, for a store shared by several processes (Redis): the lease is
+   * then taken, renewed and released by it, so that two settlers never both hold it. Absent on
+   * a store one process holds (LevelDB), where a lock in the process is enough.
+   */
+  compareAndSetMeta?(
+    key: string,
+    expected: string | undefined,
+    next: string | undefined,
+  ): Promise<boolean>
 }
+
+/** Tries of a compare-and-set that another settler keeps changing under us. */
+const MAX_LEASE_TRIES = 5
 
 /** A held lease: only its holder settles until it expires or is released. */
 export interface Lease {
@@ -59,12 +72,23 @@ export async function acquireLease(
   const now = options.now ?? Date.now
   const take = () =>
     locked(meta, async () => {
-      const current = parse(await meta.getMeta(LEASE_KEY))
-      if (current && current.holder !== holder && current.expiresAt > now() && !isDead(current))
-        return current
-      const mine = { holder, expiresAt: now() + durationMs }
-      await meta.putMeta(LEASE_KEY, JSON.stringify(mine))
-      return mine
+      for (let tries = 1; ; tries++) {
+        const stored = await meta.getMeta(LEASE_KEY)
+        const current = parse(stored)
+        if (current && current.holder !== holder && current.expiresAt > now() && !isDead(current))
+          return current
+        const mine = { holder, expiresAt: now() + durationMs }
+        const value = JSON.stringify(mine)
+        if (!meta.compareAndSetMeta) {
+          await meta.putMeta(LEASE_KEY, value)
+          return mine
+        }
+        if (await meta.compareAndSetMeta(LEASE_KEY, stored, value)) return mine
+        // Another settler changed the lease between the read and the set: read it again.
+        if (tries >= MAX_LEASE_TRIES) {
+          return parse(await meta.getMeta(LEASE_KEY)) ?? { holder: '(contended)', expiresAt: now() }
+        }
+      }
     })
   const got = await take()
   if (got.holder !== holder) {
@@ -87,8 +111,10 @@ export async function acquireLease(
     },
     release() {
       return locked(meta, async () => {
-        const current = parse(await meta.getMeta(LEASE_KEY))
-        if (current?.holder === holder) await meta.deleteMeta(LEASE_KEY)
+        const stored = await meta.getMeta(LEASE_KEY)
+        if (parse(stored)?.holder !== holder) return
+        if (meta.compareAndSetMeta) await meta.compareAndSetMeta(LEASE_KEY, stored, undefined)
+        else await meta.deleteMeta(LEASE_KEY)
       })
     },
   }

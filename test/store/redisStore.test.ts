@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ChannelReader } from '../../src/chain/readChannel.js'
 import { openPayee, type Payee } from '../../src/payee/index.js'
 import { CANONICAL_ADDRESSES } from '../../src/protocol/constants.js'
+import { acquireLease, type Lease } from '../../src/settlement/index.js'
 import { RedisStore } from '../../src/store/index.js'
 import { channelId } from '../../src/verify/index.js'
 import { type RedisServer, startRedis } from '../helpers/redisServer.js'
@@ -262,3 +263,29 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs = 5000): Promise
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
 }
+
+describe('the settlement lease, shared', () => {
+  it('is held by exactly one of many settlers racing for it, on separate connections', async () => {
+    const keyPrefix = `lease${++prefixCount}:`
+    const stores = await Promise.all(
+      Array.from({ length: 6 }, () => RedisStore.open({ url: redis.url, keyPrefix })),
+    )
+    opened.push(...stores)
+    const results = await Promise.all(
+      stores.map((store, i) => acquireLease(store, `host${i}:${1000 + i}`, { durationMs: 60_000 })),
+    )
+    const held = results.filter((r): r is Lease => !('ok' in r))
+    expect(held).toHaveLength(1)
+    expect(results.filter((r) => 'ok' in r && r.code === 'tollgate_settlement_busy')).toHaveLength(
+      5,
+    )
+    // Only its holder renews it; once released, another settler takes it.
+    const winner = held[0] as Lease
+    const loser = stores[results.indexOf(winner) === 0 ? 1 : 0] as RedisStore
+    expect(await winner.renew()).toBe(true)
+    await winner.release()
+    const next = await acquireLease(loser, 'hostB:2', { durationMs: 60_000 })
+    expect('ok' in next).toBe(false)
+    expect(await winner.renew()).toBe(false)
+  })
+})

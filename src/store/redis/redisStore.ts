@@ -13,6 +13,7 @@ import {
   END_SCRIPT,
   HOLD_SCRIPT,
   MERGE_SCRIPT,
+  META_CAS_SCRIPT,
   RESERVE_SCRIPT,
 } from './scripts.js'
 import type { ChannelState, HoldOutcome, HoldRequest, SharedLedger } from './sharedLedger.js'
@@ -58,6 +59,7 @@ const SCRIPTS = {
   create: script(CREATE_SCRIPT),
   merge: script(MERGE_SCRIPT),
   apply: script(APPLY_SCRIPT),
+  metaCas: script(META_CAS_SCRIPT),
 } as const
 
 /** The hash fields of a channel's state, in the order the scripts reply them. */
@@ -285,6 +287,25 @@ export class RedisStore implements ChannelStore, SharedLedger {
 
   async deleteMeta(key: string): Promise<void> {
     await this.call(() => this.redis.hdel(this.metaKey, key))
+  }
+
+  /**
+   * Sets a metadata value only if it is `expected` now (`undefined`: absent; `next` undefined
+   * deletes it), in one atomic script: how settlers on several instances share one lease.
+   */
+  async compareAndSetMeta(
+    key: string,
+    expected: string | undefined,
+    next: string | undefined,
+  ): Promise<boolean> {
+    const reply = await this.run(SCRIPTS.metaCas, this.metaKey, [
+      key,
+      expected === undefined ? '0' : '1',
+      expected ?? '',
+      next === undefined ? '0' : '1',
+      next ?? '',
+    ])
+    return reply === 1
   }
 
   async listMeta(prefix: string): Promise<[key: string, value: string][]> {

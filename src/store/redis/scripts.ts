@@ -207,3 +207,23 @@ elseif kind == 'withdrawFinalized' then
 end
 return redis.call('HMGET', KEYS[1], 'ch', 'cl', 'fl', 'sg', 'bl', 'tc', 'wr', 'rn', 'sy')
 `
+
+/**
+ * Compare-and-set of one metadata field (KEYS[1] the meta hash): ARGV field, '1' and the
+ * expected value or '0' for none, '1' and the new value or '0' to delete. 1 when it was set, 0
+ * when the field was not what was expected. What several settlers take their lease with.
+ */
+export const META_CAS_SCRIPT = `
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if ARGV[2] == '0' then
+  if current then return 0 end
+elseif current ~= ARGV[3] then
+  return 0
+end
+if ARGV[4] == '1' then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[5])
+else
+  redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 1
+`
