@@ -32,7 +32,7 @@ import {
   type Settler,
   settlementMetrics,
 } from '../settlement/index.js'
-import { type ChannelStore, LevelStore, type StoreMode } from '../store/index.js'
+import { type ChannelStore, LevelStore, RedisStore, type StoreMode } from '../store/index.js'
 import { type TollgateOptions, tollgate } from '../transports/http/index.js'
 import { type PaidTools, paidTools } from '../transports/mcp/index.js'
 import type { PaymentTerms } from '../transports/terms.js'
@@ -367,6 +367,8 @@ export async function createTollgate(options: CreateTollgateOptions): Promise<To
         ...(options.exact?.byDefault ? { exactByDefault: true } : {}),
         metrics,
         ...(priceFeed ? { oracle: { feed: priceFeed, convert } } : {}),
+        // Instances on one Redis count their rate limits there too.
+        ...(store instanceof RedisStore ? { rateLimitRedis: store.client } : {}),
         ...extra,
         ...terms,
       })

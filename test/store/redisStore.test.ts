@@ -3,12 +3,14 @@
  * ledger enforced by its scripts across several payees sharing one Redis, the durability check
  * at open, a dead instance's hold expiring under the crash rule, and Redis going away and back.
  */
+import Fastify from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ChannelReader } from '../../src/chain/readChannel.js'
 import { openPayee, type Payee } from '../../src/payee/index.js'
 import { CANONICAL_ADDRESSES } from '../../src/protocol/constants.js'
 import { acquireLease, type Lease } from '../../src/settlement/index.js'
 import { RedisStore } from '../../src/store/index.js'
+import { tollgate } from '../../src/transports/http/index.js'
 import { channelId } from '../../src/verify/index.js'
 import { type RedisServer, startRedis } from '../helpers/redisServer.js'
 import { CHAIN_ID, DOMAIN, IDENTITY, makeConfig, payment } from '../ledger/fixtures.js'
@@ -287,5 +289,42 @@ describe('the settlement lease, shared', () => {
     const next = await acquireLease(loser, 'hostB:2', { durationMs: 60_000 })
     expect('ok' in next).toBe(false)
     expect(await winner.renew()).toBe(false)
+  })
+})
+
+describe('rate limits, shared', () => {
+  it('are counted in Redis across instances: a client cannot spread its requests to get more', async () => {
+    const { payees } = await instances(2)
+    const apps = await Promise.all(
+      payees.map(async (payee) => {
+        const app = Fastify()
+        const store = await RedisStore.open({ url: redis.url, keyPrefix: `rl${prefixCount}:` })
+        opened.push(store)
+        await app.register(tollgate, {
+          payee,
+          network: `eip155:${CHAIN_ID}`,
+          asset: { address: IDENTITY.token, name: 'USDC', version: '2', decimals: 6 },
+          payTo: IDENTITY.receiver,
+          receiverAuthorizer: IDENTITY.receiverAuthorizer,
+          withdrawDelay: IDENTITY.withdrawDelay,
+          rateLimit: {
+            unpaidPerIp: { max: 3, timeWindowMs: 60_000 },
+            perIp: false,
+            perPayer: false,
+          },
+          rateLimitRedis: store.client,
+        })
+        app.get('/paid', { config: { price: 1000n } }, async () => 'ok')
+        await app.ready()
+        opened.push(app)
+        return app
+      }),
+    )
+    const statuses: number[] = []
+    for (let i = 0; i < 4; i++) {
+      const app = apps[i % 2] as (typeof apps)[number]
+      statuses.push((await app.inject({ url: '/paid', remoteAddress: '203.0.113.9' })).statusCode)
+    }
+    expect(statuses).toEqual([402, 402, 402, 429])
   })
 })

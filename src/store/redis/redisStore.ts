@@ -277,6 +277,11 @@ export class RedisStore implements ChannelStore, SharedLedger {
     return records
   }
 
+  /** The ioredis client, for what else the instances share through it (the rate limits). */
+  get client(): Redis {
+    return this.redis
+  }
+
   async getMeta(key: string): Promise<string | undefined> {
     return (await this.call(() => this.redis.hget(this.metaKey, key))) ?? undefined
   }

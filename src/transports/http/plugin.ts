@@ -108,6 +108,7 @@ async function tollgatePlugin(fastify: FastifyInstance, raw: TollgateOptions): P
     fastify,
     options,
     (request) => paidOf(request)?.payment.payer ?? '',
+    options.rateLimitRedis,
   )
 
   fastify.decorateRequest('payment', null)

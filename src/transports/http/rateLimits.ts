@@ -1,5 +1,6 @@
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { Redis } from 'ioredis'
 import type { RateLimitRule } from './constants.js'
 
 /** The verdict of a limiter: allowed, or refused with the seconds to wait. */
@@ -34,11 +35,18 @@ export async function createLimiters(
     perPayer: RateLimitRule | undefined
   },
   payerOf: (request: FastifyRequest) => string,
+  redis?: Redis,
 ): Promise<Limiters> {
   let limiters: Limiters = { perIp: undefined, unpaidPerIp: undefined, perPayer: undefined }
   if (!rules.perIp && !rules.unpaidPerIp && !rules.perPayer) return limiters
   await fastify.register(async (child) => {
-    await child.register(rateLimit, { global: false, skipOnError: true })
+    // With a Redis client, every instance counts in the same place (@fastify/rate-limit's Redis
+    // store); a Redis that fails lets requests through rather than refusing payers.
+    await child.register(rateLimit, {
+      global: false,
+      skipOnError: true,
+      ...(redis ? { redis, nameSpace: 'tollgate-rate-' } : {}),
+    })
     const make = (rule: RateLimitRule, keyGenerator?: (request: FastifyRequest) => string) => {
       const check = child.createRateLimit({
         max: rule.max,

@@ -1,3 +1,4 @@
+import type { Redis } from 'ioredis'
 import type { EscrowWriter } from '../../chain/escrowWriter.js'
 import type { PriceFeed } from '../../chain/priceFeed.js'
 import { TollgateError } from '../../errors/index.js'
@@ -53,6 +54,11 @@ export interface TollgateOptions extends PaymentTerms {
   /** Largest `PAYMENT-SIGNATURE` / `X-PAYMENT` header accepted. @default MAX_PAYMENT_HEADER_BYTES */
   maxPaymentHeaderBytes?: number
   /** @default { perIp: DEFAULT_RATE_LIMIT_PER_IP, perPayer: DEFAULT_RATE_LIMIT_PER_PAYER } */
+  /**
+   * An ioredis client: rate limits are counted in Redis, shared by every instance of a gateway
+   * that runs several (createTollgate passes its Redis store's). @default counted in this process
+   */
+  rateLimitRedis?: Redis
   rateLimit?: TollgateRateLimit | false
   /**
    * Submits `deposit` payloads (the server pays their gas) and `refund` payloads on chain; its
@@ -94,6 +100,7 @@ export interface ResolvedOptions extends ResolvedTerms {
   readonly perIp: RateLimitRule | undefined
   readonly unpaidPerIp: RateLimitRule | undefined
   readonly perPayer: RateLimitRule | undefined
+  readonly rateLimitRedis: Redis | undefined
   readonly escrowWriter: EscrowWriter | undefined
   readonly exactPayee: ExactPayee | undefined
   readonly exactByDefault: boolean
@@ -154,6 +161,7 @@ export function resolveOptions(options: TollgateOptions): ResolvedOptions {
       'rateLimit.unpaidPerIp',
     ),
     perPayer: rule(limits.perPayer, DEFAULT_RATE_LIMIT_PER_PAYER, 'rateLimit.perPayer'),
+    rateLimitRedis: options.rateLimitRedis,
     escrowWriter: options.escrowWriter,
     exactPayee: options.exactPayee,
     exactByDefault,
