@@ -30,6 +30,12 @@ export const DEFAULT_ONCHAIN_LIMITS = Object.freeze({
   gasBudget: Object.freeze({ wei: 50_000_000_000_000_000n, timeWindowMs: 3_600_000 }),
 })
 
+/**
+ * Signature checks of one contract payer (EIP-1271: `payerAuthorizer` zero) per window: each is
+ * an RPC call (`isValidSignature`), so they have a limit of their own: 60 a minute.
+ */
+export const DEFAULT_CONTRACT_CHECKS: ActionLimit = Object.freeze({ max: 60, timeWindowMs: 60_000 })
+
 /** Keys kept per limit at most: past it, the oldest windows are forgotten first. */
 const MAX_TRACKED_KEYS = 100_000
 
@@ -46,8 +52,8 @@ export interface OnChainRefusal {
  * the transaction is sent; `spent` once its receipt is in.
  */
 export class OnChainGuard {
-  private readonly perPayer: Counter | undefined
-  private readonly perRequester: Counter | undefined
+  private readonly perPayer: WindowCounter | undefined
+  private readonly perRequester: WindowCounter | undefined
   private readonly budget: { wei: bigint; timeWindowMs: number } | undefined
   private windowStart = 0
   private spentWei = 0n
@@ -62,9 +68,9 @@ export class OnChainGuard {
     const perPayer = limits.perPayer ?? DEFAULT_ONCHAIN_LIMITS.perPayer
     const perRequester = limits.perRequester ?? DEFAULT_ONCHAIN_LIMITS.perRequester
     const budget = limits.gasBudget ?? DEFAULT_ONCHAIN_LIMITS.gasBudget
-    this.perPayer = perPayer ? new Counter(checked(perPayer, 'perPayer')) : undefined
+    this.perPayer = perPayer ? new WindowCounter(checked(perPayer, 'perPayer')) : undefined
     this.perRequester = perRequester
-      ? new Counter(checked(perRequester, 'perRequester'))
+      ? new WindowCounter(checked(perRequester, 'perRequester'))
       : undefined
     if (budget && (budget.wei <= 0n || !positive(budget.timeWindowMs))) {
       throw new TollgateError(
@@ -110,7 +116,7 @@ export class OnChainGuard {
 }
 
 /** Fixed-window counts per key, bounded in size. */
-class Counter {
+export class WindowCounter {
   private readonly windows = new Map<string, { start: number; count: number }>()
 
   constructor(private readonly limit: ActionLimit) {}

@@ -30,7 +30,13 @@ import {
   normalizeSignature,
 } from '../verify/index.js'
 import { type Admission, admission, type PaidRoute, type VoucherCarrying } from './admit.js'
-import { OnChainGuard, type OnChainLimits } from './onChainGuard.js'
+import {
+  type ActionLimit,
+  DEFAULT_CONTRACT_CHECKS,
+  OnChainGuard,
+  type OnChainLimits,
+  WindowCounter,
+} from './onChainGuard.js'
 
 export interface PayeeOptions {
   /** The chain and escrow the channels live on (their EIP-712 domain). */
@@ -55,6 +61,11 @@ export interface PayeeOptions {
   now?: () => number
   /** What payers may make the server send on chain at its expense. @default DEFAULT_ONCHAIN_LIMITS */
   onChainLimits?: OnChainLimits
+  /**
+   * Vouchers of one contract payer (EIP-1271) checked per window, each an RPC call; past it they
+   * are refused with `tollgate_rate_limited`. `false`: no limit. @default DEFAULT_CONTRACT_CHECKS
+   */
+  contractChecks?: ActionLimit | false
   /**
    * With a shared store (Redis): how long a hold lasts unless renewed (a WebSocket session renews
    * its own); past it, its instance is taken to have died and what it had in flight is charged.
@@ -147,6 +158,7 @@ export class Payee {
   private readonly balanceReads = new Map<Hex, Promise<boolean>>()
   private readonly covers = new Map<Hex, Cover>()
   private readonly guard: OnChainGuard
+  private readonly contractChecks: WindowCounter | undefined
   private readonly warn: (message: string, cause?: unknown) => void
   private readonly now: () => number
   /** The store every instance shares, which decides each hold (src/store/redis); none for a local store. */
@@ -174,6 +186,8 @@ export class Payee {
     this.warn = options.onWarning ?? (() => {})
     this.now = options.now ?? Date.now
     this.guard = new OnChainGuard(options.onChainLimits, this.now)
+    const checks = options.contractChecks ?? DEFAULT_CONTRACT_CHECKS
+    this.contractChecks = checks ? new WindowCounter(checks) : undefined
     this.shared = isSharedLedger(options.store) ? options.store : undefined
     this.holdTtlMs = options.holdTtlMs ?? DEFAULT_HOLD_TTL_MS
     this.onClaimNeeded = options.onClaimNeeded ?? (() => {})
@@ -239,6 +253,8 @@ export class Payee {
    * {@link release}. A channel seen for the first time is read from chain once.
    */
   async decide(payment: VoucherPayment, rule: VoucherRule): Promise<Decision> {
+    const limited = this.contractCheckLimited(payment.channelConfig)
+    if (limited) return limited
     if (this.shared) return this.decideShared(this.shared, payment, rule)
     let result = await this.ledger.begin(payment, rule)
     if (!result.ok && result.unknownChannel) {
@@ -324,6 +340,8 @@ export class Payee {
     const id = voucher.channelId
     const identity = this.ledger.checkIdentity(config)
     if (identity) return identity
+    const checks = this.contractCheckLimited(config)
+    if (checks) return checks
     if (channelId(config, this.domainSeparator) !== id) {
       return reject('invalid_batch_settlement_evm_channel_id_mismatch')
     }
@@ -370,6 +388,19 @@ export class Payee {
     }
     const decision = await this.decide(payload, rule)
     return { ...decision, deposit: deposited.value }
+  }
+
+  /**
+   * A contract payer's voucher costs an RPC call to check (EIP-1271): counted against
+   * {@link PayeeOptions.contractChecks} before anything is checked.
+   */
+  private contractCheckLimited(config: VoucherPayment['channelConfig']) {
+    if (!this.contractChecks || config.payerAuthorizer !== ZERO_AUTHORIZER) return undefined
+    if (this.contractChecks.take(config.payer.toLowerCase(), this.now())) return undefined
+    return reject(
+      'tollgate_rate_limited',
+      `too many vouchers of contract payer ${config.payer} to check; retry later`,
+    )
   }
 
   /** Sends an admitted on-chain action and counts what it cost against the gas budget. */
@@ -557,6 +588,8 @@ export class Payee {
 
   /** Accepts a credit top-up voucher on a held session; durable before it returns. */
   async extend(hold: Hold, payment: VoucherPayment, rule: VoucherRule): Promise<Decision> {
+    const limited = this.contractCheckLimited(payment.channelConfig)
+    if (limited) return limited
     if (this.shared) return this.extendShared(this.shared, hold, payment, rule)
     const before = this.ledger.get(hold.channelId)
     let result = await this.ledger.extend(hold, payment.voucher, rule)
@@ -941,6 +974,9 @@ export class Payee {
     })
   }
 }
+
+/** `payerAuthorizer` of a contract payer's channel: its vouchers are checked by EIP-1271. */
+const ZERO_AUTHORIZER = '0x0000000000000000000000000000000000000000'
 
 /** The refusal of a voucher above the mirrored balance: worth a look at the chain first. */
 const EXCEEDS_BALANCE = 'invalid_batch_settlement_evm_cumulative_exceeds_balance'

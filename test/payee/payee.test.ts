@@ -266,6 +266,32 @@ describe('what an unsigned voucher may cost', () => {
   })
 })
 
+describe('contract payers (EIP-1271)', () => {
+  it('have their own limit of signature checks, each an RPC call, refused with a code past it', async () => {
+    const check = vi.fn(async () => false)
+    const payee = await payeeWith(await MemoryStore.open(), async () => onChain(10_000n), {
+      contractSignatureCheck: check,
+      contractChecks: { max: 2, timeWindowMs: 60_000 },
+    })
+    const config = makeConfig({ payerAuthorizer: '0x0000000000000000000000000000000000000000' })
+    const id = channelId(config, DOMAIN)
+    const codes: string[] = []
+    for (let i = 0; i < 4; i++) {
+      const decision = await payee.decide(await payment(config, id, 1000n), exact(1000n))
+      codes.push(decision.ok ? 'ok' : decision.code)
+    }
+    expect(codes).toEqual([
+      'invalid_batch_settlement_evm_voucher_signature',
+      'invalid_batch_settlement_evm_voucher_signature',
+      'tollgate_rate_limited',
+      'tollgate_rate_limited',
+    ])
+    const calls = check.mock.calls.length
+    expect(calls).toBeGreaterThan(0)
+    expect(calls).toBeLessThanOrEqual(2)
+  })
+})
+
 describe('a credit top-up that cannot be stored', () => {
   it('serves nothing on it: the session keeps the voucher before, in memory and in the store', async () => {
     const store = await MemoryStore.open()
