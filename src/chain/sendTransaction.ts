@@ -12,7 +12,7 @@ import {
 } from 'viem'
 import { accept, type ErrorCode, type Result, reject } from '../errors/index.js'
 import { hasError, hasRevertData, revertReason } from './revertReason.js'
-import { createSendLock, MAX_NONCE_RETRIES, type SendLock } from './sendLock.js'
+import { createSendLock, MAX_NONCE_RETRIES, type SendLock, type SendPriority } from './sendLock.js'
 
 /** Options of {@link createTransactionSender}: the fee policy claims use (see `claimExecutor`). */
 export interface TransactionSenderOptions {
@@ -29,6 +29,11 @@ export interface TransactionSenderOptions {
   feeBumpPercent?: number
   /** Replacements of one transaction before giving up waiting. @default 3 */
   maxReplacements?: number
+  /**
+   * How long a mined transaction may wait for its confirmations before the send gives up on it
+   * (a node that stops producing blocks never holds the sender). @default 120 000
+   */
+  confirmTimeoutMs?: number
 }
 
 /** A mined, successful transaction. */
@@ -36,7 +41,17 @@ export interface MinedTransaction {
   readonly hash: Hex
   readonly blockNumber: bigint
   readonly gasUsed: bigint
+  /** Wei paid per gas. */
+  readonly effectiveGasPrice: bigint
   readonly logs: TransactionReceipt['logs']
+}
+
+/** What a caller learns while a transaction is sent, and how it goes in the send lock. */
+export interface SendOptions {
+  /** Told of each transaction sent (the first, then each replacement) before it is waited for. */
+  readonly onSent?: (hash: Hex, nonce: number) => Promise<void>
+  /** @default SEND_PRIORITY.payer */
+  readonly priority?: SendPriority
 }
 
 /** The codes a send reports its failures with. */
@@ -52,7 +67,21 @@ export interface TransactionSender {
    * pending nonce under the send lock, sends, replaces the transaction with higher fees while it
    * stays unmined, and waits for its confirmations.
    */
-  send(to: Address, data: Hex, gas: bigint, codes: SendCodes): Promise<Result<MinedTransaction>>
+  send(
+    to: Address,
+    data: Hex,
+    gas: bigint,
+    codes: SendCodes,
+    options?: SendOptions,
+  ): Promise<Result<MinedTransaction>>
+  /**
+   * Polls the receipts of `hashes` (one nonce's transactions) for up to `timeoutMs`; once one is
+   * mined, waits for its confirmations. Undefined on timeout; a reverted receipt is a rejection.
+   */
+  waitForAny(
+    hashes: readonly Hex[],
+    timeoutMs: number,
+  ): Promise<Result<MinedTransaction> | undefined>
 }
 
 /** Headroom added to the node's gas estimate, in percent. */
@@ -76,6 +105,7 @@ export function createTransactionSender(options: TransactionSenderOptions): Tran
   const replaceAfterMs = options.replaceAfterMs ?? 60_000
   const bump = BigInt(100 + (options.feeBumpPercent ?? 25))
   const maxReplacements = options.maxReplacements ?? 3
+  const confirmTimeoutMs = options.confirmTimeoutMs ?? 120_000
   const pollMs = publicClient.pollingInterval
 
   async function waitForAny(
@@ -98,21 +128,30 @@ export function createTransactionSender(options: TransactionSenderOptions): Tran
       return reject('invalid_batch_settlement_evm_transaction_reverted', receipt.transactionHash)
     }
     const target = receipt.blockNumber + BigInt(confirmations) - 1n
+    const until = Date.now() + confirmTimeoutMs
     while (target > receipt.blockNumber) {
       const head = await publicClient.getBlockNumber({ cacheTime: 0 }).catch(() => -1n)
       if (head >= target) break
+      if (Date.now() >= until) {
+        return reject(
+          'invalid_batch_settlement_evm_wait_for_receipt_failed',
+          `${receipt.transactionHash} mined in block ${receipt.blockNumber}, not confirmed by ${target} within ${confirmTimeoutMs} ms`,
+        )
+      }
       await sleep(pollMs)
     }
     return accept({
       hash: receipt.transactionHash,
       blockNumber: receipt.blockNumber,
       gasUsed: receipt.gasUsed,
+      effectiveGasPrice: receipt.effectiveGasPrice,
       logs: receipt.logs,
     })
   }
 
   return {
-    async send(to, data, estimate, codes) {
+    waitForAny,
+    async send(to, data, estimate, codes, sendOptions = {}) {
       const gas = estimate + (estimate * GAS_HEADROOM_PERCENT) / 100n
       let fees: { maxFeePerGas: bigint; maxPriorityFeePerGas: bigint }
       let balance: bigint
@@ -152,7 +191,7 @@ export function createTransactionSender(options: TransactionSenderOptions): Tran
               ...fees,
             })
             return [sent, n] as const
-          })
+          }, sendOptions.priority)
         } catch (err) {
           if (hasError(err, InsufficientFundsError)) {
             return reject(codes.insufficientGas, revertReason(err))
@@ -175,6 +214,7 @@ export function createTransactionSender(options: TransactionSenderOptions): Tran
             : reject(codes.transaction, revertReason(err))
         }
         hashes.push(hash)
+        await sendOptions.onSent?.(hash, nonce)
         const last = replacements >= maxReplacements
         const mined = await waitForAny(hashes, last ? replaceAfterMs * 2 : replaceAfterMs)
         if (mined) return mined

@@ -1,28 +1,28 @@
 import {
   type Account,
   type Address,
-  BaseError,
   type Chain,
   encodeFunctionData,
   type Hex,
-  InsufficientFundsError,
-  NonceTooLowError,
   type PublicClient,
-  type TransactionReceipt,
   type Transport,
   toFunctionSelector,
   type WalletClient,
 } from 'viem'
 import { BatchSettlement } from '../chain/contracts.generated.js'
 import { encodePackedClaim, type PackedClaimHeader } from '../chain/packedClaim.js'
-import { hasError, hasRevertData, revertReason } from '../chain/revertReason.js'
+import { revertReason } from '../chain/revertReason.js'
 import {
   createSendLock,
-  MAX_NONCE_RETRIES,
   SEND_PRIORITY,
   type SendLock,
   type SendPriority,
 } from '../chain/sendLock.js'
+import {
+  createTransactionSender,
+  isRpcFailure,
+  type MinedTransaction,
+} from '../chain/sendTransaction.js'
 import { accept, type ErrorCode, type Result, reject, TollgateError } from '../errors/index.js'
 import type { ServerIdentity } from '../ledger/types.js'
 import { BATCH_SETTLEMENT_TYPES, escrowDomain } from '../verify/index.js'
@@ -44,9 +44,6 @@ export const DEFAULT_FEE_BUMP_PERCENT = 25
 
 /** Replacements of one transaction before giving up waiting for it. */
 export const DEFAULT_MAX_REPLACEMENTS = 3
-
-/** Headroom added to the node's gas estimate, in percent. */
-const GAS_HEADROOM_PERCENT = 20n
 
 export interface ClaimExecutorOptions {
   publicClient: PublicClient
@@ -130,13 +127,9 @@ export function claimExecutor(options: ClaimExecutorOptions): ClaimExecutor {
   const { publicClient, walletClient, escrow, identity } = options
   const account = walletClient.account
   const sender = account.address
-  const confirmations = options.confirmations ?? DEFAULT_SETTLEMENT_CONFIRMATIONS
   const replaceAfterMs = options.replaceAfterMs ?? DEFAULT_REPLACE_AFTER_MS
-  const confirmTimeoutMs = options.confirmTimeoutMs ?? DEFAULT_CONFIRM_TIMEOUT_MS
-  const sendLock = options.sendLock ?? createSendLock()
-  const bump = BigInt(100 + (options.feeBumpPercent ?? DEFAULT_FEE_BUMP_PERCENT))
+  const feeBumpPercent = options.feeBumpPercent ?? DEFAULT_FEE_BUMP_PERCENT
   const maxReplacements = options.maxReplacements ?? DEFAULT_MAX_REPLACEMENTS
-  const pollMs = publicClient.pollingInterval
   const receiverSide = [identity.receiver, identity.receiverAuthorizer].some(
     (a) => a.toLowerCase() === sender.toLowerCase(),
   )
@@ -146,8 +139,19 @@ export function claimExecutor(options: ClaimExecutorOptions): ClaimExecutor {
       `settlement sender ${sender} is neither the receiver nor its authorizer; give the authorizer's key to relay claimWithSignature`,
     )
   }
-  if (bump < 110n)
+  if (feeBumpPercent < 10)
     throw new TollgateError('tollgate_invalid_config', 'feeBumpPercent must be >= 10')
+  const transactions = createTransactionSender({
+    publicClient,
+    walletClient,
+    sendLock: options.sendLock ?? createSendLock(),
+    confirmations: options.confirmations ?? DEFAULT_SETTLEMENT_CONFIRMATIONS,
+    replaceAfterMs,
+    feeBumpPercent,
+    maxReplacements,
+    confirmTimeoutMs: options.confirmTimeoutMs ?? DEFAULT_CONFIRM_TIMEOUT_MS,
+  })
+  const { waitForAny } = transactions
   let packedSupport: Promise<boolean> | undefined
 
   const packed = () => {
@@ -207,7 +211,7 @@ export function claimExecutor(options: ClaimExecutorOptions): ClaimExecutor {
     return encodeFunctionData({ abi, functionName: 'claimWithSignature', args: [rows, signature] })
   }
 
-  /** Simulates, checks gas funds, sends with the pending nonce, replaces when stuck, waits. */
+  /** Simulates, then sends through the shared sender (fees, gas funds, replacements, waits). */
   async function send(
     data: Hex,
     codes: { simulation: ErrorCode; transaction: ErrorCode },
@@ -222,137 +226,14 @@ export function claimExecutor(options: ClaimExecutorOptions): ClaimExecutor {
       if (isRpcFailure(err)) return reject('tollgate_chain_unavailable', revertReason(err))
       return reject(codes.simulation, revertReason(err))
     }
-    gas += (gas * GAS_HEADROOM_PERCENT) / 100n
-    let fees: { maxFeePerGas: bigint; maxPriorityFeePerGas: bigint }
-    let balance: bigint
-    try {
-      ;[fees, balance] = await Promise.all([
-        publicClient.estimateFeesPerGas() as Promise<typeof fees>,
-        publicClient.getBalance({ address: sender }),
-      ])
-    } catch (err) {
-      return reject('tollgate_chain_unavailable', revertReason(err))
-    }
-    if (balance < gas * fees.maxFeePerGas) {
-      return reject(
-        'tollgate_settlement_insufficient_gas',
-        `${sender} holds ${balance} wei, needs ${gas * fees.maxFeePerGas}`,
-      )
-    }
-    const hashes: Hex[] = []
-    let nonce: number | undefined
-    let replacements = 0
-    let nonceRetries = 0
-    for (;;) {
-      let hash: Hex
-      try {
-        ;[hash, nonce] = await sendLock.run(async () => {
-          const n =
-            nonce === undefined || hashes.length === 0
-              ? await publicClient.getTransactionCount({ address: sender, blockTag: 'pending' })
-              : nonce
-          const sent = await walletClient.sendTransaction({
-            account,
-            chain: walletClient.chain,
-            to: escrow,
-            data,
-            gas,
-            nonce: n,
-            ...fees,
-          })
-          return [sent, n] as const
-        }, priority)
-      } catch (err) {
-        if (hasError(err, InsufficientFundsError))
-          return reject('tollgate_settlement_insufficient_gas', revertReason(err))
-        if (hashes.length > 0 && hasError(err, NonceTooLowError)) {
-          // The nonce is used: one of the transactions already sent was mined.
-          const mined = await waitForAny(hashes, replaceAfterMs)
-          return mined ?? reject(codes.transaction, 'nonce used by another transaction')
-        }
-        if (hasError(err, NonceTooLowError) && nonceRetries++ < MAX_NONCE_RETRIES) {
-          // Another sender of this account (a deposit, a refund) took the nonce meanwhile.
-          nonce = undefined
-          continue
-        }
-        if (hashes.length > 0) {
-          const mined = await waitForAny(hashes, replaceAfterMs)
-          if (mined) return mined
-        }
-        return isRpcFailure(err)
-          ? reject('tollgate_chain_unavailable', revertReason(err))
-          : reject(codes.transaction, revertReason(err))
-      }
-      hashes.push(hash)
-      await onSent(hash, nonce)
-      const last = replacements >= maxReplacements
-      const mined = await waitForAny(hashes, last ? replaceAfterMs * 2 : replaceAfterMs)
-      if (mined) return mined
-      if (last) {
-        return reject(
-          'invalid_batch_settlement_evm_wait_for_receipt_failed',
-          `${hashes.at(-1)} not mined after ${replacements} replacements`,
-        )
-      }
-      replacements++
-      fees = {
-        maxFeePerGas: (fees.maxFeePerGas * bump) / 100n,
-        maxPriorityFeePerGas: (fees.maxPriorityFeePerGas * bump) / 100n,
-      }
-    }
-  }
-
-  /**
-   * Polls the receipts of `hashes` for up to `timeoutMs`; once one is mined, waits for its
-   * confirmations. Undefined on timeout. A reverted receipt is a rejection.
-   */
-  async function waitForAny(
-    hashes: readonly Hex[],
-    timeoutMs: number,
-  ): Promise<Result<SentTransaction> | undefined> {
-    const until = Date.now() + timeoutMs
-    for (;;) {
-      for (const hash of hashes) {
-        let receipt: TransactionReceipt | undefined
-        try {
-          receipt = await publicClient.getTransactionReceipt({ hash })
-        } catch {
-          receipt = undefined
-        }
-        if (receipt) return confirmed(receipt)
-      }
-      if (Date.now() >= until) return undefined
-      await sleep(pollMs)
-    }
-  }
-
-  async function confirmed(receipt: TransactionReceipt): Promise<Result<SentTransaction>> {
-    if (receipt.status !== 'success')
-      return reject('invalid_batch_settlement_evm_transaction_reverted', receipt.transactionHash)
-    const target = receipt.blockNumber + BigInt(confirmations) - 1n
-    const until = Date.now() + confirmTimeoutMs
-    for (;;) {
-      let head: bigint
-      try {
-        head = await publicClient.getBlockNumber({ cacheTime: 0 })
-      } catch {
-        head = -1n
-      }
-      if (head >= target) break
-      if (Date.now() >= until) {
-        return reject(
-          'invalid_batch_settlement_evm_wait_for_receipt_failed',
-          `${receipt.transactionHash} mined in block ${receipt.blockNumber}, not confirmed by ${target} within ${confirmTimeoutMs} ms`,
-        )
-      }
-      await sleep(pollMs)
-    }
-    return accept({
-      hash: receipt.transactionHash,
-      blockNumber: receipt.blockNumber,
-      gasUsed: receipt.gasUsed,
-      effectiveGasPrice: receipt.effectiveGasPrice,
-    })
+    const sent = await transactions.send(
+      escrow,
+      data,
+      gas,
+      { transaction: codes.transaction, insufficientGas: 'tollgate_settlement_insufficient_gas' },
+      { onSent, priority },
+    )
+    return sent.ok ? accept(minedOf(sent.value)) : sent
   }
 
   return {
@@ -428,7 +309,9 @@ export function claimExecutor(options: ClaimExecutorOptions): ClaimExecutor {
         }
         if (known)
           return (
-            (await waitForAny(hashes, replaceAfterMs * (maxReplacements + 1))) ??
+            (await waitForAny(hashes, replaceAfterMs * (maxReplacements + 1)).then((mined) =>
+              mined?.ok ? accept(minedOf(mined.value)) : mined,
+            )) ??
             reject('invalid_batch_settlement_evm_wait_for_receipt_failed', `${hash} still pending`)
           )
       }
@@ -437,22 +320,10 @@ export function claimExecutor(options: ClaimExecutorOptions): ClaimExecutor {
   }
 }
 
-/** Whether the error is the node not answering (transport), not the call failing. */
-function isRpcFailure(err: unknown): boolean {
-  if (!(err instanceof BaseError)) return true
-  return (
-    err.walk(
-      (e) =>
-        (e as { name?: string }).name === 'HttpRequestError' ||
-        (e as { name?: string }).name === 'TimeoutError' ||
-        (e as { name?: string }).name === 'InternalRpcError' ||
-        (e as { name?: string }).name === 'UnknownRpcError',
-    ) !== null && !hasRevertData(err)
-  )
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
+/** What a claim or settle reports of its mined transaction. */
+function minedOf(mined: MinedTransaction): SentTransaction {
+  const { hash, blockNumber, gasUsed, effectiveGasPrice } = mined
+  return { hash, blockNumber, gasUsed, effectiveGasPrice }
 }
 
 /**
