@@ -212,8 +212,10 @@ export class Ledger {
       throw err
     }
     const latest = this.channels.get(voucher.channelId) ?? record
-    const accepted = putInFlight(
-      acceptVoucher(latest, voucher.maxClaimableAmount, claimableSignature(voucher.signature)),
+    const accepted = acceptVoucher(
+      latest,
+      voucher.maxClaimableAmount,
+      claimableSignature(voucher.signature),
       inFlightOf(rule, voucher.maxClaimableAmount),
     )
     this.channels.set(voucher.channelId, accepted)
@@ -233,12 +235,10 @@ export class Ledger {
     if (refused) return this.refusedSigned(refused, record, voucher)
     if (!(await this.verifySignature(record.config, voucher)))
       return reject('invalid_batch_settlement_evm_voucher_signature')
-    const accepted = putInFlight(
-      acceptVoucher(
-        this.mustGet(hold.channelId),
-        voucher.maxClaimableAmount,
-        claimableSignature(voucher.signature),
-      ),
+    const accepted = acceptVoucher(
+      this.mustGet(hold.channelId),
+      voucher.maxClaimableAmount,
+      claimableSignature(voucher.signature),
       inFlightOf(rule, voucher.maxClaimableAmount),
     )
     this.channels.set(hold.channelId, accepted)
@@ -279,18 +279,37 @@ export class Ledger {
   }
 
   /** Charges `amount` on a held channel and keeps the hold (per-message billing). */
-  chargeHeld(hold: Hold, amount: bigint): { ok: true; record: ChannelRecord } | Rejection {
+  chargeHeld(
+    hold: Hold,
+    amount: bigint,
+    /** A lower bound than what is in flight, if the caller has one (what is durable of it). */
+    coveredTo?: bigint,
+  ): { ok: true; record: ChannelRecord } | Rejection {
     this.assertHeld(hold)
-    const current = this.mustGet(hold.channelId)
-    if (current.chargedCumulativeAmount + amount > current.inFlightCumulativeAmount) {
+    return this.chargeWithin(hold.channelId, this.mustGet(hold.channelId), amount, false, coveredTo)
+  }
+
+  /** Charges `amount` within what is in flight (and `coveredTo`), settling it when asked. */
+  private chargeWithin(
+    channelId: Hex,
+    current: ChannelRecord,
+    amount: bigint,
+    settle: boolean,
+    coveredTo?: bigint,
+  ): { ok: true; record: ChannelRecord } | Rejection {
+    const limit =
+      coveredTo !== undefined && coveredTo < current.inFlightCumulativeAmount
+        ? coveredTo
+        : current.inFlightCumulativeAmount
+    if (current.chargedCumulativeAmount + amount > limit) {
       return reject(
         'invalid_batch_settlement_evm_charge_exceeds_signed_cumulative',
-        `charge beyond the reserved ${current.inFlightCumulativeAmount}`,
+        `charge beyond the reserved ${limit}`,
       )
     }
-    const next = charge(current, amount)
+    const next = charge(current, amount, settle)
     if ('ok' in next) return next
-    this.channels.set(hold.channelId, next)
+    if (next !== current) this.channels.set(channelId, next)
     return { ok: true, record: next }
   }
 
@@ -299,12 +318,15 @@ export class Ledger {
    * handler succeeded, and releases the channel. On a rejection the channel is released unchanged.
    */
   commit(hold: Hold, actual: bigint): { ok: true; record: ChannelRecord } | Rejection {
-    const result = this.chargeHeld(hold, actual)
+    this.assertHeld(hold)
     this.held.delete(hold.channelId)
     const current = this.mustGet(hold.channelId)
-    const settled = settleInFlight(current)
-    if (settled !== current) this.channels.set(hold.channelId, settled)
-    return result.ok ? { ok: true, record: settled } : result
+    const result = this.chargeWithin(hold.channelId, current, actual, true)
+    if (!result.ok) {
+      const settled = settleInFlight(current)
+      if (settled !== current) this.channels.set(hold.channelId, settled)
+    }
+    return result
   }
 
   /**

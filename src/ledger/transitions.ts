@@ -83,16 +83,31 @@ export function acceptVoucher(
   record: ChannelRecord,
   maxClaimableAmount: bigint,
   signature: ChannelRecord['signature'],
+  inFlight = 0n,
 ): ChannelRecord {
-  if (maxClaimableAmount <= record.signedMaxClaimable) return record
-  return { ...record, signedMaxClaimable: maxClaimableAmount, signature }
+  const higher = maxClaimableAmount > record.signedMaxClaimable
+  const ceiling = higher ? maxClaimableAmount : record.signedMaxClaimable
+  // In flight: what the request or session about to be served may add, within the ceiling.
+  const flight = larger(
+    smaller(record.chargedCumulativeAmount + inFlight, ceiling),
+    record.inFlightCumulativeAmount,
+  )
+  if (!higher && flight === record.inFlightCumulativeAmount) return record
+  return higher
+    ? { ...record, signedMaxClaimable: ceiling, signature, inFlightCumulativeAmount: flight }
+    : { ...record, inFlightCumulativeAmount: flight }
 }
 
 /**
  * Charges `amount` (the actual price, at most the request's ceiling). Precondition: the
  * voucher covering it was accepted. Rejects a charge that the held voucher does not cover.
  */
-export function charge(record: ChannelRecord, amount: bigint): ChannelRecord | Rejection {
+export function charge(
+  record: ChannelRecord,
+  amount: bigint,
+  /** Nothing stays in flight after this charge (a request's commit). */
+  settle = false,
+): ChannelRecord | Rejection {
   if (amount < 0n)
     return reject(
       'invalid_batch_settlement_evm_charge_exceeds_signed_cumulative',
@@ -105,14 +120,14 @@ export function charge(record: ChannelRecord, amount: bigint): ChannelRecord | R
       `charged ${charged} > signed ${record.signedMaxClaimable}`,
     )
   }
-  if (amount === 0n) return record
+  if (amount === 0n && (!settle || record.inFlightCumulativeAmount === charged)) return record
   // Field by field, not a spread: this runs once per billed message (a spread costs ten times more).
   return {
     channelId: record.channelId,
     config: record.config,
     chargedCumulativeAmount: charged,
     signedMaxClaimable: record.signedMaxClaimable,
-    inFlightCumulativeAmount: larger(record.inFlightCumulativeAmount, charged),
+    inFlightCumulativeAmount: settle ? charged : larger(record.inFlightCumulativeAmount, charged),
     signature: record.signature,
     balance: record.balance,
     totalClaimed: record.totalClaimed,

@@ -535,16 +535,8 @@ export class Payee {
    */
   chargeHeld(hold: Hold, amount: bigint) {
     const cover = this.covers.get(hold.channelId)
-    if (cover) {
-      const record = this.ledger.get(hold.channelId)
-      if (record && record.chargedCumulativeAmount + amount > cover.durable) {
-        return reject(
-          'invalid_batch_settlement_evm_charge_exceeds_signed_cumulative',
-          'the charge is not covered by a durable record yet',
-        )
-      }
-    }
-    const result = this.ledger.chargeHeld(hold, amount)
+    // Within what a durable record covers, not just what is in flight in memory.
+    const result = this.ledger.chargeHeld(hold, amount, cover?.durable)
     if (
       cover &&
       result.ok &&
