@@ -32,28 +32,24 @@ export const BATCH_SETTLEMENT_TYPES = Object.freeze({
   ],
 } as const)
 
+/** The fields both EIP-3009 authorizations sign (EIP-3009, `ReceiveWithAuthorization` and `TransferWithAuthorization`). */
+const EIP3009_AUTHORIZATION = [
+  { name: 'from', type: 'address' },
+  { name: 'to', type: 'address' },
+  { name: 'value', type: 'uint256' },
+  { name: 'validAfter', type: 'uint256' },
+  { name: 'validBefore', type: 'uint256' },
+  { name: 'nonce', type: 'bytes32' },
+] as const
+
 /** EIP-3009 `ReceiveWithAuthorization`, signed by a payer for an ERC-3009 deposit (`to` = the collector). */
 export const RECEIVE_WITH_AUTHORIZATION_TYPES = Object.freeze({
-  ReceiveWithAuthorization: [
-    { name: 'from', type: 'address' },
-    { name: 'to', type: 'address' },
-    { name: 'value', type: 'uint256' },
-    { name: 'validAfter', type: 'uint256' },
-    { name: 'validBefore', type: 'uint256' },
-    { name: 'nonce', type: 'bytes32' },
-  ],
+  ReceiveWithAuthorization: EIP3009_AUTHORIZATION,
 } as const)
 
 /** EIP-3009 `TransferWithAuthorization`, signed by a payer for an exact-scheme payment (`to` = the payee). */
 export const TRANSFER_WITH_AUTHORIZATION_TYPES = Object.freeze({
-  TransferWithAuthorization: [
-    { name: 'from', type: 'address' },
-    { name: 'to', type: 'address' },
-    { name: 'value', type: 'uint256' },
-    { name: 'validAfter', type: 'uint256' },
-    { name: 'validBefore', type: 'uint256' },
-    { name: 'nonce', type: 'bytes32' },
-  ],
+  TransferWithAuthorization: EIP3009_AUTHORIZATION,
 } as const)
 
 /** The escrow's EIP-712 domain on a chain. */
