@@ -229,8 +229,7 @@ export async function createTollgate(options: CreateTollgateOptions): Promise<To
   if (rpcUrl === undefined || !/^https?:\/\//.test(rpcUrl)) {
     invalid(`rpcUrl must be an http(s) URL, got ${JSON.stringify(rpcUrl)}`)
   }
-  const account =
-    typeof options.account === 'string' ? privateKeyToAccount(options.account) : options.account
+  const account = accountOf(options.account)
   const withdrawDelay = options.withdrawDelay ?? DEFAULT_WITHDRAW_DELAY
   if (!Number.isSafeInteger(withdrawDelay) || withdrawDelay < 900 || withdrawDelay > 2_592_000) {
     invalid(`withdrawDelay must be an integer in [900, 2592000], got ${withdrawDelay}`)
@@ -463,6 +462,27 @@ function gasCounted(writer: EscrowWriter, metrics: TollgateMetrics): EscrowWrite
       return result
     },
   }
+}
+
+/**
+ * The receiver authorizer's account from a private key or a viem local account; a key read from
+ * an unset environment variable is a configuration error that says so, not a crash.
+ */
+function accountOf(account: LocalAccount | Hex | undefined): LocalAccount {
+  if (typeof account === 'string') {
+    if (!/^0x[0-9a-fA-F]{64}$/.test(account)) {
+      invalid(
+        'account must be a private key of 32 bytes (0x and 64 hex digits) or a viem local account',
+      )
+    }
+    return privateKeyToAccount(account)
+  }
+  if (typeof account !== 'object' || account === null || typeof account.address !== 'string') {
+    invalid(
+      `account must be a private key or a viem local account, got ${String(account)} (is the environment variable holding the key set?)`,
+    )
+  }
+  return account
 }
 
 function resolveChain(network: PresetName | ChainPreset): ChainPreset {

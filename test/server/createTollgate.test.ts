@@ -78,6 +78,22 @@ describe('createTollgate', () => {
     expect(store.recoveredFromCrash).toBe(false)
   })
 
+  it('refuses a missing or malformed key with a configuration error, before opening anything', async () => {
+    const dataDir = tempDir()
+    for (const account of [undefined, '0x1234', 'not a key']) {
+      const refused = await failure(
+        createTollgate({
+          network: 'local',
+          rpcUrl: RPC_URL,
+          account: account as unknown as Hex,
+          dataDir,
+        }),
+      )
+      expect(refused.code).toBe('tollgate_invalid_config')
+      expect(refused.message).toMatch(/account must be/)
+    }
+  })
+
   it('refuses a data directory of another key, says how to rotate, and changes nothing', async () => {
     const dataDir = tempDir()
     const first = await open(dataDir, KEY_A)
