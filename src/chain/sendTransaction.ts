@@ -123,6 +123,23 @@ export function createTransactionSender(options: TransactionSenderOptions): Tran
     }
   }
 
+  /**
+   * After a send whose answer was lost: if the node holds a transaction at `nonce` (it acted), waits
+   * up to `timeoutMs` for it to be mined, so that whoever retries reads the chain after it.
+   */
+  async function waitForNonce(nonce: number, timeoutMs: number): Promise<void> {
+    const count = (blockTag: 'pending' | 'latest') =>
+      publicClient.getTransactionCount({ address: sender, blockTag }).catch(() => undefined)
+    const pending = await count('pending')
+    if (pending === undefined || pending <= nonce) return
+    const until = Date.now() + timeoutMs
+    while (Date.now() < until) {
+      const mined = await count('latest')
+      if (mined !== undefined && mined > nonce) return
+      await sleep(pollMs)
+    }
+  }
+
   async function confirmed(receipt: TransactionReceipt): Promise<Result<MinedTransaction>> {
     if (receipt.status !== 'success') {
       return reject('invalid_batch_settlement_evm_transaction_reverted', receipt.transactionHash)
@@ -175,12 +192,14 @@ export function createTransactionSender(options: TransactionSenderOptions): Tran
       let nonceRetries = 0
       for (;;) {
         let hash: Hex
+        let attempted: number | undefined
         try {
           ;[hash, nonce] = await sendLock.run(async () => {
             const n =
               nonce === undefined || hashes.length === 0
                 ? await publicClient.getTransactionCount({ address: sender, blockTag: 'pending' })
                 : nonce
+            attempted = n
             const sent = await walletClient.sendTransaction({
               account,
               chain: walletClient.chain,
@@ -208,6 +227,9 @@ export function createTransactionSender(options: TransactionSenderOptions): Tran
           if (hashes.length > 0) {
             const mined = await waitForAny(hashes, replaceAfterMs)
             if (mined) return mined
+          }
+          if (isRpcFailure(err) && attempted !== undefined && hashes.length === 0) {
+            await waitForNonce(attempted, replaceAfterMs)
           }
           return isRpcFailure(err)
             ? reject('tollgate_chain_unavailable', revertReason(err))

@@ -87,6 +87,24 @@ describe('settlement faults', () => {
     expect(settler.stats.failures.get('tollgate_chain_unavailable')).toBe(2)
   })
 
+  it('waits for a claim whose answer was lost while it is still unmined, and sends it once', async () => {
+    const { settler, ids } = await rig(3)
+    const before = await sentBy(authorizer.address)
+    // A chain that mines every second, like a real one: the lost claim sits in the pool a while.
+    await dev.testClient.setIntervalMining({ interval: 1 })
+    try {
+      proxy.inject('eth_sendRawTransaction', 'failAfter')
+      const report = await settler.run({ sweep: true })
+      expect(report.ok).toBe(true)
+      expect(report.retried.map((f) => f.code)).toEqual(['tollgate_chain_unavailable'])
+      expect(await claimed(ids)).toEqual(ids.map(() => 4_000n))
+      // The claim whose answer was lost, then the settle: no second claim.
+      expect((await sentBy(authorizer.address)) - before).toBe(2)
+    } finally {
+      await dev.testClient.setIntervalMining({ interval: 0 })
+    }
+  })
+
   it('reports a reverted claim and lands it on the retry', async () => {
     const { settler, ids } = await rig(10)
     // viem estimates gas through eth_fillTransaction where the node has it (anvil does).
