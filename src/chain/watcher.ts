@@ -51,6 +51,12 @@ export interface ChainEventSource {
 export interface ChainEventSink {
   apply(event: ChainEvent, source: ChainEventSource): unknown
   isKnown(channelId: Hex): boolean
+  /**
+   * The withdrawals the sink holds as pending. After a restart the watcher checks each against
+   * the chain once: one seen before confirmation and reorged out while the server was down is
+   * dropped (the channel takes vouchers again). Without it, such a channel waits for a sync.
+   */
+  pendingWithdrawals?(): Iterable<{ readonly channelId: Hex; readonly finalizeAfter: number }>
 }
 
 /** Where the watcher keeps its progress; the channel store satisfies it. */
@@ -293,6 +299,8 @@ class Watcher implements ChainWatcher {
   private stopping = false
   /** Withdrawals already seen before confirmation, keyed `channelId:finalizeAfter`. */
   private readonly alerted = new Map<string, Alerted>()
+  /** Whether the sink's pending withdrawals were checked against the chain since construction. */
+  private withdrawalsChecked = false
 
   constructor(options: Resolved) {
     this.o = options
@@ -402,6 +410,7 @@ class Watcher implements ChainWatcher {
       next = to + 1n
       this.next = next
     }
+    if (!this.withdrawalsChecked && next > target) await this.dropVanishedWithdrawals()
     this.pruneAlerted()
     return { head, lastProcessedBlock: this.lastProcessed(), applied }
   }
@@ -469,6 +478,43 @@ class Watcher implements ChainWatcher {
         { blockNumber: confirmedTo, transactionHash: '0x', logIndex: -1 },
       )
     }
+  }
+
+  /**
+   * Once, when first caught up: a withdrawal the sink holds as pending that is neither in the
+   * unconfirmed tail nor pending on chain was seen before confirmation and reorged out before a
+   * restart (the watcher's memory of it is gone): the channel takes vouchers again. One whose
+   * deadline passed may have been finalized in the tail: it stays, for the confirmed events.
+   */
+  private async dropVanishedWithdrawals(): Promise<void> {
+    const { sink, client, escrow, multicallAddress } = this.o
+    const nowSeconds = Math.floor(this.o.now() / 1000)
+    const suspects = [...(sink.pendingWithdrawals?.() ?? [])].filter(
+      (w) => w.finalizeAfter > nowSeconds && !this.alerted.has(`${w.channelId}:${w.finalizeAfter}`),
+    )
+    if (suspects.length > 0) {
+      const head = this.headSeen ?? 0n
+      const contracts = suspects.map(
+        (w) =>
+          ({
+            address: escrow,
+            abi,
+            functionName: 'pendingWithdrawals',
+            args: [w.channelId],
+          }) as const,
+      )
+      const pending = await rpc('eth_call', () =>
+        client.multicall({ contracts, allowFailure: false, blockNumber: head, multicallAddress }),
+      )
+      suspects.forEach((w, i) => {
+        if ((pending[i]?.[1] ?? 0) !== 0) return
+        sink.apply(
+          { type: 'withdrawDropped', channelId: w.channelId, finalizeAfter: w.finalizeAfter },
+          { blockNumber: head, transactionHash: '0x', logIndex: -1 },
+        )
+      })
+    }
+    this.withdrawalsChecked = true
   }
 
   private alert(channelId: Hex, finalizeAfter: number): void {

@@ -128,6 +128,16 @@ export class Ledger {
     return this.channels.values()
   }
 
+  /** The channels with a withdrawal pending, and its deadline (start + the channel's delay). */
+  *pendingWithdrawals(): Generator<{ channelId: Hex; finalizeAfter: number }> {
+    for (const record of this.channels.values()) {
+      if (record.withdrawRequestedAt !== 0) {
+        const finalizeAfter = record.withdrawRequestedAt + record.config.withdrawDelay
+        yield { channelId: record.channelId, finalizeAfter }
+      }
+    }
+  }
+
   /** Whether a request or session currently holds the channel. */
   isHeld(channelId: Hex): boolean {
     return this.held.has(channelId)

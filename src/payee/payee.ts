@@ -614,6 +614,11 @@ export class Payee {
     return this.ledger.get(channelId) !== undefined
   }
 
+  /** The withdrawals pending on the channels held (for the chain watcher's check after a restart). */
+  pendingWithdrawals(): Iterable<{ channelId: Hex; finalizeAfter: number }> {
+    return this.ledger.pendingWithdrawals()
+  }
+
   /** Mirrors an on-chain event. */
   apply(event: ChainEvent): ChannelRecord | undefined {
     const record = this.ledger.apply(event)

@@ -77,6 +77,7 @@ function ledgerSink() {
       return ledger.apply(event)
     },
     isKnown: (channelId) => ledger.get(channelId) !== undefined,
+    pendingWithdrawals: () => ledger.pendingWithdrawals(),
   }
   /** The server knows the channel (as if a payer had presented its first voucher). */
   const know = (id: Hex, c: ChannelConfig) =>
@@ -316,6 +317,44 @@ describe('chain watcher: confirmations', () => {
     await dev.testClient.mine({ blocks: 3 })
     await watcher.pollOnce()
     expect(ledger.get(id)).toMatchObject({ balance: USDC(5), withdrawRequestedAt: 0 })
+  })
+  it('takes vouchers again when such a withdrawal is reorged out while the server is down', async () => {
+    const { ledger, sink, know } = ledgerSink()
+    const meta = memoryMeta()
+    const first = watch({ sink, meta, fromBlock: startBlock, confirmations: 2 })
+    const { config: c, id } = await channel(USDC(5), know)
+    await dev.testClient.mine({ blocks: 2 })
+    await first.pollOnce()
+    const beforeWithdraw = await dev.testClient.snapshot()
+    await h.write(payer, 'initiateWithdraw', [c, USDC(5)])
+    await first.pollOnce()
+    await first.stop()
+    expect(ledger.get(id)?.withdrawRequestedAt).toBeGreaterThan(0)
+
+    await dev.testClient.revert({ id: beforeWithdraw })
+    await dev.testClient.mine({ blocks: 3 })
+    // A new process: the stored record still has the withdrawal, the watcher's memory does not.
+    const second = watch({ sink, meta, confirmations: 2 })
+    await second.pollOnce()
+    expect(ledger.get(id)).toMatchObject({ balance: USDC(5), withdrawRequestedAt: 0 })
+  })
+
+  it('keeps a withdrawal still pending on chain after a restart', async () => {
+    const { ledger, sink, know } = ledgerSink()
+    const meta = memoryMeta()
+    const first = watch({ sink, meta, fromBlock: startBlock, confirmations: 2 })
+    const { config: c, id } = await channel(USDC(5), know)
+    await h.write(payer, 'initiateWithdraw', [c, USDC(5)])
+    await dev.testClient.mine({ blocks: 2 })
+    await first.pollOnce()
+    await first.stop()
+    const seen = ledger.get(id)?.withdrawRequestedAt
+    expect(seen).toBeGreaterThan(0)
+
+    const second = watch({ sink, meta, confirmations: 2 })
+    await dev.testClient.mine({ blocks: 1 })
+    await second.pollOnce()
+    expect(ledger.get(id)?.withdrawRequestedAt).toBe(seen)
   })
 })
 
