@@ -5,6 +5,7 @@ import type { Registry } from 'prom-client'
 import type { Address, Hex, LocalAccount } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { LOCAL_CHAIN_ID } from '../chain/anvil.js'
+import { contractSignatureCheck } from '../chain/contractSignatureCheck.js'
 import { type EscrowWriter, escrowWriter } from '../chain/escrowWriter.js'
 import { type ChainPreset, PRESETS, type PresetName } from '../chain/presets.js'
 import { type PriceFeed, watchPriceFeed } from '../chain/priceFeed.js'
@@ -37,6 +38,7 @@ import { type TollgateOptions, tollgate } from '../transports/http/index.js'
 import { type PaidTools, paidTools } from '../transports/mcp/index.js'
 import type { PaymentTerms } from '../transports/terms.js'
 import { type TollgateWsOptions, tollgateWs } from '../transports/ws/index.js'
+import { type BatchFacilitator, batchFacilitator } from './batchFacilitator.js'
 import { chainClientsFor } from './chainClients.js'
 import { DEFAULT_DATA_DIR, DEFAULT_WITHDRAW_DELAY } from './config.js'
 import { payeeFor } from './configuredPayee.js'
@@ -155,6 +157,8 @@ export interface Tollgate {
   readonly payee: Payee
   /** The exact-scheme payment path of the routes that accept `exact`. */
   readonly exactPayee: ExactPayee
+  /** batch-settlement for stock x402 servers, served by `facilitatorApp({ batch })`. */
+  readonly batchFacilitator: BatchFacilitator
   /** The oracle's price feed, read on its interval until {@link close}; absent without `oracle`. */
   readonly priceFeed: PriceFeed | undefined
   readonly watcher: ChainWatcher
@@ -385,6 +389,16 @@ export async function createTollgate(options: CreateTollgateOptions): Promise<To
   return {
     payee,
     exactPayee,
+    batchFacilitator: batchFacilitator({
+      chainId: chain.chainId,
+      escrow: chain.escrow,
+      erc3009Collector: chain.erc3009Collector,
+      publicClient: clients.publicClient,
+      writer,
+      sender: createTransactionSender(clients),
+      account: clients.walletClient.account,
+      contractCheck: contractSignatureCheck(clients.publicClient),
+    }),
     priceFeed,
     watcher,
     settler,
