@@ -119,9 +119,8 @@ export interface CreateTollgateOptions {
    */
   exact?: ExactOptions | undefined
   /**
-   * Prices dollar routes of `tg.http` through a Chainlink-style feed of the token (see the HTTP
-   * plugin's `oracle`): the token need not be a dollar. Under a converting oracle, `tg.ws` and
-   * `tg.mcp` take token-unit prices only (a dollar price there is refused at start-up).
+   * Prices dollar routes of `tg.http`, `tg.ws` and `tg.mcp` through a Chainlink-style feed of the
+   * token (see the HTTP plugin's `oracle`): the token need not be a dollar.
    */
   oracle?: OracleOptions | undefined
   /** Where tollgate logs what an operator must know. @default nothing is logged */
@@ -326,10 +325,7 @@ export async function createTollgate(options: CreateTollgateOptions): Promise<To
     receiverAuthorizer: account.address,
     withdrawDelay,
   }
-  // Under a converting oracle, WebSocket and MCP routes do not follow the rate: without the
-  // token's decimals they refuse dollar prices at start-up and take token units.
-  const { decimals: _decimals, ...undecimalled } = chain.usdc
-  const unconverted: PaymentTerms = convert ? { ...terms, asset: undecimalled } : terms
+  const oracle = priceFeed ? { oracle: { feed: priceFeed, convert } } : {}
   const writer = gasCounted(
     escrowWriter({
       publicClient: clients.publicClient,
@@ -369,7 +365,7 @@ export async function createTollgate(options: CreateTollgateOptions): Promise<To
         exactPayee,
         ...(options.exact?.byDefault ? { exactByDefault: true } : {}),
         metrics,
-        ...(priceFeed ? { oracle: { feed: priceFeed, convert } } : {}),
+        ...oracle,
         // Instances on one Redis count their rate limits there too.
         ...(store instanceof RedisStore ? { rateLimitRedis: store.client } : {}),
         ...extra,
@@ -381,7 +377,7 @@ export async function createTollgate(options: CreateTollgateOptions): Promise<To
   )
   const ws: Tollgate['ws'] = fp(
     async (app, extra) => {
-      await app.register(tollgateWs, { metrics, ...extra, ...unconverted })
+      await app.register(tollgateWs, { metrics, ...oracle, ...extra, ...terms })
       closeWith(app)
     },
     { fastify: '5.x', name: 'tollgate-ws-terms' },
@@ -429,7 +425,7 @@ export async function createTollgate(options: CreateTollgateOptions): Promise<To
       }),
     http,
     ws,
-    mcp: paidTools({ ...unconverted, escrowWriter: writer }),
+    mcp: paidTools({ ...terms, ...oracle, escrowWriter: writer }),
     start,
     close,
     abandon: () => stop(() => payee.abandon()),

@@ -6,6 +6,7 @@ import {
   buildRequirements,
   type PaymentRequirements,
 } from '../../protocol/index.js'
+import { MAX_DOLLAR_PRICE_LENGTH } from '../oraclePrice.js'
 import { DEFAULT_MIN_DEPOSIT_MULTIPLIER } from './constants.js'
 import { parseDollars, parsePrice } from './parsePrice.js'
 import type { ResolvedOptions } from './resolveOptions.js'
@@ -47,9 +48,6 @@ export interface PricedRoute {
    */
   readonly refresh?: () => void
 }
-
-/** Longest dollar price taken under a converting oracle (its digits make one bigint). */
-const MAX_DOLLAR_PRICE_LENGTH = 80
 
 /**
  * Reads a route's `config: { price, description?, mimeType?, exact? }` and builds its
