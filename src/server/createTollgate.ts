@@ -292,6 +292,9 @@ export async function createTollgate(options: CreateTollgateOptions): Promise<To
     throw err
   }
   const convert = options.oracle !== undefined && options.oracle.convert !== false
+  // The token need not be a dollar: revenue in dollars is counted at the rate of each charge.
+  const feed = priceFeed
+  if (convert && feed) metrics.priceDollars(() => feed.current())
   const settler = settlerFor(chain, settlementOptions, clients, payee, store, log, (report) => {
     history.record(report)
     for (const claim of report.claims) metrics.gasUsed('claim', claim.gasUsed)

@@ -378,6 +378,14 @@ describe('createTollgate with an oracle', () => {
       const session = await FrameClient.inject(ws, '/ticks')
       // $0.0001 at $2 a token.
       expect((await session.next('payment-required')).paymentRequired.accepts[0]?.amount).toBe('50')
+
+      // Revenue in dollars is counted at the rate of the charge: 500 units at $2 are $0.001.
+      tg.serverMetrics.route('http', '/joke').charge(500n)
+      const scraped = await tg.metrics.metrics()
+      const dollars = scraped
+        .split('\n')
+        .find((line) => line.startsWith('tollgate_revenue_dollars_total{route="/joke"}'))
+      expect(Number(dollars?.split(' ').pop())).toBeCloseTo(0.001, 12)
       await ws.close()
     } finally {
       await served.close()
