@@ -244,7 +244,7 @@ describe('tollgate as a batch-settlement facilitator', () => {
     expect(await h.usdcBalance(stockPayer.address)).toBe(payerBefore + balance - totalClaimed)
   })
 
-  it('reads nothing from chain for a payload whose voucher is not the payer’s', async () => {
+  it('reads nothing from chain for a payload whose signatures are not the payer’s or the authorizer’s', async () => {
     let reads = 0
     const counting = new Proxy(h.publicClient, {
       get(target, key, receiver) {
@@ -266,8 +266,63 @@ describe('tollgate as a batch-settlement facilitator', () => {
       storage: new InMemoryClientChannelStorage(),
     })
     const created = await forger.createPaymentPayload(2, requirements)
-    const payload = created.payload as { voucher: { signature: `0x${string}` } }
+    const payload = created.payload as {
+      channelConfig: Record<string, unknown>
+      voucher: { channelId: `0x${string}`; maxClaimableAmount: string; signature: `0x${string}` }
+    }
     const signature = payload.voucher.signature
+
+    // A claim and a refund whose receiver-authorizer signatures are another key's.
+    const row = {
+      channelId: payload.voucher.channelId,
+      maxClaimableAmount: BigInt(payload.voucher.maxClaimableAmount),
+      totalClaimed: BigInt(payload.voucher.maxClaimableAmount),
+    }
+    const claims = [
+      {
+        voucher: {
+          channel: payload.channelConfig,
+          maxClaimableAmount: row.maxClaimableAmount.toString(),
+        },
+        signature,
+        totalClaimed: row.totalClaimed.toString(),
+      },
+    ]
+    const byStranger = await h.signClaimBatch(relayer, [row])
+    const claim = await batch.settle(
+      {
+        x402Version: 2,
+        accepted: requirements,
+        payload: { type: 'claim', claims, claimAuthorizerSignature: byStranger },
+      },
+      requirements,
+    )
+    expect(claim).toMatchObject({
+      success: false,
+      errorReason: 'invalid_batch_settlement_evm_authorizer_address_mismatch',
+    })
+    const refund = await batch.settle(
+      {
+        x402Version: 2,
+        accepted: requirements,
+        payload: {
+          type: 'refund',
+          channelConfig: payload.channelConfig,
+          voucher: payload.voucher,
+          amount: '1000',
+          refundNonce: '0',
+          claims: [],
+          refundAuthorizerSignature: await h.signRefund(relayer, row.channelId, 0n, 1000n),
+        },
+      },
+      requirements,
+    )
+    expect(refund).toMatchObject({
+      success: false,
+      errorReason: 'invalid_batch_settlement_evm_authorizer_address_mismatch',
+    })
+
+    // A deposit whose voucher is not the payer's.
     payload.voucher.signature = `0x${signature.slice(2, 10)}${signature[10] === 'a' ? 'b' : 'a'}${signature.slice(11)}`
     const paymentPayload = { x402Version: 2, accepted: requirements, payload: created.payload }
     const verified = await batch.verify(paymentPayload, requirements)
