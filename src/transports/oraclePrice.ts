@@ -1,5 +1,5 @@
 import { accept, type Rejection, type Result, TollgateError } from '../errors/index.js'
-import { dollarsToTokenUnits } from '../payee/index.js'
+import { dollarsToTokenUnits, type TokenRate } from '../payee/index.js'
 import { type Price, parseDollars, parsePrice } from './http/parsePrice.js'
 import type { TollgateOracle } from './http/resolveOptions.js'
 
@@ -33,8 +33,9 @@ export interface FollowedPrice<T> {
  * @param decimals The token's decimals.
  * @param oracle The resolved oracle, if any.
  * @param field What the price is, for error messages.
- * @param build What the transport makes of a price in token units (its requirements); it throws
- *   `TollgateError` for a price it cannot take, which refuses payment at that rate.
+ * @param build What the transport makes of a price in token units (its requirements), given the
+ *   rate it was converted at (none for a price that is not converted); it throws `TollgateError`
+ *   for a price it cannot take, which refuses payment at that rate.
  * @throws TollgateError `tollgate_invalid_config` for a malformed price, or one `build` refuses at
  *   the rate in force at registration.
  * @example
@@ -46,16 +47,16 @@ export function followPrice<T>(
   decimals: number | undefined,
   oracle: Readonly<Required<TollgateOracle>> | undefined,
   field: string,
-  build: (units: bigint) => T,
+  build: (units: bigint, rate: TokenRate | undefined) => T,
 ): FollowedPrice<T> {
   const dollars = oracle ? parseDollars(price) : undefined
   if (!oracle || !dollars) {
-    const fixed = accept(build(parsePrice(price, decimals, field)))
+    const fixed = accept(build(parsePrice(price, decimals, field), undefined))
     return Object.freeze({ followsFeed: false, now: () => fixed })
   }
   const { feed } = oracle
   if (!oracle.convert) {
-    const fixed = accept(build(parsePrice(price, decimals, field)))
+    const fixed = accept(build(parsePrice(price, decimals, field), undefined))
     return Object.freeze({
       followsFeed: true,
       now: (): Result<T> => {
@@ -82,7 +83,7 @@ export function followPrice<T>(
     let built = last?.units === units ? last.built : undefined
     if (built === undefined) {
       try {
-        built = accept(build(units))
+        built = accept(build(units, rate.value))
       } catch (err) {
         built = refusal(err)
       }
