@@ -61,6 +61,12 @@ export {
   Payee,
   type PayeeOptions,
 } from './payee/index.js'
+export {
+  type BatchFacilitator,
+  type BatchFacilitatorClient,
+  type BatchFacilitatorOptions,
+  batchFacilitator,
+} from './server/batchFacilitator.js'
 export { loadConfig, parseConfig, type ServerConfig } from './server/config.js'
 export { createServer, type TollgateServer } from './server/createServer.js'
 export {

@@ -29,6 +29,10 @@ const table = {
 
   // x402 batch-settlement codes.
   [`${BS}authorizer_address_mismatch`]: [402, 'The signer is not the channel authorizer.'],
+  [`${BS}authorizer_not_configured`]: [
+    402,
+    "A receiver authorizer's signature is missing and this facilitator signs none.",
+  ],
   [`${BS}channel_busy`]: [402, 'Another request on this channel is in progress.'],
   [`${BS}channel_id_mismatch`]: [
     402,

@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { Address } from 'viem'
-import type { ErrorCode } from '../errors/index.js'
+import type { ErrorCode, Result } from '../errors/index.js'
+import type { TokenRate } from '../payee/dollarsToTokenUnits.js'
 import { DEFAULT_RING_MINUTES, MinuteRing } from './minuteRing.js'
 import { DEFAULT_REFUSAL_LOG_PER_SECOND, RefusalLog } from './refusalLog.js'
 
@@ -22,9 +23,22 @@ export interface WatcherStatusLike {
   readonly lastSuccessAt: number | undefined
 }
 
+/** The token revenue is counted in. */
+export interface MeteredToken {
+  /** Its address: the `token` label. */
+  readonly address: Address
+  readonly decimals: number
+  /**
+   * Whether one whole token is worth one dollar (USDC): revenue in dollars is then its token
+   * units over `10^decimals`. `false`: dollars are counted only at a rate given to
+   * {@link TollgateMetrics.priceDollars}; without one, revenue is reported in token units only.
+   * @default true
+   */
+  readonly dollarPeg?: boolean
+}
+
 export interface TollgateMetricsOptions {
-  /** The token revenue is counted in: its address (the `token` label) and its decimals. */
-  token: { readonly address: Address; readonly decimals: number }
+  token: MeteredToken
   /** Add the metrics to this registry. @default a new one */
   registry?: Registry
   /** Minutes of per-minute revenue and refusal buckets kept for the dashboard. @default DEFAULT_RING_MINUTES */
@@ -44,6 +58,10 @@ export class RouteMeter {
   charges = 0
   /** Token units charged. */
   charged = 0n
+  /** Dollars charged at the rate in force at each charge, when the metrics have a rate. */
+  dollars = 0
+  /** Token units charged while the rate had no usable round: not counted in {@link dollars}. */
+  unpriced = 0n
   private readonly latency: { observe(value: number): void } | undefined
 
   constructor(
@@ -61,6 +79,14 @@ export class RouteMeter {
     this.charges++
     this.charged += amount
     this.metrics.ring.charge(amount)
+    const rate = this.metrics.rate?.()
+    if (rate === undefined) return
+    if (!rate.ok) {
+      this.unpriced += amount
+      return
+    }
+    const { answer, decimals } = rate.value
+    this.dollars += Number(amount * answer) / 10 ** (this.metrics.token.decimals + decimals)
   }
 
   /** Records how long a payment took to be decided and stored, in seconds. */
@@ -81,7 +107,11 @@ export class RouteMeter {
  *
  * - `tollgate_paid_requests_total{route}`, `tollgate_billed_messages_total{route}`;
  * - `tollgate_refusals_total{code,route}`;
- * - `tollgate_revenue_token_units_total{route,token}`, `tollgate_revenue_dollars_total{route}`;
+ * - `tollgate_revenue_token_units_total{route,token}`, `tollgate_revenue_dollars_total{route}`
+ *   (at one dollar a token, or at the rate of {@link TollgateMetrics.priceDollars} when each charge
+ *   was made; none for a token without a dollar peg or a rate), and
+ *   `tollgate_revenue_unpriced_token_units_total{route,token}` (charged while that rate had no
+ *   usable round);
  * - `tollgate_payment_duration_seconds{route}`: an HTTP payment decided and stored (histogram);
  * - `tollgate_store_commit_duration_seconds`, `tollgate_store_commit_records` (histograms);
  * - `tollgate_watcher_lag_blocks`, `tollgate_watcher_lag_seconds`;
@@ -99,7 +129,12 @@ export class TollgateMetrics {
   readonly ring: MinuteRing
   /** The rate-limited log every refusal goes through. */
   readonly refusalLog: RefusalLog
-  readonly token: { readonly address: Address; readonly decimals: number }
+  readonly token: MeteredToken
+  /**
+   * Dollars per whole token at each charge (an oracle's rate), set by {@link priceDollars}.
+   * @internal read by {@link RouteMeter.charge}
+   */
+  rate: (() => Result<TokenRate>) | undefined
   /** Token units claimed on chain by this process's settlement runs. */
   claimedAmount = 0n
   private readonly routes = new Map<string, RouteMeter>()
@@ -172,15 +207,32 @@ export class TollgateMetrics {
         }
       },
     })
+    const rated = () => this.rate !== undefined
+    const pegged = options.token.dollarPeg !== false
     new Counter({
       name: 'tollgate_revenue_dollars_total',
-      help: 'Revenue charged, in dollars (the token is a dollar stablecoin), by route.',
+      help: "Revenue charged, in dollars, by route: at one dollar a token (a dollar stablecoin), or at the oracle's rate when each charge was made (charges made while it had no usable round are in tollgate_revenue_unpriced_token_units_total). No series for a token without a dollar peg or a rate.",
       labelNames: ['route'],
       registers,
       collect() {
         this.reset()
+        if (!rated() && !pegged) return
         for (const meter of routes.values()) {
-          this.inc({ route: meter.route }, Number(meter.charged) / unit)
+          const dollars = rated() ? meter.dollars : Number(meter.charged) / unit
+          this.inc({ route: meter.route }, dollars)
+        }
+      },
+    })
+    new Counter({
+      name: 'tollgate_revenue_unpriced_token_units_total',
+      help: "Revenue charged while the oracle's rate had no usable round, in token units, by route and token address: not in tollgate_revenue_dollars_total.",
+      labelNames: ['route', 'token'],
+      registers,
+      collect() {
+        this.reset()
+        if (!rated()) return
+        for (const meter of routes.values()) {
+          this.inc({ route: meter.route, token }, Number(meter.unpriced))
         }
       },
     })
@@ -324,6 +376,20 @@ export class TollgateMetrics {
   storeCommitted(seconds: number, records: number): void {
     this.commitDuration.observe(seconds)
     this.commitRecords.observe(records)
+  }
+
+  /**
+   * Counts revenue in dollars at `rate` (dollars per whole token, an oracle's `feed.current()`)
+   * as each charge is made, instead of at one dollar a token: for a token that is not a dollar.
+   * A charge made while `rate` has no usable round is counted in
+   * `tollgate_revenue_unpriced_token_units_total` instead. Set it before the first charge: the
+   * dollars of charges counted before it are not known.
+   *
+   * @example
+   * metrics.priceDollars(() => feed.current())
+   */
+  priceDollars(rate: () => Result<TokenRate>): void {
+    this.rate = rate
   }
 
   /** Where the watcher gauges read the chain watcher's progress. */

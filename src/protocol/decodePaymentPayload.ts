@@ -152,7 +152,8 @@ function decodeBatchPayload(payload: Record<string, unknown>): Result<BatchPaylo
   return accept({ type, channelConfig: channelConfig.value, voucher, deposit: deposit.value })
 }
 
-function decodeChannelConfig(value: unknown): Result<ChannelConfig> {
+/** A `channelConfig` object: addresses lowercased, `withdrawDelay` in range, or the code refusing it. */
+export function decodeChannelConfig(value: unknown): Result<ChannelConfig> {
   if (!isRecord(value)) return reject(`${BS}missing_channel`)
   const payer = parseAddress(value.payer)
   const payerAuthorizer = parseAddress(value.payerAuthorizer)
@@ -192,7 +193,7 @@ function decodeChannelConfig(value: unknown): Result<ChannelConfig> {
  * A voucher signed by a non-zero `payerAuthorizer` is plain ECDSA (65 bytes). With a zero
  * authorizer the payer signs, possibly a smart wallet (EIP-1271, EIP-6492): 65 to 4096 bytes.
  */
-function decodeVoucher(value: unknown, payerAuthorizer: Address): SignedVoucher | undefined {
+export function decodeVoucher(value: unknown, payerAuthorizer: Address): SignedVoucher | undefined {
   if (!isRecord(value)) return undefined
   const channelId = parseBytes32(value.channelId)
   const maxClaimableAmount = parseUint(value.maxClaimableAmount, MAX_UINT128)

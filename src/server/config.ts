@@ -354,8 +354,8 @@ export function parseConfig(raw: unknown, baseDir: string): ServerConfig {
   if (!Array.isArray(feeds)) invalid('feeds must be a list')
   const dataDir = string(o.dataDir ?? DEFAULT_DATA_DIR, 'dataDir')
   const oracleConfig = o.oracle === undefined ? undefined : oracle(o.oracle)
-  // Under a converting oracle, feeds take token units (they do not follow the rate), and route
-  // prices in dollars are converted at the rate rather than with the token's decimals.
+  // Under a converting oracle, route and feed prices in dollars are converted at the rate rather
+  // than with the token's decimals.
   const converting = oracleConfig !== undefined && oracleConfig.convert !== false
   const withdrawDelay = integer(
     o.withdrawDelay ?? DEFAULT_WITHDRAW_DELAY,
@@ -383,7 +383,7 @@ export function parseConfig(raw: unknown, baseDir: string): ServerConfig {
       route(r, `routes[${i}]`, converting ? 'converted' : chain.usdc.decimals),
     ),
     feeds: feeds.map((f, i) =>
-      feed(f, `feeds[${i}]`, converting ? undefined : chain.usdc.decimals),
+      feed(f, `feeds[${i}]`, converting ? 'converted' : chain.usdc.decimals),
     ),
     confirmations:
       o.confirmations === undefined ? undefined : integer(o.confirmations, 'confirmations', 0),
@@ -587,16 +587,13 @@ function route(raw: unknown, where: string, decimals: number | 'converted'): Rou
   }
 }
 
-function feed(raw: unknown, where: string, decimals: number | undefined): FeedConfig {
+function feed(raw: unknown, where: string, decimals: number | 'converted'): FeedConfig {
   const f = object(raw, where)
   const path = string(f.path, `${where}.path`)
   if (!path.startsWith('/')) invalid(`${where}.path must start with /`)
   const upstream = string(f.upstream, `${where}.upstream`)
   if (!/^wss?:\/\/[^/]/.test(upstream))
     invalid(`${where}.upstream "${upstream}" must be a ws:// or wss:// URL`)
-  if (decimals === undefined && parseDollars(f.price)) {
-    invalid(`${where}.price is in dollars: under a converting oracle, feeds take token units`)
-  }
   return {
     path,
     price: price(f.price, `${where}.price`, decimals),

@@ -194,6 +194,7 @@ export async function createServer(
     if (config.exact.facilitator) {
       facilitator = facilitatorApp({
         exactPayee: tg.exactPayee,
+        batch: tg.batchFacilitator,
         network: config.chain.network,
         signer: tg.terms.receiverAuthorizer,
         token: process.env[FACILITATOR_SECRET_ENV] ?? '',

@@ -5,6 +5,7 @@ import type { Registry } from 'prom-client'
 import type { Address, Hex, LocalAccount } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { LOCAL_CHAIN_ID } from '../chain/anvil.js'
+import { contractSignatureCheck } from '../chain/contractSignatureCheck.js'
 import { type EscrowWriter, escrowWriter } from '../chain/escrowWriter.js'
 import { type ChainPreset, PRESETS, type PresetName } from '../chain/presets.js'
 import { type PriceFeed, watchPriceFeed } from '../chain/priceFeed.js'
@@ -37,6 +38,7 @@ import { type TollgateOptions, tollgate } from '../transports/http/index.js'
 import { type PaidTools, paidTools } from '../transports/mcp/index.js'
 import type { PaymentTerms } from '../transports/terms.js'
 import { type TollgateWsOptions, tollgateWs } from '../transports/ws/index.js'
+import { type BatchFacilitator, batchFacilitator } from './batchFacilitator.js'
 import { chainClientsFor } from './chainClients.js'
 import { DEFAULT_DATA_DIR, DEFAULT_WITHDRAW_DELAY } from './config.js'
 import { payeeFor } from './configuredPayee.js'
@@ -117,9 +119,8 @@ export interface CreateTollgateOptions {
    */
   exact?: ExactOptions | undefined
   /**
-   * Prices dollar routes of `tg.http` through a Chainlink-style feed of the token (see the HTTP
-   * plugin's `oracle`): the token need not be a dollar. Under a converting oracle, `tg.ws` and
-   * `tg.mcp` take token-unit prices only (a dollar price there is refused at start-up).
+   * Prices dollar routes of `tg.http`, `tg.ws` and `tg.mcp` through a Chainlink-style feed of the
+   * token (see the HTTP plugin's `oracle`): the token need not be a dollar.
    */
   oracle?: OracleOptions | undefined
   /** Where tollgate logs what an operator must know. @default nothing is logged */
@@ -155,6 +156,8 @@ export interface Tollgate {
   readonly payee: Payee
   /** The exact-scheme payment path of the routes that accept `exact`. */
   readonly exactPayee: ExactPayee
+  /** batch-settlement for stock x402 servers, served by `facilitatorApp({ batch })`. */
+  readonly batchFacilitator: BatchFacilitator
   /** The oracle's price feed, read on its interval until {@link close}; absent without `oracle`. */
   readonly priceFeed: PriceFeed | undefined
   readonly watcher: ChainWatcher
@@ -289,6 +292,9 @@ export async function createTollgate(options: CreateTollgateOptions): Promise<To
     throw err
   }
   const convert = options.oracle !== undefined && options.oracle.convert !== false
+  // The token need not be a dollar: revenue in dollars is counted at the rate of each charge.
+  const feed = priceFeed
+  if (convert && feed) metrics.priceDollars(() => feed.current())
   const settler = settlerFor(chain, settlementOptions, clients, payee, store, log, (report) => {
     history.record(report)
     for (const claim of report.claims) metrics.gasUsed('claim', claim.gasUsed)
@@ -322,10 +328,7 @@ export async function createTollgate(options: CreateTollgateOptions): Promise<To
     receiverAuthorizer: account.address,
     withdrawDelay,
   }
-  // Under a converting oracle, WebSocket and MCP routes do not follow the rate: without the
-  // token's decimals they refuse dollar prices at start-up and take token units.
-  const { decimals: _decimals, ...undecimalled } = chain.usdc
-  const unconverted: PaymentTerms = convert ? { ...terms, asset: undecimalled } : terms
+  const oracle = priceFeed ? { oracle: { feed: priceFeed, convert } } : {}
   const writer = gasCounted(
     escrowWriter({
       publicClient: clients.publicClient,
@@ -365,7 +368,7 @@ export async function createTollgate(options: CreateTollgateOptions): Promise<To
         exactPayee,
         ...(options.exact?.byDefault ? { exactByDefault: true } : {}),
         metrics,
-        ...(priceFeed ? { oracle: { feed: priceFeed, convert } } : {}),
+        ...oracle,
         // Instances on one Redis count their rate limits there too.
         ...(store instanceof RedisStore ? { rateLimitRedis: store.client } : {}),
         ...extra,
@@ -377,7 +380,7 @@ export async function createTollgate(options: CreateTollgateOptions): Promise<To
   )
   const ws: Tollgate['ws'] = fp(
     async (app, extra) => {
-      await app.register(tollgateWs, { metrics, ...extra, ...unconverted })
+      await app.register(tollgateWs, { metrics, ...oracle, ...extra, ...terms })
       closeWith(app)
     },
     { fastify: '5.x', name: 'tollgate-ws-terms' },
@@ -385,6 +388,16 @@ export async function createTollgate(options: CreateTollgateOptions): Promise<To
   return {
     payee,
     exactPayee,
+    batchFacilitator: batchFacilitator({
+      chainId: chain.chainId,
+      escrow: chain.escrow,
+      erc3009Collector: chain.erc3009Collector,
+      publicClient: clients.publicClient,
+      writer,
+      sender: createTransactionSender(clients),
+      account: clients.walletClient.account,
+      contractCheck: contractSignatureCheck(clients.publicClient),
+    }),
     priceFeed,
     watcher,
     settler,
@@ -415,7 +428,7 @@ export async function createTollgate(options: CreateTollgateOptions): Promise<To
       }),
     http,
     ws,
-    mcp: paidTools({ ...unconverted, escrowWriter: writer }),
+    mcp: paidTools({ ...terms, ...oracle, escrowWriter: writer }),
     start,
     close,
     abandon: () => stop(() => payee.abandon()),

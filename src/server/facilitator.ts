@@ -9,17 +9,21 @@ import {
   EXACT_SCHEME,
   type ExactRequirements,
   type Network,
+  SCHEME,
   type SettleResponse,
   type SupportedResponse,
   type VerifyResponse,
   X402_VERSION,
 } from '../protocol/index.js'
 import { isRecord, parseAddress } from '../protocol/parse.js'
+import type { BatchFacilitator } from './batchFacilitator.js'
 
 /** Options of {@link facilitatorApp}. */
 export interface FacilitatorOptions {
   /** Verifies and settles the exact payments (its transfers are sent by the server's key). */
   exactPayee: ExactPayee
+  /** Verifies and settles batch-settlement payloads; absent, only `exact` is served. */
+  batch?: BatchFacilitator | undefined
   /** The network served, `eip155:<chainId>`. */
   network: Network
   /** The address that sends the transfers and pays their gas, listed under `signers`. */
@@ -44,10 +48,11 @@ export const MIN_FACILITATOR_TOKEN_LENGTH = 16
  * tollgate as an x402 facilitator, in x402 v2 shapes, for stock x402 servers (`@x402/express`
  * with a remote facilitator URL): `GET /supported`, `POST /verify` and `POST /settle` taking
  * `{ x402Version, paymentPayload, paymentRequirements }`, for the `exact` scheme (EIP-3009) on
- * its network. `/verify` runs every check of the exact payee (signature, value, recipient,
- * window, nonce, simulation) and reserves nothing; `/settle` runs them again, stores the nonce,
- * sends the transfer and answers once it is mined. Every request needs the bearer token.
- * Returned without listening.
+ * its network, and for batch-settlement when given `batch` (`batchFacilitator`). For `exact`,
+ * `/verify` runs every check of the exact payee (signature, value, recipient, window, nonce,
+ * simulation) and reserves nothing; `/settle` runs them again, stores the nonce, sends the
+ * transfer and answers once it is mined. Every request needs the bearer token. Returned without
+ * listening.
  *
  * @throws TollgateError `tollgate_invalid_config` for a token shorter than {@link MIN_FACILITATOR_TOKEN_LENGTH}.
  * @example
@@ -55,7 +60,7 @@ export const MIN_FACILITATOR_TOKEN_LENGTH = 16
  * await app.listen({ host: '127.0.0.1', port: 4022 })
  */
 export function facilitatorApp(options: FacilitatorOptions): FastifyInstance {
-  const { exactPayee, network, signer } = options
+  const { exactPayee, batch, network, signer } = options
   if (typeof options.token !== 'string' || options.token.length < MIN_FACILITATOR_TOKEN_LENGTH) {
     throw new TollgateError(
       'tollgate_invalid_config',
@@ -78,7 +83,10 @@ export function facilitatorApp(options: FacilitatorOptions): FastifyInstance {
   app.get(
     '/supported',
     async (): Promise<SupportedResponse> => ({
-      kinds: [{ x402Version: X402_VERSION, scheme: EXACT_SCHEME, network }],
+      kinds: [
+        { x402Version: X402_VERSION, scheme: EXACT_SCHEME, network },
+        ...(batch ? [{ x402Version: X402_VERSION, scheme: SCHEME, network }] : []),
+      ],
       extensions: [],
       signers: { 'eip155:*': [signer] },
     }),
@@ -113,7 +121,18 @@ export function facilitatorApp(options: FacilitatorOptions): FastifyInstance {
     return { route, payment: decoded.value, payer }
   }
 
+  /** The batch-settlement request's payload and requirements, when batch-settlement is served. */
+  const batchOf = (body: unknown) =>
+    batch !== undefined &&
+    isRecord(body) &&
+    isRecord(body.paymentRequirements) &&
+    body.paymentRequirements.scheme === SCHEME
+      ? { payload: body.paymentPayload, requirements: body.paymentRequirements }
+      : undefined
+
   app.post('/verify', async (request): Promise<VerifyResponse> => {
+    const scheme = batchOf(request.body)
+    if (batch && scheme) return batch.verify(scheme.payload, scheme.requirements)
     const input = read(request.body)
     const payer = input.payer === undefined ? {} : { payer: input.payer }
     if (!('route' in input)) {
@@ -133,6 +152,8 @@ export function facilitatorApp(options: FacilitatorOptions): FastifyInstance {
   })
 
   app.post('/settle', async (request): Promise<SettleResponse> => {
+    const scheme = batchOf(request.body)
+    if (batch && scheme) return batch.settle(scheme.payload, scheme.requirements)
     const input = read(request.body)
     const payer = input.payer === undefined ? {} : { payer: input.payer }
     const failed = (code: ErrorCode, message: string): SettleResponse => ({

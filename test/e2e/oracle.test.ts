@@ -28,6 +28,7 @@ import { fundedAccount, payerOn } from '../client/fixtures.js'
 import { useDevChain } from '../helpers/devChain.js'
 import { type ChannelConfig, randomAccount } from '../helpers/escrow.js'
 import { mockFeed, nowSeconds } from '../helpers/priceFeed.js'
+import { FrameClient } from '../transports/ws/fixtures.js'
 
 const dev = useDevChain()
 const h = dev.harness
@@ -341,7 +342,7 @@ describe('a dollar stablecoin guarded by its feed', () => {
 })
 
 describe('createTollgate with an oracle', () => {
-  it('prices tg.http routes at the feed rate and refuses dollar prices on tg.ws at start-up', async () => {
+  it('prices tg.http routes and tg.ws feeds at the feed rate', async () => {
     await feed.setAnswer(HALF_DOLLAR)
     const dataDir = mkdtempSync(join(tmpdir(), 'tollgate-oracle-tg-'))
     const tg = await createTollgate({
@@ -371,13 +372,20 @@ describe('createTollgate with an oracle', () => {
       expect(await amount()).toBe('500')
 
       const ws = Fastify()
-      await expect(
-        (async () => {
-          await ws.register(tg.ws)
-          ws.tollgateFeed('/ticks', { price: '$0.0001', source: async function* () {} })
-          await ws.ready()
-        })(),
-      ).rejects.toMatchObject({ code: 'tollgate_invalid_config', message: /in dollars/ })
+      await ws.register(tg.ws)
+      ws.tollgateFeed('/ticks', { price: '$0.0001', source: async function* () {} })
+      await ws.ready()
+      const session = await FrameClient.inject(ws, '/ticks')
+      // $0.0001 at $2 a token.
+      expect((await session.next('payment-required')).paymentRequired.accepts[0]?.amount).toBe('50')
+
+      // Revenue in dollars is counted at the rate of the charge: 500 units at $2 are $0.001.
+      tg.serverMetrics.route('http', '/joke').charge(500n)
+      const scraped = await tg.metrics.metrics()
+      const dollars = scraped
+        .split('\n')
+        .find((line) => line.startsWith('tollgate_revenue_dollars_total{route="/joke"}'))
+      expect(Number(dollars?.split(' ').pop())).toBeCloseTo(0.001, 12)
       await ws.close()
     } finally {
       await served.close()

@@ -14,7 +14,7 @@ import { once } from 'node:events'
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { x402Facilitator } from '@x402/core/facilitator'
-import type { FacilitatorClient } from '@x402/core/server'
+import { type FacilitatorClient, HTTPFacilitatorClient } from '@x402/core/server'
 import type { Network } from '@x402/core/types'
 import { toFacilitatorEvmSigner } from '@x402/evm'
 import { BatchSettlementEvmScheme as FacilitatorScheme } from '@x402/evm/batch-settlement/facilitator'
@@ -44,8 +44,11 @@ export const HANDLER_BODY = Object.freeze({ ok: true })
 export interface StockServerOptions {
   rpcUrl: string
   chain: Chain
-  /** Sends the facilitator's transactions (deposits, claims, settles) and pays their gas. */
-  facilitator: LocalAccount
+  /**
+   * The stock facilitator in process, its account sending the transactions (deposits, claims,
+   * settles) and paying their gas; or a remote facilitator's URL and bearer token (tollgate's).
+   */
+  facilitator: LocalAccount | { url: string; token: string }
   /** The channels' receiver (`payTo`). */
   receiver: Address
   /** Signs claims and refunds as the channels' receiver authorizer (held by the server). */
@@ -64,6 +67,8 @@ export interface StockServer {
   readonly network: Network
   /** The server scheme (its channel storage is the server's state). */
   readonly scheme: ServerScheme
+  /** What the server verifies and settles through (for a channel manager's claims and settles). */
+  readonly facilitatorClient: FacilitatorClient
   stop(): Promise<void>
 }
 
@@ -77,32 +82,12 @@ export interface StockServer {
  * await stock.stop()
  */
 export async function startStockServer(options: StockServerOptions): Promise<StockServer> {
-  const { chain, facilitator: account } = options
+  const { chain } = options
   const network = `eip155:${chain.id}` as Network
-
-  const client = createWalletClient({
-    account,
-    chain,
-    transport: http(options.rpcUrl, { retryCount: 0 }),
-    pollingInterval: LOCAL_POLLING_MS,
-  }).extend(publicActions)
-  // The structural signer the stock facilitator wants, over one viem wallet + public client.
-  const signer = toFacilitatorEvmSigner({
-    address: account.address,
-    readContract: (args) => client.readContract(args as never),
-    verifyTypedData: (args) => client.verifyTypedData(args as never),
-    writeContract: (args) => client.writeContract(args as never),
-    sendTransaction: (args) => client.sendTransaction(args),
-    waitForTransactionReceipt: (args) => client.waitForTransactionReceipt(args),
-    getCode: (args) => client.getCode(args),
-  })
-  const facilitator = new x402Facilitator().register(network, new FacilitatorScheme(signer))
-  // In process: the resource server calls the facilitator's methods directly.
-  const facilitatorClient: FacilitatorClient = {
-    verify: (payload, requirements) => facilitator.verify(payload, requirements),
-    settle: (payload, requirements) => facilitator.settle(payload, requirements),
-    getSupported: async () => facilitator.getSupported() as never,
-  }
+  const facilitatorClient =
+    'url' in options.facilitator
+      ? remoteFacilitator(options.facilitator)
+      : inProcessFacilitator(options.rpcUrl, chain, network, options.facilitator)
 
   const scheme = new ServerScheme(options.receiver, {
     receiverAuthorizerSigner: options.receiverAuthorizer,
@@ -143,6 +128,7 @@ export async function startStockServer(options: StockServerOptions): Promise<Sto
     baseUrl: `http://127.0.0.1:${port}`,
     network,
     scheme,
+    facilitatorClient,
     async stop() {
       const closed = once(server, 'close')
       server.close()
@@ -150,4 +136,44 @@ export async function startStockServer(options: StockServerOptions): Promise<Sto
       await closed
     },
   }
+}
+
+/** The stock batch-settlement facilitator, called in process (no facilitator HTTP hop). */
+function inProcessFacilitator(
+  rpcUrl: string,
+  chain: Chain,
+  network: Network,
+  account: LocalAccount,
+): FacilitatorClient {
+  const client = createWalletClient({
+    account,
+    chain,
+    transport: http(rpcUrl, { retryCount: 0 }),
+    pollingInterval: LOCAL_POLLING_MS,
+  }).extend(publicActions)
+  // The structural signer the stock facilitator wants, over one viem wallet + public client.
+  const signer = toFacilitatorEvmSigner({
+    address: account.address,
+    readContract: (args) => client.readContract(args as never),
+    verifyTypedData: (args) => client.verifyTypedData(args as never),
+    writeContract: (args) => client.writeContract(args as never),
+    sendTransaction: (args) => client.sendTransaction(args),
+    waitForTransactionReceipt: (args) => client.waitForTransactionReceipt(args),
+    getCode: (args) => client.getCode(args),
+  })
+  const facilitator = new x402Facilitator().register(network, new FacilitatorScheme(signer))
+  return {
+    verify: (payload, requirements) => facilitator.verify(payload, requirements),
+    settle: (payload, requirements) => facilitator.settle(payload, requirements),
+    getSupported: async () => facilitator.getSupported() as never,
+  }
+}
+
+/** A remote facilitator over HTTP (`@x402/core`'s client), with its bearer token. */
+function remoteFacilitator(remote: { url: string; token: string }): FacilitatorClient {
+  const auth = { Authorization: `Bearer ${remote.token}` }
+  return new HTTPFacilitatorClient({
+    url: remote.url,
+    createAuthHeaders: async () => ({ verify: auth, settle: auth, supported: auth }),
+  })
 }

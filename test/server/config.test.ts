@@ -318,16 +318,18 @@ describe('server configuration: oracle', () => {
     ).toMatch(/^tollgate_invalid_config: .*oracle\.feed/)
   })
 
-  it('under a converting oracle, takes route prices finer than the token decimals and refuses dollar feeds', () => {
+  it('under a converting oracle, takes route and feed prices finer than the token decimals', () => {
     const oracle = { feed: feedAddress, maxAgeSeconds: 60 }
     const fine = { ...route, price: '$0.0000001' }
     expect(code(() => parseConfig({ routes: [fine] }, '/tmp'))).toMatch(/below one token unit/)
     expect(parseConfig({ routes: [fine], oracle }, '/tmp').routes[0]?.price).toBe('$0.0000001')
-    expect(
-      code(() =>
-        parseConfig({ routes: [], feeds: [{ ...ticks, price: '$0.0001' }], oracle }, '/tmp'),
-      ),
-    ).toMatch(/^tollgate_invalid_config: .*feeds\[0\]\.price is in dollars/)
+    const fineFeed = { ...ticks, price: '$0.0000001' }
+    expect(code(() => parseConfig({ routes: [], feeds: [fineFeed] }, '/tmp'))).toMatch(
+      /below one token unit/,
+    )
+    expect(parseConfig({ routes: [], feeds: [fineFeed], oracle }, '/tmp').feeds[0]?.price).toBe(
+      '$0.0000001',
+    )
     expect(
       parseConfig({ routes: [], feeds: [{ ...ticks, price: '100' }], oracle }, '/tmp').feeds,
     ).toHaveLength(1)

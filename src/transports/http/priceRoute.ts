@@ -1,4 +1,4 @@
-import { accept, type Rejection, type Result, reject, TollgateError } from '../../errors/index.js'
+import { accept, type Result, TollgateError } from '../../errors/index.js'
 import { dollarsToTokenUnits, type ExactRoute, type PaidRoute } from '../../payee/index.js'
 import {
   type BatchRequirements,
@@ -6,6 +6,7 @@ import {
   buildRequirements,
   type PaymentRequirements,
 } from '../../protocol/index.js'
+import { followPrice } from '../oraclePrice.js'
 import { DEFAULT_MIN_DEPOSIT_MULTIPLIER } from './constants.js'
 import { parseDollars, parsePrice } from './parsePrice.js'
 import type { ResolvedOptions } from './resolveOptions.js'
@@ -47,9 +48,6 @@ export interface PricedRoute {
    */
   readonly refresh?: () => void
 }
-
-/** Longest dollar price taken under a converting oracle (its digits make one bigint). */
-const MAX_DOLLAR_PRICE_LENGTH = 80
 
 /**
  * Reads a route's `config: { price, description?, mimeType?, exact? }` and builds its
@@ -104,62 +102,39 @@ export function priceRoute(
     const fixed = accept(buildRoutePrice(price, options.minDeposit, meta, options, route))
     return Object.freeze({ acceptsExact: meta.exact, now: () => fixed })
   }
-  const { feed } = oracle
-  if (!oracle.convert) {
-    // A dollar stablecoin: one to one, refused while the feed is.
-    const price = parsePrice(configured, options.asset.decimals, `price of ${route}`)
-    const fixed = accept(buildRoutePrice(price, options.minDeposit, meta, options, route))
-    return Object.freeze({
-      acceptsExact: meta.exact,
-      now: (): Result<RoutePrice> => {
-        const rate = feed.current()
-        return rate.ok ? fixed : rate
-      },
-    })
-  }
-  if ((configured as string).length > MAX_DOLLAR_PRICE_LENGTH) {
-    throw new TollgateError('tollgate_invalid_config', `price of ${route} is too long.`)
-  }
-  if (dollars.numerator === 0n) {
-    throw new TollgateError('tollgate_invalid_config', `price of ${route} is zero.`)
-  }
-  if (options.minDeposit !== undefined) {
+  if (oracle.convert && options.minDeposit !== undefined) {
     throw new TollgateError(
       'tollgate_invalid_config',
       `minDeposit is in token units, but the price of ${route} is in dollars: under an oracle give both in dollars or both in token units.`,
     )
   }
   const decimals = options.asset.decimals ?? 0
-  const minDepositDollars = options.minDepositDollars
-  /** The requirements at the last rate, `undefined` before the feed has had a usable round. */
-  let state: Result<RoutePrice> | undefined
-  const refresh = () => {
-    const rate = feed.current()
-    if (!rate.ok) return
-    const price = dollarsToTokenUnits(dollars, decimals, rate.value)
-    if (state?.ok && state.value.price === price) return
-    const minDeposit = minDepositDollars
-      ? dollarsToTokenUnits(minDepositDollars, decimals, rate.value)
-      : undefined
-    try {
-      state = accept(buildRoutePrice(price, minDeposit, meta, options, route))
-    } catch (err) {
-      state = refusal(err)
-    }
-  }
-  // At registration a price the rate cannot express fails fast.
-  if (feed.current().ok) {
-    refresh()
-    if (state && !state.ok) throw new TollgateError('tollgate_invalid_config', state.message)
-  }
+  const { minDepositDollars } = options
+  // A dollar stablecoin under a guarding oracle: one to one, refused while the feed is. Under a
+  // converting one: at the rate, a dollar minDeposit with it.
+  const followed = followPrice(
+    configured as string,
+    options.asset.decimals,
+    oracle,
+    `price of ${route}`,
+    (price, rate) => {
+      const minDeposit =
+        rate && minDepositDollars
+          ? dollarsToTokenUnits(minDepositDollars, decimals, rate)
+          : options.minDeposit
+      return buildRoutePrice(price, minDeposit, meta, options, route)
+    },
+  )
   return Object.freeze({
     acceptsExact: meta.exact,
-    refresh,
-    now: (): Result<RoutePrice> => {
-      const rate = feed.current()
-      if (!rate.ok) return rate
-      return state ?? reject('tollgate_price_stale', `${route} is not priced at this round yet.`)
-    },
+    now: () => followed.now(),
+    ...(oracle.convert
+      ? {
+          refresh: () => {
+            followed.now()
+          },
+        }
+      : {}),
   })
 }
 
@@ -230,11 +205,4 @@ function buildRoutePrice(
       : undefined,
     accepts: Object.freeze(exactRequirements ? [requirements, exactRequirements] : [requirements]),
   })
-}
-
-/** A route that cannot be built at the current rate: refused with the build's code. */
-function refusal(err: unknown): Rejection {
-  return err instanceof TollgateError
-    ? { ok: false, code: err.code, message: err.message }
-    : { ok: false, code: 'tollgate_internal', message: String(err) }
 }

@@ -168,7 +168,12 @@ export function resolveOptions(options: TollgateOptions): ResolvedOptions {
   }
 }
 
-function resolveOracle(
+/**
+ * Validates an `oracle` option (of the HTTP or WebSocket plugin, or of paid MCP tools).
+ *
+ * @throws TollgateError `tollgate_invalid_config` for a malformed oracle, or one without `decimals`.
+ */
+export function resolveOracle(
   oracle: TollgateOracle | undefined,
   decimals: number | undefined,
 ): Readonly<Required<TollgateOracle>> | undefined {

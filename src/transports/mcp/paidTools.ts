@@ -20,7 +20,9 @@ import {
   type SettleResponse,
   voucherReceipt,
 } from '../../protocol/index.js'
-import { type Price, parsePrice } from '../http/parsePrice.js'
+import { type Price, parseDollars, parsePrice } from '../http/parsePrice.js'
+import { resolveOracle, type TollgateOracle } from '../http/resolveOptions.js'
+import type { FollowedPrice } from '../oraclePrice.js'
 import { correctiveFor, type PaymentTerms, type ResolvedTerms, resolveTerms } from '../terms.js'
 import { type PaidToolOptions, priceTool, type ToolPrice } from './priceTool.js'
 
@@ -33,6 +35,12 @@ export interface PaidToolsOptions extends PaymentTerms {
    * refused with `invalid_batch_settlement_evm_payload_type`: payers deposit on chain themselves.
    */
   escrowWriter?: EscrowWriter
+  /**
+   * Prices in dollars through a feed of the token, as the HTTP plugin's `oracle`: a dollar price
+   * follows the feed's rate (or, with `convert: false`, is refused while the feed is). Under a
+   * converting oracle `minDeposit` is taken in token units only.
+   */
+  oracle?: TollgateOracle
 }
 
 /** What a tool callback receives last from the MCP SDK: the request's `_meta` and its cancellation. */
@@ -90,6 +98,13 @@ export interface PaidTools {
  */
 export function paidTools(options: PaidToolsOptions): PaidTools {
   const terms = resolveTerms(options, ['admit', 'commit', 'release'])
+  const oracle = resolveOracle(options.oracle, terms.asset.decimals)
+  if (oracle?.convert && parseDollars(options.minDeposit) !== undefined) {
+    throw new TollgateError(
+      'tollgate_invalid_config',
+      'minDeposit is in dollars: under a converting oracle give it in token units.',
+    )
+  }
   const minDeposit =
     options.minDeposit === undefined
       ? undefined
@@ -117,7 +132,7 @@ export function paidTools(options: PaidToolsOptions): PaidTools {
         ...(mimeType === undefined ? {} : { mimeType }),
         ...(rest.description === undefined ? {} : { description: rest.description }),
       }
-      const tool = priceTool(name, described, terms, minDeposit)
+      const tool = priceTool(name, described, terms, minDeposit, oracle)
       const handler = callback as unknown as Handler
       const paid = (...params: unknown[]) => call(terms, accepts, writer, tool, handler, params)
       return server.registerTool(name, rest, paid as unknown as typeof callback)
@@ -133,11 +148,14 @@ async function call(
   terms: ResolvedTerms,
   accepts: AcceptedPayloads,
   writer: EscrowWriter | undefined,
-  tool: ToolPrice,
+  priced: FollowedPrice<ToolPrice>,
   handler: Handler,
   params: unknown[],
 ): Promise<CallToolResult> {
   const extra = params[params.length - 1] as ToolCallExtra
+  const now = priced.now()
+  if (!now.ok) return unpriced(now.code, now.message)
+  const tool = now.value
   const payment = extra._meta?.[MCP_META.payment]
   if (payment === undefined) {
     return required(paymentRequired({ resource: tool.resource, accepts: [tool.requirements] }))
@@ -199,6 +217,19 @@ function commit(
       ? depositReceipt({ ...base, transaction: deposit.transaction, amount: deposit.amount })
       : voucherReceipt(base),
   )
+}
+
+/**
+ * A tool with no price in force (its oracle's round is stale, incomplete or below the floor): an
+ * error result with the code and no `PaymentRequired`, since no amount can be stated.
+ */
+function unpriced(code: ErrorCode, message: string): CallToolResult {
+  const body = { error: code, message }
+  return {
+    isError: true,
+    structuredContent: body,
+    content: [{ type: 'text', text: JSON.stringify(body) }],
+  }
 }
 
 /** A payment refused with `code`: the tool's `PaymentRequired` with `error` = the code. */

@@ -6,7 +6,9 @@ import {
   type ResourceInfo,
 } from '../../protocol/index.js'
 import { DEFAULT_MIN_DEPOSIT_MULTIPLIER } from '../http/constants.js'
-import { type Price, parsePrice } from '../http/parsePrice.js'
+import type { Price } from '../http/parsePrice.js'
+import type { TollgateOracle } from '../http/resolveOptions.js'
+import { type FollowedPrice, followPrice } from '../oraclePrice.js'
 import type { ResolvedTerms } from '../terms.js'
 
 /** How a paid MCP tool is priced and described in its 402. */
@@ -19,7 +21,7 @@ export interface PaidToolOptions {
   mimeType?: string
 }
 
-/** What a paid tool charges and advertises, built once when the tool is priced. */
+/** What a paid tool charges and advertises, built when the tool is priced (and at each new rate). */
 export interface ToolPrice {
   /** The price of one call in token units. */
   readonly price: bigint
@@ -32,7 +34,9 @@ export interface ToolPrice {
 }
 
 /**
- * Reads a tool's price and builds its requirements, as the HTTP transport does for a route.
+ * Reads a tool's price and builds its requirements, as the HTTP transport does for a route: a
+ * dollar price under an oracle follows the feed's rate ({@link followPrice}), the requirements
+ * rebuilt when a new round changes the price in token units.
  *
  * @param name The tool's name: its resource is `mcp://tool/<name>`.
  * @throws TollgateError `tollgate_invalid_config` for a malformed price, one below one token unit,
@@ -43,11 +47,31 @@ export function priceTool(
   options: PaidToolOptions,
   terms: ResolvedTerms,
   minDeposit: bigint | undefined,
-): ToolPrice {
+  oracle?: Readonly<Required<TollgateOracle>>,
+): FollowedPrice<ToolPrice> {
   if (typeof name !== 'string' || name === '') {
     throw new TollgateError('tollgate_invalid_config', 'A paid tool needs its name.')
   }
-  const price = parsePrice(options.price, terms.asset.decimals, `price of tool ${name}`)
+  const resource: ResourceInfo = { url: `mcp://tool/${name}` }
+  if (options.description !== undefined) resource.description = options.description
+  if (options.mimeType !== undefined) resource.mimeType = options.mimeType
+  Object.freeze(resource)
+  return followPrice(
+    options.price,
+    terms.asset.decimals,
+    oracle,
+    `price of tool ${name}`,
+    (price) => toolAt(price, resource, terms, minDeposit),
+  )
+}
+
+/** The tool's requirements at `price` token units. */
+function toolAt(
+  price: bigint,
+  resource: Readonly<ResourceInfo>,
+  terms: ResolvedTerms,
+  minDeposit: bigint | undefined,
+): ToolPrice {
   const requirements = buildRequirements({
     network: terms.network,
     amount: price,
@@ -62,12 +86,9 @@ export function priceTool(
   })
   Object.freeze(requirements.extra)
   Object.freeze(requirements)
-  const resource: ResourceInfo = { url: `mcp://tool/${name}` }
-  if (options.description !== undefined) resource.description = options.description
-  if (options.mimeType !== undefined) resource.mimeType = options.mimeType
   return Object.freeze({
     price,
-    resource: Object.freeze(resource),
+    resource,
     requirements,
     paid: Object.freeze({
       network: terms.network,

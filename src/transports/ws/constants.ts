@@ -89,4 +89,6 @@ export const CLOSE_CODES = Object.freeze({
   tooBig: 1009,
   /** The feed's source failed. */
   internal: 1011,
+  /** The route's price moved with its oracle's rate, or has none in force: reconnect for the new one. */
+  tryAgainLater: 1013,
 })

@@ -2,9 +2,10 @@ import websocket from '@fastify/websocket'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { WebSocket } from 'ws'
-import { TollgateError } from '../../errors/index.js'
+import { type Rejection, TollgateError } from '../../errors/index.js'
 import { RefusalLog, TollgateMetrics } from '../../metrics/index.js'
 import type { ResourceInfo } from '../../protocol/index.js'
+import type { FollowedPrice } from '../oraclePrice.js'
 import { CLOSE_CODES, DEFAULT_BAD_FRAME_WINDOW_MS, WS_SUBPROTOCOL } from './constants.js'
 import { FeedPump } from './feedPump.js'
 import { IpGuard } from './ipGuard.js'
@@ -63,8 +64,31 @@ async function tollgateWsPlugin(fastify: FastifyInstance, raw: TollgateWsOptions
     badFrameWindowMs: DEFAULT_BAD_FRAME_WINDOW_MS,
   })
 
+  /** Sessions of routes priced through the oracle, and the route price each was opened at. */
+  const priced = new Map<Session, { route: FollowedPrice<ResolvedRoute>; at: ResolvedRoute }>()
+  /**
+   * Ends each session whose price is no longer in force: its route's round unusable (the code is
+   * sent first) or moved to another price. Run after each feed read and on the feed's interval
+   * (a round goes stale on the clock).
+   */
+  const reprice = () => {
+    for (const [session, { route, at }] of priced) {
+      const now = route.now()
+      if (now.ok && now.value === at) continue
+      priced.delete(session)
+      if (!now.ok) session.refuse(now.code, now.message)
+      void session.end(CLOSE_CODES.tryAgainLater, now.ok ? 'price changed' : 'price not in force')
+    }
+  }
+  const { oracle } = options
+  const unsubscribe = oracle?.feed.subscribe(reprice)
+  const timer = oracle ? setInterval(reprice, oracle.feed.refreshSeconds * 1000) : undefined
+  timer?.unref()
+
   // Added before @fastify/websocket's own preClose, which closes every socket bare.
   fastify.addHook('preClose', (done) => {
+    unsubscribe?.()
+    clearInterval(timer)
     for (const session of sessions) session.close(CLOSE_CODES.goingAway, 'server shutting down')
     done()
   })
@@ -77,12 +101,15 @@ async function tollgateWsPlugin(fastify: FastifyInstance, raw: TollgateWsOptions
     })
   }
 
-  const open = (
-    route: ResolvedRoute,
+  const open = <R extends ResolvedRoute>(
+    followed: FollowedPrice<R>,
     socket: WebSocket,
     request: FastifyRequest,
-    makeMode: (session: Session) => SessionMode,
+    makeMode: (session: Session, route: R) => SessionMode,
   ) => {
+    const now = followed.now()
+    if (!now.ok) return unpriced(socket, now)
+    const route = now.value
     const ip = request.ip
     if (!addresses.connect(ip)) {
       const frame = {
@@ -101,6 +128,7 @@ async function tollgateWsPlugin(fastify: FastifyInstance, raw: TollgateWsOptions
       resourceOf(request, route),
       request.log,
       (s) => {
+        priced.delete(s)
         if (sessions.delete(s) && metrics) metrics.sessionClosed()
         addresses.disconnect(ip)
       },
@@ -109,8 +137,9 @@ async function tollgateWsPlugin(fastify: FastifyInstance, raw: TollgateWsOptions
       () => addresses.strike(ip),
     )
     sessions.add(session)
+    if (followed.followsFeed) priced.set(session, { route: followed, at: route })
     if (metrics) metrics.sessionOpened()
-    session.start(makeMode(session))
+    session.start(makeMode(session, route))
   }
 
   fastify.decorate(
@@ -118,7 +147,7 @@ async function tollgateWsPlugin(fastify: FastifyInstance, raw: TollgateWsOptions
     function tollgateFeed(this: FastifyInstance, path: string, routeOptions: FeedRouteOptions) {
       const route = resolveFeedRoute(path, routeOptions, options)
       this.get(path, { websocket: true }, (socket, request) =>
-        open(route, socket, request, (session) => new FeedPump(session, route, request)),
+        open(route, socket, request, (session, at) => new FeedPump(session, at, request)),
       )
       return this
     },
@@ -132,11 +161,20 @@ async function tollgateWsPlugin(fastify: FastifyInstance, raw: TollgateWsOptions
     ) {
       const route = resolveRequestRoute(path, routeOptions, options)
       this.get(path, { websocket: true }, (socket, request) =>
-        open(route, socket, request, (session) => new RequestRunner(session, route, request)),
+        open(route, socket, request, (session, at) => new RequestRunner(session, at, request)),
       )
       return this
     },
   )
+}
+
+/**
+ * A connection to a route with no price in force (its oracle's round is stale, incomplete or
+ * below the floor): an error frame with the code, then close code 1013 (try again later).
+ */
+function unpriced(socket: WebSocket, refusal: Rejection): void {
+  socket.send(JSON.stringify({ type: 'error', code: refusal.code, message: refusal.message }))
+  socket.close(CLOSE_CODES.tryAgainLater, 'price not in force')
 }
 
 /** `resource` of a route's `PaymentRequired`: the WebSocket URL requested. */

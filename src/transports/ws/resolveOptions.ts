@@ -5,7 +5,9 @@ import type { VoucherRule } from '../../ledger/index.js'
 import type { TollgateMetrics } from '../../metrics/index.js'
 import { DEFAULT_PERSIST_EVERY_MESSAGES, type PaidRoute } from '../../payee/index.js'
 import { type BatchRequirements, buildRequirements, MAX_UINT128 } from '../../protocol/index.js'
-import { type Price, parsePrice } from '../http/parsePrice.js'
+import type { Price } from '../http/parsePrice.js'
+import { resolveOracle, type TollgateOracle } from '../http/resolveOptions.js'
+import { type FollowedPrice, followPrice } from '../oraclePrice.js'
 import { type PaymentTerms, type ResolvedTerms, resolveTerms } from '../terms.js'
 import {
   DEFAULT_HEARTBEAT_MS,
@@ -55,10 +57,18 @@ export interface TollgateWsOptions extends PaymentTerms {
    * @default false
    */
   metrics?: TollgateMetrics | false
+  /**
+   * Prices in dollars through a feed of the token, as the HTTP plugin's `oracle`: a dollar price
+   * follows the feed's rate (or, with `convert: false`, is refused while the feed is). A session
+   * is priced when it opens; when a new round moves its route's price, or the round in force is
+   * no longer usable, the session is ended (close code 1013) and a new one is priced afresh.
+   */
+  oracle?: TollgateOracle
 }
 
 /** Plugin options after validation, with defaults applied. */
 export interface ResolvedWsOptions extends ResolvedTerms {
+  readonly oracle: Readonly<Required<TollgateOracle>> | undefined
   readonly maxFrameBytes: number
   readonly maxPayload: number
   readonly highWaterBytes: number
@@ -196,6 +206,7 @@ export function resolveWsOptions(options: TollgateWsOptions): ResolvedWsOptions 
   const heartbeatMs = nonNegative(options.heartbeatMs, DEFAULT_HEARTBEAT_MS, 'heartbeatMs')
   return Object.freeze({
     ...terms,
+    oracle: resolveOracle(options.oracle, terms.asset.decimals),
     maxFrameBytes,
     maxPayload,
     highWaterBytes: positive(options.highWaterBytes, DEFAULT_HIGH_WATER_BYTES, 'highWaterBytes'),
@@ -224,8 +235,7 @@ export function resolveFeedRoute(
   path: string,
   options: FeedRouteOptions,
   plugin: ResolvedWsOptions,
-): ResolvedFeedRoute {
-  const route = resolveRoute(path, options, plugin)
+): FollowedPrice<ResolvedFeedRoute> {
   const { source } = options
   const isEmitter =
     typeof source === 'object' &&
@@ -238,12 +248,10 @@ export function resolveFeedRoute(
   const event = options.event ?? 'data'
   if (typeof event !== 'string' || event === '')
     invalid(`${path}: event must be a non-empty string.`)
-  return Object.freeze({
-    ...route,
-    source,
-    event,
-    liveBuffer: positive(options.liveBuffer, DEFAULT_LIVE_BUFFER, `${path}: liveBuffer`),
-  })
+  const liveBuffer = positive(options.liveBuffer, DEFAULT_LIVE_BUFFER, `${path}: liveBuffer`)
+  return resolveRoute(path, options, plugin, (route) =>
+    Object.freeze({ ...route, source, event, liveBuffer }),
+  )
 }
 
 /**
@@ -255,26 +263,29 @@ export function resolveRequestRoute(
   path: string,
   options: RequestRouteOptions,
   plugin: ResolvedWsOptions,
-): ResolvedRequestRoute {
-  const route = resolveRoute(path, options, plugin)
-  if (typeof options.handler !== 'function') invalid(`${path}: handler must be a function.`)
-  return Object.freeze({
-    ...route,
-    handler: options.handler,
-    maxInFlight: positive(options.maxInFlight, DEFAULT_MAX_IN_FLIGHT, `${path}: maxInFlight`),
-  })
+): FollowedPrice<ResolvedRequestRoute> {
+  if (typeof options?.handler !== 'function') invalid(`${path}: handler must be a function.`)
+  const { handler } = options
+  const maxInFlight = positive(options.maxInFlight, DEFAULT_MAX_IN_FLIGHT, `${path}: maxInFlight`)
+  return resolveRoute(path, options, plugin, (route) =>
+    Object.freeze({ ...route, handler, maxInFlight }),
+  )
 }
 
-function resolveRoute(
+/**
+ * Checks a route's options, then prices it ({@link followPrice}): the route at its price in
+ * token units, completed by `complete`, rebuilt when an oracle's new round moves the price.
+ */
+function resolveRoute<R>(
   path: string,
   options: BilledRouteOptions,
   plugin: ResolvedWsOptions,
-): ResolvedRoute {
+  complete: (route: ResolvedRoute) => R,
+): FollowedPrice<R> {
   if (typeof path !== 'string' || !path.startsWith('/'))
     invalid(`route path ${String(path)} must start with /.`)
   if (typeof options !== 'object' || options === null)
     invalid(`${path}: options must be an object.`)
-  const price = parsePrice(options.price, plugin.asset.decimals, `${path}: price`)
   const creditWindow = positive(
     options.creditWindow,
     DEFAULT_CREDIT_WINDOW,
@@ -289,13 +300,36 @@ function resolveRoute(
     DEFAULT_PERSIST_EVERY_MESSAGES,
     `${path}: persistEvery`,
   )
-  const window = price * BigInt(creditWindow)
-  if (window > MAX_UINT128) invalid(`${path}: price × creditWindow exceeds 2^128 - 1.`)
   for (const field of ['description', 'mimeType'] as const) {
     if (options[field] !== undefined && typeof options[field] !== 'string') {
       invalid(`${path}: ${field} must be a string.`)
     }
   }
+  const shape = { path, creditWindow, lowWater, persistEvery, options }
+  return followPrice(
+    options.price,
+    plugin.asset.decimals,
+    plugin.oracle,
+    `${path}: price`,
+    (price) => complete(routeAt(price, shape, plugin)),
+  )
+}
+
+/** A route's requirements and credit rule at `price` token units a message. */
+function routeAt(
+  price: bigint,
+  shape: {
+    path: string
+    creditWindow: number
+    lowWater: number
+    persistEvery: number
+    options: BilledRouteOptions
+  },
+  plugin: ResolvedWsOptions,
+): ResolvedRoute {
+  const { path, creditWindow, lowWater, persistEvery, options } = shape
+  const window = price * BigInt(creditWindow)
+  if (window > MAX_UINT128) invalid(`${path}: price × creditWindow exceeds 2^128 - 1.`)
   const built = buildRequirements({
     network: plugin.network,
     amount: price,

@@ -387,7 +387,9 @@ describe('fairness', () => {
   it('yields to the event loop after a burst when neither the source nor the socket ever waits', async () => {
     const t = await feedApp({})
     const options = resolveWsOptions({ ...pluginOptions(t.payee), heartbeatMs: 0 })
-    const route = resolveFeedRoute('/fast', { price: PRICE, source: counter() }, options)
+    const priced = resolveFeedRoute('/fast', { price: PRICE, source: counter() }, options).now()
+    if (!priced.ok) throw new Error(priced.message)
+    const route = priced.value
     const socket = new InstantSocket()
     const session = new Session(
       socket as never,
