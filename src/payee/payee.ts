@@ -612,11 +612,12 @@ export class Payee {
   }
 
   /**
-   * With a shared store: the end of this process's last hold on the channel (its commit or
-   * release), until the store acknowledged it; `undefined` once it did, and always with a local
-   * store. An adapter answers only after it, so that the payer's next request, whichever
-   * instance it reaches, finds the channel free. Never rejects: an end that fails is warned of
-   * and the hold expires by itself.
+   * With a shared store: the end of this process's last hold on the channel, until the store
+   * acknowledged it, when the payer's next voucher could not end it by itself (a release, or a
+   * commit below what was in flight: see {@link SharedLedger.hold}); `undefined` otherwise, and
+   * always with a local store. An adapter answers only after it, so that the payer's next
+   * request, whichever instance it reaches, never finds the channel busy. Never rejects: an end
+   * that fails is warned of and the hold expires by itself.
    */
   ended(channelId: Hex): Promise<void> | undefined {
     return this.ending.get(channelId)
@@ -886,8 +887,9 @@ export class Payee {
   }
 
   /**
-   * Ends this process's hold in the shared store; {@link ended} waits for it. What the hold had
-   * in flight is durable there already, so a lost write charges at most that when the hold expires.
+   * Ends this process's hold in the shared store, written behind ({@link ended} waits for it when
+   * the next voucher cannot end it). What the hold had in flight is durable there already, so a
+   * lost write charges at most that when the hold expires.
    */
   private endShared(hold: Hold, record: ChannelRecord, restore: boolean): void {
     const id = hold.channelId
@@ -910,7 +912,9 @@ export class Payee {
       .finally(() => {
         if (this.ending.get(id) === ending) this.ending.delete(id)
       })
-    this.ending.set(id, ending)
+    if (restore || record.chargedCumulativeAmount < hold.record.inFlightCumulativeAmount) {
+      this.ending.set(id, ending)
+    }
   }
 
   private async openFromChain(payment: VoucherPayment): Promise<Decision | undefined> {

@@ -1,8 +1,8 @@
 /**
  * A sequential payer whose requests alternate between two tollgate instances on one Redis never
- * finds its channel busy: an instance answers only once Redis acknowledged the end of the hold
- * (the commit, or the release of a request whose upstream failed), so the next request, on the
- * other instance, finds the channel free. Our payer, two `tollgate serve` servers (createServer)
+ * finds its channel busy: its next voucher, signed on from the receipt, ends a commit that has not
+ * landed yet (HOLD_SCRIPT), and an instance answers a request whose upstream failed only once Redis
+ * acknowledged its release. Our payer, two `tollgate serve` servers (createServer)
  * on a real redis-server and the anvil dev chain; the first instance reaches Redis through a TCP
  * relay that holds what it sends for a while (a slower network path), so that an end written
  * behind would land after the payer's next request.

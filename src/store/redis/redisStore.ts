@@ -201,7 +201,7 @@ export class RedisStore implements ChannelStore, SharedLedger {
         `channel ${channelId}: charged ${charged} beyond what was in flight`,
       )
     }
-    return reply === 1
+    return reply === 1 || reply === 2
   }
 
   async reserve(

@@ -362,8 +362,9 @@ function routeHooks(
   ) => {
     const paid = paidOf(request)
     if (!paid) return done(null, payload)
-    // On a shared store the hold's end is acknowledged before the reply goes out, so that the
-    // payer's next request finds the channel free on any instance.
+    // On a shared store, an end the payer's next voucher cannot make by itself (a release, a
+    // charge below the price) is acknowledged before the reply goes out, so that the payer's next
+    // request is never busy, whichever instance it reaches.
     const answer = (body: unknown) => {
       const ending = payee.ended(paid.payment.channelId)
       if (ending) ending.then(() => done(null, body))
