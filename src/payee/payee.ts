@@ -191,7 +191,7 @@ export class Payee {
     const checks = options.contractChecks ?? DEFAULT_CONTRACT_CHECKS
     this.contractChecks = checks ? new WindowCounter(checks) : undefined
     this.shared = isSharedLedger(options.store) ? options.store : undefined
-    this.holdTtlMs = options.holdTtlMs ?? DEFAULT_HOLD_TTL_MS
+    this.holdTtlMs = options.holdTtlMs ?? this.shared?.holdTtlMs ?? DEFAULT_HOLD_TTL_MS
     this.onClaimNeeded = options.onClaimNeeded ?? (() => {})
   }
 

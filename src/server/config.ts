@@ -80,7 +80,7 @@ export const CONFIG_SCHEMA: SchemaObject = Object.freeze({
       dataDir: str,
       storeMode: str,
       store: {
-        ...closed({ url: str, keyPrefix: str, mode: str }, ['url']),
+        ...closed({ url: str, keyPrefix: str, mode: str, holdTtlMs: int }, ['url']),
         type: ['string', 'object'],
       },
       confirmations: int,
@@ -201,8 +201,9 @@ export interface ServerConfig {
   readonly dataDir: string
   readonly storeMode: StoreMode
   /**
-   * `"store": "redis://..."` or `{ "url", "keyPrefix", "mode" }`: channels in a Redis that several
-   * instances share instead of LevelDB in `dataDir` (mode defaults to `storeMode`).
+   * `"store": "redis://..."` or `{ "url", "keyPrefix", "mode", "holdTtlMs" }`: channels in a Redis
+   * that several instances share instead of LevelDB in `dataDir` (mode defaults to `storeMode`;
+   * `holdTtlMs`: how long a dead instance's hold keeps a channel busy).
    */
   readonly redis?: RedisStoreOptions | undefined
   readonly listen: {
@@ -724,5 +725,6 @@ function redisOptions(value: unknown, storeMode: StoreMode): RedisStoreOptions |
     ...(given.keyPrefix === undefined
       ? {}
       : { keyPrefix: string(given.keyPrefix, 'store.keyPrefix') }),
+    ...(given.holdTtlMs === undefined ? {} : { holdTtlMs: given.holdTtlMs as number }),
   }
 }

@@ -40,6 +40,11 @@ export interface RedisStoreOptions {
   readonly mode?: StoreMode | undefined
   /** @default DEFAULT_REDIS_COMMAND_TIMEOUT_MS */
   readonly commandTimeoutMs?: number | undefined
+  /**
+   * How long a request's or session's hold on a channel lasts unless renewed: how long a channel
+   * stays busy after the instance holding it died. @default DEFAULT_HOLD_TTL_MS (the payee's)
+   */
+  readonly holdTtlMs?: number | undefined
 }
 
 /** A Lua script and its SHA-1, run by EVALSHA (loaded again after a Redis restart). */
@@ -79,6 +84,7 @@ const STATE_FIELDS = ['ch', 'cl', 'fl', 'sg', 'bl', 'tc', 'wr', 'rn', 'sy'] as c
  */
 export class RedisStore implements ChannelStore, SharedLedger {
   readonly mode: StoreMode
+  readonly holdTtlMs: number | undefined
   /** Holds left by an instance that died expire in Redis; nothing to recover at open. */
   readonly recoveredFromCrash = false
   private readonly counters = { batches: 0, records: 0, failedBatches: 0 }
@@ -90,8 +96,10 @@ export class RedisStore implements ChannelStore, SharedLedger {
     private readonly redis: Redis,
     mode: StoreMode,
     prefix: string,
+    holdTtlMs: number | undefined,
   ) {
     this.mode = mode
+    this.holdTtlMs = holdTtlMs
     this.prefix = prefix
     this.metaKey = `${prefix}meta`
   }
@@ -122,6 +130,13 @@ export class RedisStore implements ChannelStore, SharedLedger {
     if (typeof prefix !== 'string') {
       throw new TollgateError('tollgate_invalid_config', 'the Redis keyPrefix must be a string')
     }
+    const { holdTtlMs } = options
+    if (holdTtlMs !== undefined && !(Number.isInteger(holdTtlMs) && holdTtlMs >= 100)) {
+      throw new TollgateError(
+        'tollgate_invalid_config',
+        `the Redis holdTtlMs must be an integer of at least 100 ms, got ${JSON.stringify(holdTtlMs)}`,
+      )
+    }
     const redis = new Redis(url, {
       lazyConnect: true,
       // Fail at once while disconnected (a 503), never queue a payment behind a reconnect, and
@@ -147,7 +162,7 @@ export class RedisStore implements ChannelStore, SharedLedger {
       redis.disconnect()
       throw err instanceof TollgateError ? err : failure('Cannot read the Redis config.', err)
     }
-    return new RedisStore(redis, mode, prefix)
+    return new RedisStore(redis, mode, prefix, holdTtlMs)
   }
 
   get stats(): StoreStats {

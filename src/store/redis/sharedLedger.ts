@@ -45,6 +45,8 @@ export type HoldOutcome =
  * as the store's mode promises.
  */
 export interface SharedLedger {
+  /** How long a hold lasts unless renewed, when the store says (the payee's option wins). */
+  readonly holdTtlMs?: number | undefined
   /**
    * Judges a voucher against the channel as the store holds it and, if accepted, stores it and
    * holds the channel for `holder` (one request or session at a time per channel). A hold found
