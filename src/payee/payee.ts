@@ -628,6 +628,14 @@ export class Payee {
     return this.ledger.get(channelId) !== undefined
   }
 
+  /**
+   * With a shared store: of `channelIds`, those it holds, opened here or on another instance,
+   * so that whichever instance watches the chain mirrors their events there. None otherwise.
+   */
+  async knownOf(channelIds: readonly Hex[]): Promise<ReadonlySet<Hex>> {
+    return this.shared ? this.shared.existing(channelIds) : new Set()
+  }
+
   /** Mirrors an on-chain event. */
   apply(event: ChainEvent): ChannelRecord | undefined {
     const record = this.ledger.apply(event)

@@ -265,6 +265,19 @@ export class RedisStore implements ChannelStore, SharedLedger {
     return recordOf(channelId, values)
   }
 
+  async existing(channelIds: readonly Hex[]): Promise<Set<Hex>> {
+    if (channelIds.length === 0) return new Set()
+    const pipeline = this.redis.pipeline()
+    for (const id of channelIds) pipeline.exists(this.channelKey(id))
+    const replies = (await this.call(() => pipeline.exec())) ?? []
+    const found = new Set<Hex>()
+    replies.forEach(([err, count], at) => {
+      if (err) throw failure('Cannot read a channel from Redis.', err)
+      if (count === 1) found.add(channelIds[at] as Hex)
+    })
+    return found
+  }
+
   async loadAll(): Promise<ChannelRecord[]> {
     const keys: string[] = []
     let cursor = '0'

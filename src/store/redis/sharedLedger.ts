@@ -84,6 +84,8 @@ export interface SharedLedger {
   apply(event: ChainEvent): Promise<ChannelState | undefined>
   /** The channel's record as the store holds it. */
   load(channelId: Hex): Promise<ChannelRecord | undefined>
+  /** Of `channelIds`, those the store holds (in one round trip). */
+  existing(channelIds: readonly Hex[]): Promise<Set<Hex>>
 }
 
 /** Whether a store shares its channels with other instances through a {@link SharedLedger}. */
