@@ -45,6 +45,13 @@ export interface RedisStoreOptions {
    * stays busy after the instance holding it died. @default DEFAULT_HOLD_TTL_MS (the payee's)
    */
   readonly holdTtlMs?: number | undefined
+  /**
+   * Durability through replicas (`WAIT` after each write) instead of the primary's fsync: not
+   * built. Setting it is refused with `tollgate_invalid_config`; use `appendfsync always`.
+   */
+  readonly waitReplicas?: number | undefined
+  /** With {@link waitReplicas}: refused likewise. */
+  readonly waitTimeoutMs?: number | undefined
 }
 
 /** A Lua script and its SHA-1, run by EVALSHA (loaded again after a Redis restart). */
@@ -129,6 +136,13 @@ export class RedisStore implements ChannelStore, SharedLedger {
     const prefix = options.keyPrefix ?? DEFAULT_REDIS_KEY_PREFIX
     if (typeof prefix !== 'string') {
       throw new TollgateError('tollgate_invalid_config', 'the Redis keyPrefix must be a string')
+    }
+    if (options.waitReplicas !== undefined || options.waitTimeoutMs !== undefined) {
+      throw new TollgateError(
+        'tollgate_invalid_config',
+        'durability through replica WAIT (waitReplicas, waitTimeoutMs) is not supported: run the ' +
+          'Redis primary with appendonly yes and appendfsync always, and leave them out.',
+      )
     }
     const { holdTtlMs } = options
     if (holdTtlMs !== undefined && !(Number.isInteger(holdTtlMs) && holdTtlMs >= 100)) {
