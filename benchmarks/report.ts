@@ -157,6 +157,32 @@ const SPECS: Record<string, RowSpec[]> = {
       '< 1x',
     ),
   ],
+  redis: [
+    row(
+      'paid requests / s, one instance on Redis',
+      'paid_rps_redis_1',
+      'the same on LevelDB',
+      'paid_rps_level',
+      'higher',
+      '≥ 0.8x',
+    ),
+    row(
+      'server CPU µs / paid call, Redis',
+      'server_cpu_us_per_paid.redis',
+      'the same on LevelDB',
+      'server_cpu_us_per_paid.level',
+      'lower',
+      '≤ 1.3x',
+    ),
+    published(
+      'Redis round trips / paid call',
+      'redis_round_trips_per_paid_call',
+      'target',
+      2,
+      'lower',
+      '≤ 1x',
+    ),
+  ],
   ws: [
     row(
       'billed feed messages / s',

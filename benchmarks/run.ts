@@ -27,6 +27,7 @@ export const ALL = [
   'settle',
   'exact',
   'abuse',
+  'redis',
 ] as const
 
 const RESULTS_DIR = join(fileURLToPath(new URL('.', import.meta.url)), 'results')

@@ -46,7 +46,8 @@ export interface ChainEventSource {
 /**
  * What the watcher feeds: the payee (or a bare ledger). Only channels it knows are applied;
  * the others are not this server's concern. `apply` may be called again with an event it has
- * seen (after a restart): events carry absolute values, so that is harmless.
+ * seen (after a restart, or by another instance watching too): events carry absolute values, so
+ * that is harmless.
  */
 export interface ChainEventSink {
   apply(event: ChainEvent, source: ChainEventSource): unknown
@@ -57,6 +58,11 @@ export interface ChainEventSink {
    * dropped (the channel takes vouchers again). Without it, such a channel waits for a sync.
    */
   pendingWithdrawals?(): Iterable<{ readonly channelId: Hex; readonly finalizeAfter: number }>
+  /**
+   * Of `channelIds`, those known to a store several instances share (a channel another instance
+   * opened counts): asked once per range of blocks, before {@link isKnown}.
+   */
+  knownOf?(channelIds: readonly Hex[]): Promise<ReadonlySet<Hex>>
 }
 
 /** Where the watcher keeps its progress; the channel store satisfies it. */
@@ -446,9 +452,10 @@ class Watcher implements ChainWatcher {
         strict: true,
       }),
     )
+    const known = await this.knownIn(logs.map((log) => log.args.channelId))
     for (const log of logs) {
       const { channelId, finalizeAfter } = log.args
-      if (!sink.isKnown(channelId)) continue
+      if (!known(channelId)) continue
       const key = `${channelId}:${finalizeAfter}`
       if (this.alerted.has(key)) continue
       this.alerted.set(key, { channelId, finalizeAfter, blockNumber: log.blockNumber })
@@ -542,6 +549,13 @@ class Watcher implements ChainWatcher {
     const logs = await rpc('eth_getLogs', () =>
       client.getLogs({ address: escrow, events: ESCROW_EVENTS, fromBlock, toBlock, strict: true }),
     )
+    const known = await this.knownIn(
+      logs.flatMap((log) =>
+        log.eventName === 'BatchClaimed'
+          ? decodeBatchClaimed(log.args.claims).map((claim) => claim.channelId)
+          : [log.args.channelId],
+      ),
+    )
     const steps: Step[] = []
     for (const log of logs) {
       if (log.removed) continue
@@ -553,7 +567,7 @@ class Watcher implements ChainWatcher {
       switch (log.eventName) {
         case 'Deposited': {
           const { channelId, newBalance } = log.args
-          if (sink.isKnown(channelId))
+          if (known(channelId))
             steps.push({
               kind: 'ready',
               event: { type: 'deposited', channelId, balance: newBalance },
@@ -563,7 +577,7 @@ class Watcher implements ChainWatcher {
         }
         case 'Claimed': {
           const { channelId, newTotalClaimed } = log.args
-          if (sink.isKnown(channelId)) {
+          if (known(channelId)) {
             const event: ChainEvent = { type: 'claimed', channelId, totalClaimed: newTotalClaimed }
             steps.push({ kind: 'ready', event, source })
           }
@@ -571,7 +585,7 @@ class Watcher implements ChainWatcher {
         }
         case 'BatchClaimed':
           for (const { channelId, totalClaimed } of decodeBatchClaimed(log.args.claims)) {
-            if (sink.isKnown(channelId))
+            if (known(channelId))
               steps.push({
                 kind: 'ready',
                 event: { type: 'claimed', channelId, totalClaimed },
@@ -583,12 +597,12 @@ class Watcher implements ChainWatcher {
         case 'WithdrawFinalized': {
           const { channelId } = log.args
           const type = log.eventName === 'Refunded' ? 'refunded' : 'withdrawFinalized'
-          if (sink.isKnown(channelId)) steps.push({ kind: 'balanceAt', type, channelId, source })
+          if (known(channelId)) steps.push({ kind: 'balanceAt', type, channelId, source })
           break
         }
         case 'WithdrawInitiated': {
           const { channelId, finalizeAfter } = log.args
-          if (sink.isKnown(channelId)) {
+          if (known(channelId)) {
             const step: Step = { kind: 'withdraw', channelId, finalizeAfter, source }
             if (typeof log.blockTimestamp === 'bigint') step.blockTimestamp = log.blockTimestamp
             steps.push(step)
@@ -631,6 +645,15 @@ class Watcher implements ChainWatcher {
       }
     }
     return steps.length
+  }
+
+  /** Whether a channel is the sink's: known locally, or to the store it shares (one question per batch of logs). */
+  private async knownIn(channelIds: readonly Hex[]): Promise<(channelId: Hex) => boolean> {
+    const { sink } = this.o
+    const unknown = [...new Set(channelIds)].filter((id) => !sink.isKnown(id))
+    if (!sink.knownOf || unknown.length === 0) return (id) => sink.isKnown(id)
+    const shared = await sink.knownOf(unknown)
+    return (id) => sink.isKnown(id) || shared.has(id)
   }
 
   /** `channels(id)` and `refundNonce(id)` at each block with a refund or finalized withdrawal: one Multicall3 call per block. */

@@ -165,6 +165,8 @@ export class Payee {
   private readonly shared: SharedLedger | undefined
   /** Holders of this process's holds in the shared store, by channel. */
   private readonly holders = new Map<Hex, string>()
+  /** Ends of this process's holds the shared store has not acknowledged yet, by channel. */
+  private readonly ending = new Map<Hex, Promise<void>>()
   private readonly instanceId = randomUUID()
   private holdCount = 0
   private readonly holdTtlMs: number
@@ -189,7 +191,7 @@ export class Payee {
     const checks = options.contractChecks ?? DEFAULT_CONTRACT_CHECKS
     this.contractChecks = checks ? new WindowCounter(checks) : undefined
     this.shared = isSharedLedger(options.store) ? options.store : undefined
-    this.holdTtlMs = options.holdTtlMs ?? DEFAULT_HOLD_TTL_MS
+    this.holdTtlMs = options.holdTtlMs ?? this.shared?.holdTtlMs ?? DEFAULT_HOLD_TTL_MS
     this.onClaimNeeded = options.onClaimNeeded ?? (() => {})
   }
 
@@ -609,6 +611,18 @@ export class Payee {
     return result
   }
 
+  /**
+   * With a shared store: the end of this process's last hold on the channel, until the store
+   * acknowledged it, when the payer's next voucher could not end it by itself (a release, or a
+   * commit below what was in flight: see {@link SharedLedger.hold}); `undefined` otherwise, and
+   * always with a local store. An adapter answers only after it, so that the payer's next
+   * request, whichever instance it reaches, never finds the channel busy. Never rejects: an end
+   * that fails is warned of and the hold expires by itself.
+   */
+  ended(channelId: Hex): Promise<void> | undefined {
+    return this.ending.get(channelId)
+  }
+
   /** Whether the payee holds a record of the channel (the chain watcher mirrors only those). */
   isKnown(channelId: Hex): boolean {
     return this.ledger.get(channelId) !== undefined
@@ -617,6 +631,14 @@ export class Payee {
   /** The withdrawals pending on the channels held (for the chain watcher's check after a restart). */
   pendingWithdrawals(): Iterable<{ channelId: Hex; finalizeAfter: number }> {
     return this.ledger.pendingWithdrawals()
+  }
+
+  /**
+   * With a shared store: of `channelIds`, those it holds, opened here or on another instance,
+   * so that whichever instance watches the chain mirrors their events there. None otherwise.
+   */
+  async knownOf(channelIds: readonly Hex[]): Promise<ReadonlySet<Hex>> {
+    return this.shared ? this.shared.existing(channelIds) : new Set()
   }
 
   /** Mirrors an on-chain event. */
@@ -878,24 +900,34 @@ export class Payee {
   }
 
   /**
-   * Ends this process's hold in the shared store, written behind: what it had in flight is
-   * durable there already, so a lost write charges at most that when the hold expires.
+   * Ends this process's hold in the shared store, written behind ({@link ended} waits for it when
+   * the next voucher cannot end it). What the hold had in flight is durable there already, so a
+   * lost write charges at most that when the hold expires.
    */
   private endShared(hold: Hold, record: ChannelRecord, restore: boolean): void {
-    const holder = this.holders.get(hold.channelId)
+    const id = hold.channelId
+    const holder = this.holders.get(id)
     if (holder === undefined || !this.shared) return
-    this.holders.delete(hold.channelId)
-    this.shared
-      .end(hold.channelId, holder, record.chargedCumulativeAmount, restore)
-      .then((ended) => {
-        if (!ended) this.warn(`the hold on channel ${hold.channelId} had expired when it ended`)
+    this.holders.delete(id)
+    const ending: Promise<void> = this.shared
+      .end(id, holder, record.chargedCumulativeAmount, restore)
+      .then(
+        (ended) => {
+          if (!ended) this.warn(`the hold on channel ${id} had expired when it ended`)
+        },
+        (err: unknown) => {
+          this.warn(
+            `could not end the hold on channel ${id}; it expires by itself and what was in flight is charged`,
+            err,
+          )
+        },
+      )
+      .finally(() => {
+        if (this.ending.get(id) === ending) this.ending.delete(id)
       })
-      .catch((err: unknown) => {
-        this.warn(
-          `could not end the hold on channel ${hold.channelId}; it expires by itself and what was in flight is charged`,
-          err,
-        )
-      })
+    if (restore || record.chargedCumulativeAmount < hold.record.inFlightCumulativeAmount) {
+      this.ending.set(id, ending)
+    }
   }
 
   private async openFromChain(payment: VoucherPayment): Promise<Decision | undefined> {

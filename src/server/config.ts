@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { dirname, isAbsolute, resolve } from 'node:path'
+import type { ConnectionOptions } from 'node:tls'
 import { Ajv, type ErrorObject, type SchemaObject, type ValidateFunction } from 'ajv'
 import { type Address, type Hex, isAddress } from 'viem'
 import { type ChainPreset, PRESETS, type PresetName } from '../chain/presets.js'
@@ -80,7 +81,18 @@ export const CONFIG_SCHEMA: SchemaObject = Object.freeze({
       dataDir: str,
       storeMode: str,
       store: {
-        ...closed({ url: str, keyPrefix: str, mode: str }, ['url']),
+        ...closed(
+          {
+            url: str,
+            keyPrefix: str,
+            mode: str,
+            holdTtlMs: int,
+            tls: closed({ ca: str, cert: str, key: str, servername: str }, []),
+            waitReplicas: int,
+            waitTimeoutMs: int,
+          },
+          ['url'],
+        ),
         type: ['string', 'object'],
       },
       confirmations: int,
@@ -201,8 +213,11 @@ export interface ServerConfig {
   readonly dataDir: string
   readonly storeMode: StoreMode
   /**
-   * `"store": "redis://..."` or `{ "url", "keyPrefix", "mode" }`: channels in a Redis that several
-   * instances share instead of LevelDB in `dataDir` (mode defaults to `storeMode`).
+   * `"store": "redis://..."` or `{ "url", "keyPrefix", "mode", "holdTtlMs", "tls" }`: channels in
+   * a Redis that several instances share instead of LevelDB in `dataDir` (mode defaults to
+   * `storeMode`; `holdTtlMs`: how long a dead instance's hold keeps a channel busy; `tls`: `ca`,
+   * `cert`, `key` PEM file paths and `servername`). `waitReplicas` is refused at start (replica
+   * `WAIT` is not built).
    */
   readonly redis?: RedisStoreOptions | undefined
   readonly listen: {
@@ -348,7 +363,7 @@ export function parseConfig(raw: unknown, baseDir: string): ServerConfig {
   const storeMode = o.storeMode ?? 'durable'
   if (storeMode !== 'durable' && storeMode !== 'relaxed')
     invalid('storeMode must be "durable" or "relaxed"')
-  const redis = redisOptions(o.store, storeMode)
+  const redis = redisOptions(o.store, storeMode, baseDir)
   const routes = Array.isArray(o.routes) ? o.routes : invalid('routes must be a list')
   const feeds = o.feeds ?? []
   if (!Array.isArray(feeds)) invalid('feeds must be a list')
@@ -707,8 +722,15 @@ function invalid(detail: string): never {
   throw new TollgateError('tollgate_invalid_config', detail)
 }
 
-/** The Redis store of `"store"`: a URL, or an object with a URL. */
-function redisOptions(value: unknown, storeMode: StoreMode): RedisStoreOptions | undefined {
+/**
+ * The Redis store of `"store"`: a URL, or an object with a URL. `tls.ca`, `tls.cert` and
+ * `tls.key` are paths of PEM files (relative to `baseDir`), read here.
+ */
+function redisOptions(
+  value: unknown,
+  storeMode: StoreMode,
+  baseDir: string,
+): RedisStoreOptions | undefined {
   if (value === undefined) return undefined
   const given = typeof value === 'string' ? { url: value } : (value as Record<string, unknown>)
   const url = string(given.url, 'store.url')
@@ -721,5 +743,32 @@ function redisOptions(value: unknown, storeMode: StoreMode): RedisStoreOptions |
     ...(given.keyPrefix === undefined
       ? {}
       : { keyPrefix: string(given.keyPrefix, 'store.keyPrefix') }),
+    ...(given.holdTtlMs === undefined ? {} : { holdTtlMs: given.holdTtlMs as number }),
+    ...(given.tls === undefined
+      ? {}
+      : { tls: redisTls(given.tls as Record<string, string>, baseDir) }),
+    ...(given.waitReplicas === undefined ? {} : { waitReplicas: given.waitReplicas as number }),
+    ...(given.waitTimeoutMs === undefined ? {} : { waitTimeoutMs: given.waitTimeoutMs as number }),
+  }
+}
+
+function redisTls(tls: Record<string, string>, baseDir: string): ConnectionOptions {
+  const pem = (name: 'ca' | 'cert' | 'key') => {
+    const path = tls[name]
+    if (path === undefined) return {}
+    const file = isAbsolute(path) ? path : resolve(baseDir, path)
+    try {
+      return { [name]: readFileSync(file, 'utf8') }
+    } catch (err) {
+      return invalid(
+        `store.tls.${name}: cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`,
+      )
+    }
+  }
+  return {
+    ...pem('ca'),
+    ...pem('cert'),
+    ...pem('key'),
+    ...(tls.servername === undefined ? {} : { servername: tls.servername }),
   }
 }

@@ -34,7 +34,11 @@ async function freePort(): Promise<number> {
 }
 
 export async function startRedis(
-  options: { appendfsync?: 'always' | 'everysec' } = {},
+  options: {
+    appendfsync?: 'always' | 'everysec'
+    /** Serve TLS only (`rediss://`), with this certificate and key (PEM files); clients need none. */
+    tls?: { cert: string; key: string; ca: string }
+  } = {},
 ): Promise<RedisServer> {
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-redis-'))
   const port = await freePort()
@@ -43,8 +47,22 @@ export async function startRedis(
     const proc = spawn(
       'redis-server',
       [
-        '--port',
-        String(port),
+        ...(options.tls
+          ? [
+              '--port',
+              '0',
+              '--tls-port',
+              String(port),
+              '--tls-cert-file',
+              options.tls.cert,
+              '--tls-key-file',
+              options.tls.key,
+              '--tls-ca-cert-file',
+              options.tls.ca,
+              '--tls-auth-clients',
+              'no',
+            ]
+          : ['--port', String(port)]),
         '--bind',
         '127.0.0.1',
         '--appendonly',
@@ -80,7 +98,7 @@ export async function startRedis(
   }
   await start()
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: `${options.tls ? 'rediss' : 'redis'}://127.0.0.1:${port}`,
     port,
     start,
     kill,

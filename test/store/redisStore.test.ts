@@ -40,6 +40,7 @@ async function instances(
   count: number,
   readChannel: ChannelReader = async () => onChain(1_000_000_000n),
   holdTtlMs?: number,
+  onWarning?: (message: string) => void,
 ): Promise<{ payees: Payee[]; store: RedisStore }> {
   const keyPrefix = `t${++prefixCount}:`
   const payees: Payee[] = []
@@ -52,6 +53,7 @@ async function instances(
       store,
       readChannel,
       ...(holdTtlMs === undefined ? {} : { holdTtlMs }),
+      ...(onWarning ? { onWarning } : {}),
     })
     opened.push(payee)
     payees.push(payee)
@@ -92,7 +94,7 @@ describe('money rules across instances', () => {
     const first = await a.decide(await payment(config, id, 1000n), exact(1000n))
     if (!first.ok) throw new Error(first.code)
     // B sees A's hold: one request at a time per channel, whichever instance gets it.
-    const meanwhile = await b.decide(await payment(config, id, 2000n), exact(1000n))
+    const meanwhile = await b.decide(await payment(config, id, 1000n), exact(1000n))
     expect(meanwhile).toMatchObject({
       ok: false,
       code: 'invalid_batch_settlement_evm_channel_busy',
@@ -175,17 +177,71 @@ describe('a dead instance', () => {
     const id = channelId(config, DOMAIN)
     const held = await a.decide(await payment(config, id, 1000n), exact(1000n))
     expect(held.ok).toBe(true)
-    // A dies here: it never commits nor releases.
-    expect(await b.decide(await payment(config, id, 2000n), exact(1000n))).toMatchObject({
+    // A dies here: it never commits nor releases, and the payer, with no answer, tries again.
+    expect(await b.decide(await payment(config, id, 1000n), exact(1000n))).toMatchObject({
       code: 'invalid_batch_settlement_evm_channel_busy',
     })
     await new Promise((resolve) => setTimeout(resolve, 350))
     // A may have served its request: it is charged, and B's next voucher starts after it.
+    expect(await b.decide(await payment(config, id, 1000n), exact(1000n))).toMatchObject({
+      code: 'invalid_batch_settlement_evm_cumulative_amount_mismatch',
+      record: { chargedCumulativeAmount: 1000n },
+    })
     const next = await b.decide(await payment(config, id, 2000n), exact(1000n))
     if (!next.ok) throw new Error(next.code)
     expect(next.hold.record.chargedCumulativeAmount).toBe(1000n)
     b.commit(next.hold, 1000n)
     await waitFor(async () => (await store.load(id))?.chargedCumulativeAmount === 2000n)
+  })
+})
+
+describe('a hold whose end has not landed', () => {
+  it('is ended as committed by the payer’s next voucher, signed on from its whole in-flight amount', async () => {
+    const warnings: string[] = []
+    const { payees, store } = await instances(2, undefined, undefined, (m) => warnings.push(m))
+    const [a, b] = payees as [Payee, Payee]
+    const config = makeConfig()
+    const id = channelId(config, DOMAIN)
+    const first = await a.decide(await payment(config, id, 1000n), exact(1000n))
+    if (!first.ok) throw new Error(first.code)
+    // A served and answered; its end is still on its way when the payer's next request reaches B.
+    // A voucher that does not cover A's in-flight amount plus the price finds the channel busy.
+    for (const short of [1500n, 2500n]) {
+      expect(await b.decide(await payment(config, id, short), exact(1000n))).toMatchObject({
+        code: 'invalid_batch_settlement_evm_channel_busy',
+      })
+    }
+    const second = await b.decide(await payment(config, id, 2000n), exact(1000n))
+    if (!second.ok) throw new Error(second.code)
+    expect(second.hold.record.chargedCumulativeAmount).toBe(1000n)
+    // A's end lands late: the hold was ended already, nothing changes and nothing is warned of.
+    a.commit(first.hold, 1000n)
+    await a.ended(id)
+    b.commit(second.hold, 1000n)
+    await waitFor(async () => (await store.load(id))?.chargedCumulativeAmount === 2000n)
+    expect(await store.load(id)).toMatchObject({
+      inFlightCumulativeAmount: 2000n,
+      signedMaxClaimable: 2000n,
+    })
+    expect(warnings).toEqual([])
+  })
+
+  it('of a WebSocket session is never ended so: the channel stays busy', async () => {
+    const { payees } = await instances(2)
+    const [a, b] = payees as [Payee, Payee]
+    const config = makeConfig()
+    const id = channelId(config, DOMAIN)
+    const session = await a.decide(await payment(config, id, 5000n), {
+      kind: 'credit',
+      price: 1000n,
+    })
+    if (!session.ok) throw new Error(session.code)
+    for (const next of [6000n, 1000n]) {
+      expect(await b.decide(await payment(config, id, next), exact(1000n))).toMatchObject({
+        code: 'invalid_batch_settlement_evm_channel_busy',
+      })
+    }
+    a.release(session.hold)
   })
 })
 

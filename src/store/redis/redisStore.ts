@@ -40,6 +40,18 @@ export interface RedisStoreOptions {
   readonly mode?: StoreMode | undefined
   /** @default DEFAULT_REDIS_COMMAND_TIMEOUT_MS */
   readonly commandTimeoutMs?: number | undefined
+  /**
+   * How long a request's or session's hold on a channel lasts unless renewed: how long a channel
+   * stays busy after the instance holding it died. @default DEFAULT_HOLD_TTL_MS (the payee's)
+   */
+  readonly holdTtlMs?: number | undefined
+  /**
+   * Durability through replicas (`WAIT` after each write) instead of the primary's fsync: not
+   * built. Setting it is refused with `tollgate_invalid_config`; use `appendfsync always`.
+   */
+  readonly waitReplicas?: number | undefined
+  /** With {@link waitReplicas}: refused likewise. */
+  readonly waitTimeoutMs?: number | undefined
 }
 
 /** A Lua script and its SHA-1, run by EVALSHA (loaded again after a Redis restart). */
@@ -79,6 +91,7 @@ const STATE_FIELDS = ['ch', 'cl', 'fl', 'sg', 'bl', 'tc', 'wr', 'rn', 'sy'] as c
  */
 export class RedisStore implements ChannelStore, SharedLedger {
   readonly mode: StoreMode
+  readonly holdTtlMs: number | undefined
   /** Holds left by an instance that died expire in Redis; nothing to recover at open. */
   readonly recoveredFromCrash = false
   private readonly counters = { batches: 0, records: 0, failedBatches: 0 }
@@ -90,8 +103,10 @@ export class RedisStore implements ChannelStore, SharedLedger {
     private readonly redis: Redis,
     mode: StoreMode,
     prefix: string,
+    holdTtlMs: number | undefined,
   ) {
     this.mode = mode
+    this.holdTtlMs = holdTtlMs
     this.prefix = prefix
     this.metaKey = `${prefix}meta`
   }
@@ -122,6 +137,20 @@ export class RedisStore implements ChannelStore, SharedLedger {
     if (typeof prefix !== 'string') {
       throw new TollgateError('tollgate_invalid_config', 'the Redis keyPrefix must be a string')
     }
+    if (options.waitReplicas !== undefined || options.waitTimeoutMs !== undefined) {
+      throw new TollgateError(
+        'tollgate_invalid_config',
+        'durability through replica WAIT (waitReplicas, waitTimeoutMs) is not supported: run the ' +
+          'Redis primary with appendonly yes and appendfsync always, and leave them out.',
+      )
+    }
+    const { holdTtlMs } = options
+    if (holdTtlMs !== undefined && !(Number.isInteger(holdTtlMs) && holdTtlMs >= 100)) {
+      throw new TollgateError(
+        'tollgate_invalid_config',
+        `the Redis holdTtlMs must be an integer of at least 100 ms, got ${JSON.stringify(holdTtlMs)}`,
+      )
+    }
     const redis = new Redis(url, {
       lazyConnect: true,
       // Fail at once while disconnected (a 503), never queue a payment behind a reconnect, and
@@ -147,7 +176,7 @@ export class RedisStore implements ChannelStore, SharedLedger {
       redis.disconnect()
       throw err instanceof TollgateError ? err : failure('Cannot read the Redis config.', err)
     }
-    return new RedisStore(redis, mode, prefix)
+    return new RedisStore(redis, mode, prefix, holdTtlMs)
   }
 
   get stats(): StoreStats {
@@ -201,7 +230,7 @@ export class RedisStore implements ChannelStore, SharedLedger {
         `channel ${channelId}: charged ${charged} beyond what was in flight`,
       )
     }
-    return reply === 1
+    return reply === 1 || reply === 2
   }
 
   async reserve(
@@ -248,6 +277,19 @@ export class RedisStore implements ChannelStore, SharedLedger {
       this.redis.hmget(this.channelKey(channelId), 'cfg', ...STATE_FIELDS),
     )
     return recordOf(channelId, values)
+  }
+
+  async existing(channelIds: readonly Hex[]): Promise<Set<Hex>> {
+    if (channelIds.length === 0) return new Set()
+    const pipeline = this.redis.pipeline()
+    for (const id of channelIds) pipeline.exists(this.channelKey(id))
+    const replies = (await this.call(() => pipeline.exec())) ?? []
+    const found = new Set<Hex>()
+    replies.forEach(([err, count], at) => {
+      if (err) throw failure('Cannot read a channel from Redis.', err)
+      if (count === 1) found.add(channelIds[at] as Hex)
+    })
+    return found
   }
 
   async loadAll(): Promise<ChannelRecord[]> {

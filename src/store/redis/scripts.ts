@@ -8,8 +8,9 @@
  * Channel hash fields: `cfg` (the channel config, JSON), `ch` charged, `cl` ceiling (highest
  * voucher), `fl` in flight, `sg` its signature, `bl` balance, `tc` totalClaimed, `wr`
  * withdrawRequestedAt (unix s), `rn` refundNonce, `sy` syncedAt (unix ms), `ho` holder (empty
- * when free), `hu` hold expiry (unix ms, Redis clock), `pc`/`ps` the voucher held before the
- * current hold (restored on release).
+ * when free), `hu` hold expiry (unix ms, Redis clock), `hk` the hold's kind, `pc`/`ps` the voucher
+ * held before the current hold (restored on release), `pv` the last holder whose hold a successor
+ * voucher ended.
  */
 
 /** Decimal helpers shared by the scripts: `cmp` and `add` on non-negative integers without leading zeros. */
@@ -46,30 +47,41 @@ end
  * `{'lost'}` (an extend whose hold is gone), `{'refused', code, state...}` or
  * `{'held', state..., previousCeiling, previousSignature}` with state = ch, cl, fl, sg, bl, tc,
  * wr, rn, sy. An expired hold's holder is taken to have died: what it had in flight is charged
- * (the crash rule, recoverInFlight) before the new voucher is judged.
+ * (the crash rule, recoverInFlight) before the new voucher is judged. A live request hold (kind
+ * e) meets an exact voucher that covers its whole in-flight amount plus the price
+ * (`maxClaimable == inFlight + price`): the payer signs on from that request's receipt, so the
+ * hold is ended as committed at its in-flight amount (its own end, written behind, then finds
+ * `pv`) and the voucher is judged on it. A session's hold (kind c) is never ended so.
  */
 export const HOLD_SCRIPT = `${DECIMAL}
-local r = redis.call('HMGET', KEYS[1], 'ch', 'cl', 'fl', 'sg', 'bl', 'tc', 'wr', 'rn', 'sy', 'ho', 'hu')
+local r = redis.call('HMGET', KEYS[1], 'ch', 'cl', 'fl', 'sg', 'bl', 'tc', 'wr', 'rn', 'sy', 'ho', 'hu', 'hk')
 if not r[1] then return {'unknown'} end
 local now = nowMs()
 local ch, cl, fl, sg = r[1], r[2], r[3], r[4]
 local holder = r[10] or ''
 local extend = ARGV[9] == '1'
+local max, kind = ARGV[3], ARGV[4]
 if extend then
   if holder ~= ARGV[1] then return {'lost'} end
 elseif holder ~= '' then
-  if tonumber(r[11]) > now then return {'busy'} end
-  if cmp(fl, ch) > 0 then
-    if cmp(fl, cl) > 0 then ch = cl else ch = fl end
+  if tonumber(r[11]) > now then
+    if not (r[12] == 'e' and kind == 'e' and cmp(fl, ch) > 0 and max == add(fl, ARGV[5])) then
+      return {'busy'}
+    end
+    ch = fl
+    redis.call('HSET', KEYS[1], 'ch', ch, 'ho', '', 'hu', '0', 'pv', holder)
+  else
+    if cmp(fl, ch) > 0 then
+      if cmp(fl, cl) > 0 then ch = cl else ch = fl end
+    end
+    fl = ch
+    redis.call('HSET', KEYS[1], 'ch', ch, 'fl', fl, 'ho', '', 'hu', '0')
   end
-  fl = ch
-  redis.call('HSET', KEYS[1], 'ch', ch, 'fl', fl, 'ho', '', 'hu', '0')
 end
 local bl, tc, wr = r[5], r[6], r[7]
 local function refused(code)
   return {'refused', code, ch, cl, fl, sg, bl, tc, wr, r[8], r[9]}
 end
-local max, kind = ARGV[3], ARGV[4]
 if kind == 'r' then
   if max ~= ch then return refused('invalid_batch_settlement_evm_cumulative_amount_mismatch') end
   if cmp(bl, ch) <= 0 then return refused('invalid_batch_settlement_evm_refund_no_balance') end
@@ -94,7 +106,7 @@ if extend then
   local prev = redis.call('HMGET', KEYS[1], 'pc', 'ps')
   pc, ps = prev[1], prev[2]
 else
-  redis.call('HSET', KEYS[1], 'cl', cl, 'sg', sg, 'fl', fl, 'ho', ARGV[1], 'hu', expiry, 'pc', pc, 'ps', ps)
+  redis.call('HSET', KEYS[1], 'cl', cl, 'sg', sg, 'fl', fl, 'ho', ARGV[1], 'hu', expiry, 'hk', kind, 'pc', pc, 'ps', ps)
 end
 return {'held', ch, cl, fl, sg, bl, tc, wr, r[8], r[9], pc, ps}
 `
@@ -103,11 +115,15 @@ return {'held', ch, cl, fl, sg, bl, tc, wr, r[8], r[9], pc, ps}
  * end(KEYS[1]; ARGV: holder, charged (absolute), restore (1: a release, the voucher held before
  * the hold comes back unless charges rely on the newer one)). Raises the charged total to
  * `charged` (never beyond what was in flight), ends what was in flight and frees the channel.
- * Replies 1, 0 when the hold is not the caller's any more, -1 when `charged` exceeds what was in flight.
+ * Replies 1; 2 when a successor voucher ended the hold already (see HOLD_SCRIPT); 0 when the hold
+ * is not the caller's any more; -1 when `charged` exceeds what was in flight.
  */
 export const END_SCRIPT = `${DECIMAL}
-local r = redis.call('HMGET', KEYS[1], 'ho', 'ch', 'cl', 'fl', 'pc', 'ps')
-if r[1] ~= ARGV[1] then return 0 end
+local r = redis.call('HMGET', KEYS[1], 'ho', 'ch', 'cl', 'fl', 'pc', 'ps', 'pv')
+if r[1] ~= ARGV[1] then
+  if r[7] == ARGV[1] then return 2 end
+  return 0
+end
 local ch = r[2]
 if cmp(ARGV[2], ch) > 0 then
   if cmp(ARGV[2], r[4]) > 0 then return -1 end

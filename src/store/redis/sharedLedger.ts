@@ -45,16 +45,22 @@ export type HoldOutcome =
  * as the store's mode promises.
  */
 export interface SharedLedger {
+  /** How long a hold lasts unless renewed, when the store says (the payee's option wins). */
+  readonly holdTtlMs?: number | undefined
   /**
    * Judges a voucher against the channel as the store holds it and, if accepted, stores it and
    * holds the channel for `holder` (one request or session at a time per channel). A hold found
-   * expired is ended first by the crash rule: what it had in flight is charged.
+   * expired is ended first by the crash rule: what it had in flight is charged. A request's hold
+   * whose end has not landed yet is ended as committed by an exact voucher that signs on from its
+   * whole in-flight amount (the payer has its receipt), so a sequential payer is never busy.
    */
   hold(request: HoldRequest): Promise<HoldOutcome>
   /**
    * Ends `holder`'s hold with the charged total raised to `charged` (at most what was in flight):
    * a commit, or with `restore` a release that puts back the voucher held before when no charge
-   * needs the newer one. False when the hold is not `holder`'s any more.
+   * needs the newer one. False when the hold is not `holder`'s any more; true when the payer's
+   * next voucher ended it already, as committed at its whole in-flight amount (see
+   * {@link SharedLedger.hold}).
    */
   end(channelId: Hex, holder: string, charged: bigint, restore: boolean): Promise<boolean>
   /**
@@ -78,6 +84,8 @@ export interface SharedLedger {
   apply(event: ChainEvent): Promise<ChannelState | undefined>
   /** The channel's record as the store holds it. */
   load(channelId: Hex): Promise<ChannelRecord | undefined>
+  /** Of `channelIds`, those the store holds (in one round trip). */
+  existing(channelIds: readonly Hex[]): Promise<Set<Hex>>
 }
 
 /** Whether a store shares its channels with other instances through a {@link SharedLedger}. */

@@ -362,11 +362,19 @@ function routeHooks(
   ) => {
     const paid = paidOf(request)
     if (!paid) return done(null, payload)
-    if (paid.faulted !== undefined) return done(null, fault(request, reply, paid, payload))
+    // On a shared store, an end the payer's next voucher cannot make by itself (a release, a
+    // charge below the price) is acknowledged before the reply goes out, so that the payer's next
+    // request is never busy, whichever instance it reaches.
+    const answer = (body: unknown) => {
+      const ending = payee.ended(paid.payment.channelId)
+      if (ending) ending.then(() => done(null, body))
+      else done(null, body)
+    }
+    if (paid.faulted !== undefined) return answer(fault(request, reply, paid, payload))
     if (!paid.held) return done(null, payload)
     if (reply.statusCode >= 400 || reply.raw.destroyed) {
       end(request, paid)
-      return done(null, payload)
+      return answer(payload)
     }
     let result: ReturnType<PaidRequest['commit']>
     try {
@@ -375,13 +383,13 @@ function routeHooks(
       request.log.error({ err }, 'tollgate: committing a charge failed')
       result = { ok: false, message: 'the charge could not be committed.' }
     }
-    if (!result.ok) return done(null, fault(request, reply, paid, payload, result.message))
+    if (!result.ok) return answer(fault(request, reply, paid, payload, result.message))
     meter?.charge(result.charged)
     reply.header(HEADERS.paymentResponse, result.receipt)
     if (paid.payment.header === HEADERS.xPayment) {
       reply.header(HEADERS.xPaymentResponse, result.receipt)
     }
-    return done(null, payload)
+    return answer(payload)
   }
 
   const onError = (
