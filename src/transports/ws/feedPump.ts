@@ -56,6 +56,8 @@ export class FeedPump implements SessionMode, LiveSubscriber {
    * below the session's credit (a voucher came since): it is looked up again before pausing.
    */
   private credit = 0n
+  /** The store write a live message waits for, found by {@link sendNow}, for the loop to await. */
+  private covering: Promise<boolean> | undefined
   private readonly hub: FeedHub
 
   constructor(
@@ -144,7 +146,11 @@ export class FeedPump implements SessionMode, LiveSubscriber {
       this.unserializable(seq, message)
       return true
     }
-    if (session.covered(price) !== undefined) return false
+    const covering = session.covered(price)
+    if (covering) {
+      this.covering = covering
+      return false
+    }
     const credit = session.chargeAndSend(price, `${DATA_HEAD}${seq}${message}`, false)
     if (credit === undefined) return false
     this.credit = credit
@@ -222,7 +228,8 @@ export class FeedPump implements SessionMode, LiveSubscriber {
           continue
         }
       }
-      const covering = session.covered(price)
+      const covering = this.covering ?? session.covered(price)
+      this.covering = undefined
       if (covering && (!(await covering) || this.stopped)) return
       this.credit = session.chargeAndSend(price, text, false) ?? 0n
       burst++
