@@ -237,7 +237,7 @@ function heapAfterGc(): number {
  * code is compiled) on FANOUT_SUBSCRIBERS channels the payee has not seen yet; the same for the
  * unbilled connections is reported beside it.
  */
-export async function fanout(log: Log) {
+async function fanout(log: Log) {
   const dev = await startDevChain()
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-bench-ws-fanout-'))
   let app: FastifyInstance | undefined
