@@ -157,6 +157,12 @@ const FANOUT_DURATION_MS = 3_000
 const FANOUT_MESSAGES = 2_000
 /** Each fan-out channel's deposit: every voucher of every phase. */
 const FANOUT_DEPOSIT = 1_000_000n
+/**
+ * How long after the sessions are open the heap is sampled: past the keep-alive (4 s) of the
+ * HTTP connections that their channels' first reads from chain opened to the node, so that
+ * what is counted is what a session keeps.
+ */
+const HEAP_SETTLE_MS = 5_000
 /** What issue 16 asks: billed fan-out at least 0.9x the unbilled, at most 16 KiB a session. */
 const FANOUT_RATIO_TARGET = 0.9
 const BYTES_PER_SESSION_TARGET = 16 * 1024
@@ -219,6 +225,11 @@ async function closedAll(server: { clients: Set<unknown> }): Promise<void> {
   }
 }
 
+/** TCP sockets of this process (its listening socket and every connection, both ways). */
+function tcpSockets(): number {
+  return process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length
+}
+
 /** The server's heap after a full garbage collection (run.ts starts node with --expose-gc). */
 function heapAfterGc(): number {
   globalThis.gc?.()
@@ -234,8 +245,8 @@ function heapAfterGc(): number {
  * second are the `data` frames all subscribers received. `bytes_per_session` is the server's heap
  * with every billed session open, paid and subscribed, less the heap before they connected, per
  * session (sockets, session, ledger record and hold all counted), measured after the rounds (the
- * code is compiled) on FANOUT_SUBSCRIBERS channels the payee has not seen yet; the same for the
- * unbilled connections is reported beside it.
+ * code is compiled) on FANOUT_SUBSCRIBERS channels the payee has not seen yet, HEAP_SETTLE_MS
+ * after they opened; the same for the unbilled connections is reported beside it.
  */
 async function fanout(log: Log) {
   const dev = await startDevChain()
@@ -332,7 +343,7 @@ async function fanout(log: Log) {
             escrow: dev.contracts.escrow,
             warmup: ticking ? FANOUT_WARMUP : 0,
             messages: FANOUT_MESSAGES,
-            durationMs: ticking ? FANOUT_DURATION_MS : 500,
+            durationMs: ticking ? FANOUT_DURATION_MS : HEAP_SETTLE_MS + 1_000,
           },
           onStarted,
         )
@@ -359,11 +370,14 @@ async function fanout(log: Log) {
     }
     const perSession = async (billed: boolean) => {
       const empty = heapAfterGc()
-      let full = 0
+      let full: { heap: number; sockets: number } | undefined
       await phase(billed, false, fresh, () => {
-        full = heapAfterGc()
+        setTimeout(() => {
+          full = { heap: heapAfterGc(), sockets: tcpSockets() }
+        }, HEAP_SETTLE_MS)
       })
-      return Math.round((full - empty) / FANOUT_SUBSCRIBERS)
+      if (!full) throw new Error('the heap was not sampled')
+      return { bytes: Math.round((full.heap - empty) / FANOUT_SUBSCRIBERS), sockets: full.sockets }
     }
 
     const unbilled: WsLoadResult[] = []
@@ -378,10 +392,12 @@ async function fanout(log: Log) {
         )
       }
     }
-    const bytesPerSession = await perSession(true)
-    const bytesPerConnection = await perSession(false)
+    const billedHeap = await perSession(true)
+    const unbilledHeap = await perSession(false)
+    const bytesPerSession = billedHeap.bytes
+    const bytesPerConnection = unbilledHeap.bytes
     log(
-      `server heap: ${bytesPerSession} bytes a billed session, ${bytesPerConnection} bytes an unbilled connection`,
+      `server heap: ${bytesPerSession} bytes a billed session (${billedHeap.sockets} TCP sockets open), ${bytesPerConnection} bytes an unbilled connection (${unbilledHeap.sockets})`,
     )
     const billedRate = median(billed.map((r) => r.msgsPerS))
     const unbilledRate = median(unbilled.map((r) => r.msgsPerS))
