@@ -192,6 +192,22 @@ const SPECS: Record<string, RowSpec[]> = {
       'higher',
       '≥ 0.9x',
     ),
+    row(
+      'billed fan-out messages / s, 1 000 subscribers',
+      'fanout_billed_msgs_per_s',
+      'same feed unbilled',
+      'fanout_unbilled_msgs_per_s',
+      'higher',
+      '≥ 0.9x',
+    ),
+    published(
+      'server heap bytes / billed session, 1 000 subscribers',
+      'bytes_per_session',
+      'target',
+      16 * 1024,
+      'lower',
+      '≤ 1x',
+    ),
   ],
   client: [
     row(

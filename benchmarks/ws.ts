@@ -14,23 +14,28 @@
  * receipt.
  */
 import { randomBytes } from 'node:crypto'
+import { EventEmitter } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
 import { setImmediate as nextLoop } from 'node:timers/promises'
-import Fastify from 'fastify'
-import type { Address, Hex } from 'viem'
+import Fastify, { type FastifyInstance } from 'fastify'
+import type { Account, Address, Hex, LocalAccount } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import type { WebSocket } from 'ws'
 import { LOCAL_CHAIN_ID } from '../src/chain/anvil.js'
+import { DEV_USDC_DOMAIN, devPublicClient, startDevChain } from '../src/chain/devChain.js'
+import { channelReader } from '../src/chain/readChannel.js'
 import type { OnChainChannel } from '../src/ledger/index.js'
-import { openPayee } from '../src/payee/index.js'
+import { openPayee, type Payee } from '../src/payee/index.js'
 import { CANONICAL_ADDRESSES, type ChannelConfig } from '../src/protocol/index.js'
 import { LevelStore } from '../src/store/index.js'
 import { DEFAULT_HIGH_WATER_BYTES } from '../src/transports/ws/constants.js'
 import { FEED_BURST, type FeedContext, tollgateWs } from '../src/transports/ws/index.js'
 import { bytesToHex, channelId, domainSeparator } from '../src/verify/index.js'
 import type { Log } from './run.js'
+import { depositMany } from './support/depositMany.js'
 import type { LoadChannel } from './support/loadgen.js'
 import { runWsLoad, type WsLoadResult } from './support/wsLoad.js'
 
@@ -142,6 +147,288 @@ function median(values: number[]): number {
   return sorted[Math.floor(mid)] ?? 0
 }
 
+/** Subscribers of the fan-out feed, each on a channel of its own opened on the dev chain. */
+const FANOUT_SUBSCRIBERS = 1_000
+const FANOUT_ROUNDS = 3
+const FANOUT_WINDOW = 1_000
+const FANOUT_WARMUP = 20
+const FANOUT_DURATION_MS = 3_000
+/** A cap per connection far above what the measured phase delivers: the duration ends it. */
+const FANOUT_MESSAGES = 2_000
+/** Each fan-out channel's deposit: every voucher of every phase. */
+const FANOUT_DEPOSIT = 1_000_000n
+/**
+ * How long after the sessions are open the heap is sampled: past the keep-alive (4 s) of the
+ * HTTP connections that their channels' first reads from chain opened to the node, so that
+ * what is counted is what a session keeps.
+ */
+const HEAP_SETTLE_MS = 5_000
+/** What issue 16 asks: billed fan-out at least 0.9x the unbilled, at most 16 KiB a session. */
+const FANOUT_RATIO_TARGET = 0.9
+const BYTES_PER_SESSION_TARGET = 16 * 1024
+
+/** The head of every `data` frame, byte for byte as the billed feed writes it. */
+const DATA_HEAD = '{"type":"data","seq":'
+
+/**
+ * The unbilled fan-out, as an application writes it with @fastify/websocket alone: every socket
+ * listens to the shared ticker; each tick is serialized once (for all sockets) and sent as the
+ * same `data` frame with the socket's own `seq`; a socket whose send queue is past the
+ * high-water mark skips ticks until it has drained to half of it.
+ */
+function plainFanout(
+  socket: WebSocket,
+  ticker: EventEmitter,
+  serialize: (body: unknown) => string,
+) {
+  const tail = `,"charged":"${PRICE}"}`
+  let seq = 0
+  let paused = false
+  const listener = (body: unknown) => {
+    seq++
+    const queued = socket.bufferedAmount
+    if (queued >= HIGH_WATER_BYTES || (paused && queued > HIGH_WATER_BYTES / 2)) {
+      paused = true
+      return
+    }
+    paused = false
+    socket.send(`${DATA_HEAD}${seq},"body":${serialize(body)}${tail}`)
+  }
+  socket.on('message', (data) => {
+    const frame = JSON.parse(String(data)) as { type?: string }
+    if (frame.type === 'subscribe') ticker.on('tick', listener)
+  })
+  socket.on('close', () => ticker.off('tick', listener))
+}
+
+/** Emits ticks on `ticker`, one a turn of the event loop, until the returned function is called. */
+function produce(ticker: EventEmitter): () => Promise<void> {
+  let running = true
+  const done = (async () => {
+    for (let n = 1; running; n++) {
+      ticker.emit('tick', { sym: 'BTC-USD', px: 60_000 + (n % 1000) / 100, n })
+      await nextLoop()
+    }
+  })()
+  return async () => {
+    running = false
+    await done
+  }
+}
+
+/** Resolves once the server has closed every socket of the previous phase (at most 10 s). */
+async function closedAll(server: { clients: Set<unknown> }): Promise<void> {
+  const deadline = Date.now() + 10_000
+  while (server.clients.size > 0) {
+    if (Date.now() > deadline) throw new Error(`${server.clients.size} sockets still open`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+/** TCP sockets of this process (its listening socket and every connection, both ways). */
+function tcpSockets(): number {
+  return process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length
+}
+
+/** The server's heap after a full garbage collection (run.ts starts node with --expose-gc). */
+function heapAfterGc(): number {
+  globalThis.gc?.()
+  globalThis.gc?.()
+  return process.memoryUsage().heapUsed
+}
+
+/**
+ * One live feed (an event emitter ticking as fast as the event loop turns) with
+ * FANOUT_SUBSCRIBERS subscribers, billed (`app.tollgateFeed`, each subscriber on a channel of
+ * its own deposited on the dev chain, a durable LevelStore) and unbilled (plainFanout), measured
+ * in alternation in one run by the same generator in a child process. Delivered messages per
+ * second are the `data` frames all subscribers received. `bytes_per_session` is the server's heap
+ * with every billed session open, paid and subscribed, less the heap before they connected, per
+ * session (sockets, session, ledger record and hold all counted), measured after the rounds (the
+ * code is compiled) on FANOUT_SUBSCRIBERS channels the payee has not seen yet, HEAP_SETTLE_MS
+ * after they opened; the same for the unbilled connections is reported beside it.
+ */
+async function fanout(log: Log) {
+  const dev = await startDevChain()
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-bench-ws-fanout-'))
+  let app: FastifyInstance | undefined
+  let payee: Payee | undefined
+  try {
+    const [, receiver, authorizer, funder] = dev.accounts as [
+      Account,
+      Account,
+      Account,
+      LocalAccount,
+    ]
+    const lower = (a: Address) => a.toLowerCase() as Address
+    const identity = {
+      receiver: lower(receiver.address),
+      receiverAuthorizer: lower(authorizer.address),
+      token: lower(dev.contracts.usdc),
+      withdrawDelay: IDENTITY.withdrawDelay,
+    }
+    const opened = performance.now()
+    // The measured rounds' channels, then fresh ones for the heap per session (their ledger
+    // records counted, the code already compiled by the rounds).
+    const all = await depositMany(dev, funder, identity, 2 * FANOUT_SUBSCRIBERS, FANOUT_DEPOSIT)
+    const openS = (performance.now() - opened) / 1000
+    log(`${all.length} channels deposited on the dev chain in ${openS.toFixed(1)} s`)
+    const channels = all.slice(0, FANOUT_SUBSCRIBERS)
+    const fresh = all.slice(FANOUT_SUBSCRIBERS)
+
+    const store = await LevelStore.open(dir)
+    payee = await openPayee({
+      chainId: dev.chain.id,
+      escrow: dev.contracts.escrow,
+      identity,
+      store,
+      readChannel: channelReader(devPublicClient(dev), dev.contracts.escrow),
+    })
+    app = Fastify({ logger: false })
+    await app.register(tollgateWs, {
+      payee,
+      network: `eip155:${dev.chain.id}`,
+      asset: { address: dev.contracts.usdc, ...DEV_USDC_DOMAIN },
+      payTo: receiver.address,
+      receiverAuthorizer: authorizer.address,
+      withdrawDelay: IDENTITY.withdrawDelay,
+      highWaterBytes: HIGH_WATER_BYTES,
+      maxConnectionsPerIp: FANOUT_SUBSCRIBERS * 2,
+    })
+    const ticker = new EventEmitter()
+    ticker.setMaxListeners(0)
+    app.tollgateFeed('/fanout', {
+      price: PRICE,
+      creditWindow: FANOUT_WINDOW,
+      source: ticker,
+      event: 'tick',
+    })
+    let lastBody: unknown
+    let lastJson = ''
+    const serialize = (body: unknown) => {
+      if (body !== lastBody) {
+        lastBody = body
+        lastJson = JSON.stringify(body)
+      }
+      return lastJson
+    }
+    app.get('/fanout-plain', { websocket: true }, (socket) =>
+      plainFanout(socket, ticker, serialize),
+    )
+    await app.listen({ host: '127.0.0.1', port: 0 })
+    const address = app.server.address()
+    if (address === null || typeof address === 'string') throw new Error('no port')
+    const base = `ws://127.0.0.1:${address.port}`
+    const ledger = payee.ledger
+    const server = app.websocketServer
+
+    const phase = async (
+      billed: boolean,
+      ticking: boolean,
+      channels: LoadChannel[],
+      onStarted?: () => void,
+    ) => {
+      const before = channels.map((c) => ledger.get(c.channelId)?.chargedCumulativeAmount ?? 0n)
+      const stop = ticking ? produce(ticker) : undefined
+      let result: WsLoadResult
+      try {
+        result = await runWsLoad(
+          {
+            url: `${base}/${billed ? 'fanout' : 'fanout-plain'}`,
+            billed,
+            channels,
+            price: PRICE,
+            window: FANOUT_WINDOW,
+            chainId: dev.chain.id,
+            escrow: dev.contracts.escrow,
+            warmup: ticking ? FANOUT_WARMUP : 0,
+            messages: FANOUT_MESSAGES,
+            durationMs: ticking ? FANOUT_DURATION_MS : HEAP_SETTLE_MS + 1_000,
+          },
+          onStarted,
+        )
+      } finally {
+        await stop?.()
+      }
+      await closedAll(server)
+      if (result.errors.length > 0) throw new Error(`fan-out: error frames ${result.errors}`)
+      if (billed) {
+        channels.forEach((channel, i) => {
+          const record = ledger.get(channel.channelId)
+          const expected = (before[i] ?? 0n) + BigInt(result.received[i] ?? 0) * PRICE
+          const receipt = result.finalCharged[i]
+          if (record?.chargedCumulativeAmount !== expected || receipt !== expected.toString()) {
+            throw new Error(
+              `fan-out channel ${channel.channelId}: received ${result.received[i]}, expected ${expected}, ledger ${record?.chargedCumulativeAmount}, final receipt ${receipt}`,
+            )
+          }
+          // The next phase's vouchers start above the ceiling held now.
+          channel.charged = record.signedMaxClaimable
+        })
+      }
+      return result
+    }
+    const perSession = async (billed: boolean) => {
+      const empty = heapAfterGc()
+      let full: { heap: number; sockets: number } | undefined
+      await phase(billed, false, fresh, () => {
+        setTimeout(() => {
+          full = { heap: heapAfterGc(), sockets: tcpSockets() }
+        }, HEAP_SETTLE_MS)
+      })
+      if (!full) throw new Error('the heap was not sampled')
+      return { bytes: Math.round((full.heap - empty) / FANOUT_SUBSCRIBERS), sockets: full.sockets }
+    }
+
+    const unbilled: WsLoadResult[] = []
+    const billed: WsLoadResult[] = []
+    for (let round = 1; round <= FANOUT_ROUNDS; round++) {
+      const order = round % 2 === 1 ? [false, true] : [true, false]
+      for (const isBilled of order) {
+        const result = await phase(isBilled, true, channels)
+        ;(isBilled ? billed : unbilled).push(result)
+        log(
+          `fan-out round ${round} ${isBilled ? 'billed' : 'unbilled'}: ${Math.round(result.msgsPerS)} msgs/s to ${FANOUT_SUBSCRIBERS} subscribers, server CPU ${result.serverCpuShare.toFixed(2)} (${result.serverCpuUsPerMessage.toFixed(2)} µs/msg), generator CPU ${result.generatorCpuShare.toFixed(2)}, ${result.vouchers} vouchers, paused ${result.backpressurePauses} times for backpressure`,
+        )
+      }
+    }
+    const billedHeap = await perSession(true)
+    const unbilledHeap = await perSession(false)
+    const bytesPerSession = billedHeap.bytes
+    const bytesPerConnection = unbilledHeap.bytes
+    log(
+      `server heap: ${bytesPerSession} bytes a billed session (${billedHeap.sockets} TCP sockets open), ${bytesPerConnection} bytes an unbilled connection (${unbilledHeap.sockets})`,
+    )
+    const billedRate = median(billed.map((r) => r.msgsPerS))
+    const unbilledRate = median(unbilled.map((r) => r.msgsPerS))
+    const billedUs = median(billed.map((r) => r.serverCpuUsPerMessage))
+    const unbilledUs = median(unbilled.map((r) => r.serverCpuUsPerMessage))
+    return {
+      fanout_1000_ratio: Number((billedRate / unbilledRate).toFixed(3)),
+      fanout_1000_ratio_target: FANOUT_RATIO_TARGET,
+      bytes_per_session: bytesPerSession,
+      bytes_per_session_target: BYTES_PER_SESSION_TARGET,
+      fanout_billed_msgs_per_s: Math.round(billedRate),
+      fanout_unbilled_msgs_per_s: Math.round(unbilledRate),
+      fanout_cpu_ratio: Number((unbilledUs / billedUs).toFixed(3)),
+      fanout_billed_server_us_per_msg: Number(billedUs.toFixed(2)),
+      fanout_unbilled_server_us_per_msg: Number(unbilledUs.toFixed(2)),
+      fanout_generator_cpu_share: Number(
+        Math.max(...[...billed, ...unbilled].map((r) => r.generatorCpuShare)).toFixed(2),
+      ),
+      unbilled_bytes_per_connection: bytesPerConnection,
+      fanout_subscribers: FANOUT_SUBSCRIBERS,
+      fanout_channels_opened: all.length,
+      fanout_channels_open_s: Number(openS.toFixed(1)),
+    }
+  } finally {
+    await app?.close()
+    await payee?.close()
+    await dev.stop()
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
 export async function run(log: Log) {
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-bench-ws-'))
   const store = await LevelStore.open(dir)
@@ -236,6 +523,7 @@ export async function run(log: Log) {
     credit_window: WINDOW,
     low_water: LOW_WATER,
     credit_pauses: billed.reduce((n, r) => n + r.creditPauses, 0),
+    ...(await fanout(log)),
   }
 }
 

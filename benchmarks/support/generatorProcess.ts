@@ -27,11 +27,13 @@ export interface Measured<R> {
 /**
  * Forks `moduleUrl` (a module that calls {@link serveGenerator} with the same `flag`), runs
  * `spec` in it and returns its result. The child is killed if it is still there at the end.
+ * `onStarted` runs when the child starts its measured phase, before the clock starts here.
  */
 export async function runGenerator<S, R>(
   moduleUrl: string,
   flag: string,
   spec: S,
+  onStarted?: () => void,
 ): Promise<Measured<R>> {
   const child = fork(fileURLToPath(moduleUrl), [], {
     execArgv: ['--import', 'tsx'],
@@ -48,6 +50,7 @@ export async function runGenerator<S, R>(
         if (message.kind === 'ready') {
           child.send(spec as object)
         } else if (message.kind === 'started') {
+          onStarted?.()
           cpu0 = process.cpuUsage()
           wall0 = performance.now()
         } else if (message.kind === 'stopped') {

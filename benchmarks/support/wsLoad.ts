@@ -74,11 +74,16 @@ const CHILD_FLAG = 'TOLLGATE_WSLOAD_CHILD'
  * @example
  * const result = await runWsLoad({ url, billed: true, channels, price: 10n, window: 1000, chainId, escrow, warmup: 2000, messages: 200_000, durationMs: 3000 })
  */
-export async function runWsLoad(spec: WsLoadSpec): Promise<WsLoadResult> {
+export async function runWsLoad(
+  spec: WsLoadSpec,
+  /** Runs when every connection is open, paid, subscribed and warmed up (see runGenerator). */
+  onStarted?: () => void,
+): Promise<WsLoadResult> {
   const { result, serverCpuShare, serverCpuUs } = await runGenerator<WsLoadSpec, ChildResult>(
     import.meta.url,
     CHILD_FLAG,
     spec,
+    onStarted,
   )
   return {
     ...result,

@@ -1,9 +1,10 @@
 import { setImmediate as nextLoop } from 'node:timers/promises'
 import type { FastifyRequest } from 'fastify'
 import { CLOSE_CODES, FEED_BURST } from './constants.js'
+import { type FeedHub, hubOf, type LiveSubscriber } from './feedHub.js'
 import type { PauseReason, SubscribeFrame } from './frames.js'
-import { LiveBuffer } from './liveBuffer.js'
-import type { FeedEmitter, ResolvedFeedRoute } from './resolveOptions.js'
+import { LiveBuffer, type LiveMessage } from './liveBuffer.js'
+import type { ResolvedFeedRoute } from './resolveOptions.js'
 import type { Session, SessionMode } from './session.js'
 
 /**
@@ -27,27 +28,45 @@ const DATA_HEAD = '{"type":"data","seq":'
  * A pull source (async iterable) is not read while paused: delivery resumes with the next message,
  * nothing is lost. A live source (emitter) keeps pushing: the connection keeps the latest
  * `liveBuffer` messages and drops older ones, uncharged, which shows as a gap in `seq`.
+ *
+ * A live message is serialized once for every connection of the route (its {@link FeedHub}). While
+ * the loop waits for the next live message with nothing paused and nothing kept, a message is
+ * charged and sent as it is emitted, within the same checks, with no turn of the loop; anything it
+ * cannot send at once (credit, the send queue, a store write to wait for) is kept for the loop.
+ *
+ * `data` frames are sent without a flush callback: a pause for backpressure sends its `paused`
+ * frame with one, and that frame leaves the queue once everything before it has, which wakes the
+ * loop to look at the queue again.
  */
-export class FeedPump implements SessionMode {
+export class FeedPump implements SessionMode, LiveSubscriber {
   private subscribed = false
   private stopped = false
   private paused: PauseReason | undefined
   private waiter: (() => void) | undefined
   private woken = false
+  /** The loop waits for a live message with nothing paused: one may be sent as it comes. */
+  private ready = false
   private iterator: AsyncIterator<unknown> | undefined
   private live: LiveBuffer | undefined
-  private unsubscribe: (() => void) | undefined
   private pulled = 0
-  private readonly abort = new AbortController()
-  /** The end of every `data` frame of this route: `,"charged":"<price>"}`. */
-  private readonly tail: string
+  /** Aborted when the session stops; made for a pull source only (its context's `signal`). */
+  private abort: AbortController | undefined
+  /**
+   * Credit left after the last charge. Only this pump charges a feed session, so it can only be
+   * below the session's credit (a voucher came since): it is looked up again before pausing.
+   */
+  private credit = 0n
+  /** The store write a live message waits for, found by {@link sendNow}, for the loop to await. */
+  private covering: Promise<boolean> | undefined
+  private readonly hub: FeedHub
 
   constructor(
     private readonly session: Session,
     private readonly route: ResolvedFeedRoute,
-    private readonly httpRequest: FastifyRequest,
+    /** The upgrade request, for a pull source's context; dropped once subscribed. */
+    private httpRequest: FastifyRequest | undefined,
   ) {
-    this.tail = `,"charged":"${route.price}"}`
+    this.hub = hubOf(route)
   }
 
   subscribe(frame: SubscribeFrame): void {
@@ -57,22 +76,34 @@ export class FeedPump implements SessionMode {
     }
     this.subscribed = true
     const { source } = this.route
+    const request = this.httpRequest as FastifyRequest
+    this.httpRequest = undefined
     try {
       if (typeof source === 'function') {
-        const iterable = source({
-          params: frame.params,
-          request: this.httpRequest,
-          signal: this.abort.signal,
-        })
+        this.abort = new AbortController()
+        const iterable = source({ params: frame.params, request, signal: this.abort.signal })
         this.iterator = iterable[Symbol.asyncIterator]()
       } else {
-        this.listen(source)
+        this.live = new LiveBuffer(this.route.liveBuffer)
+        this.hub.join(this)
       }
     } catch (err) {
       this.failed(err)
       return
     }
     void this.run()
+  }
+
+  /** A live message: charged and sent at once when the loop is ready for it, else kept. */
+  deliver(message: LiveMessage): void {
+    const live = this.live
+    if (this.stopped || !live) return
+    if (this.ready && live.size === 0 && this.sendNow(live.emitted + 1, message)) {
+      live.skip()
+      return
+    }
+    live.push(message)
+    this.wake()
   }
 
   wake(): void {
@@ -85,10 +116,12 @@ export class FeedPump implements SessionMode {
   stop(): void {
     if (this.stopped) return
     this.stopped = true
-    this.abort.abort()
-    this.unsubscribe?.()
-    this.unsubscribe = undefined
-    this.live?.clear()
+    this.ready = false
+    this.abort?.abort()
+    if (this.live) {
+      this.hub.leave(this)
+      this.live.clear()
+    }
     const iterator = this.iterator
     this.iterator = undefined
     // A generator suspended in `next()` finishes that first; sources should watch the signal.
@@ -98,25 +131,36 @@ export class FeedPump implements SessionMode {
 
   async idle(): Promise<void> {}
 
-  private listen(emitter: FeedEmitter): void {
-    const live = new LiveBuffer(this.route.liveBuffer)
-    const { event } = this.route
-    const listener = (body: unknown) => {
-      live.push(body)
-      this.wake()
+  /**
+   * Charges and sends message `seq` now if nothing has to wait: credit for it, room in the send
+   * queue, its charge within the durable cover. True when it was sent (or, not serializable,
+   * skipped and reported); false when the loop must take it.
+   */
+  private sendNow(seq: number, message: LiveMessage): boolean {
+    const { session } = this
+    const { price } = this.route
+    if (this.credit < price || session.socket.bufferedAmount >= session.options.highWaterBytes) {
+      return false
     }
-    emitter.on(event, listener)
-    this.live = live
-    this.unsubscribe = () => emitter.off(event, listener)
+    if (typeof message !== 'string') {
+      this.unserializable(seq, message)
+      return true
+    }
+    const covering = session.covered(price)
+    if (covering) {
+      this.covering = covering
+      return false
+    }
+    const credit = session.chargeAndSend(price, `${DATA_HEAD}${seq}${message}`, false)
+    if (credit === undefined) return false
+    this.credit = credit
+    return true
   }
 
   private async run(): Promise<void> {
     const { session, route } = this
     const { price } = route
     const high = session.options.highWaterBytes
-    // Credit left after the last charge. Only this loop charges a feed session, so it can only
-    // be below the session's credit (a voucher came since): it is looked up again before pausing.
-    let credit = 0n
     let burst = 0
     while (!this.stopped) {
       if (burst >= FEED_BURST) {
@@ -124,9 +168,9 @@ export class FeedPump implements SessionMode {
         await nextLoop()
         continue
       }
-      if (credit < price) {
-        credit = session.billable ? session.available() : 0n
-        if (credit < price) {
+      if (this.credit < price) {
+        this.credit = session.billable ? session.available() : 0n
+        if (this.credit < price) {
           this.pause('credit')
           await this.sleep()
           continue
@@ -143,15 +187,22 @@ export class FeedPump implements SessionMode {
         session.send({ type: 'resumed' })
       }
       let seq: number
-      let body: unknown
+      let text: string
       if (this.live) {
+        seq = this.live.headSeq
         const message = this.live.shift()
         if (message === undefined) {
+          burst = 0
+          this.ready = true
           await this.sleep()
+          this.ready = false
           continue
         }
-        seq = message.seq
-        body = message.body
+        if (typeof message !== 'string') {
+          this.unserializable(seq, message)
+          continue
+        }
+        text = `${DATA_HEAD}${seq}${message}`
       } else {
         const iterator = this.iterator
         if (!iterator) return
@@ -167,31 +218,31 @@ export class FeedPump implements SessionMode {
           return
         }
         seq = ++this.pulled
-        body = result.value
+        // The session may have stopped while the source was read: then the message is neither
+        // sent nor charged.
+        if (this.stopped) return
+        try {
+          text = `${DATA_HEAD}${seq}${this.hub.rest(result.value)}`
+        } catch (err) {
+          this.unserializable(seq, err)
+          continue
+        }
       }
-      // The session may have stopped while the source was read: then the message is neither sent
-      // nor charged.
-      if (this.stopped) return
-      let text: string
-      try {
-        const json = JSON.stringify(body)
-        text =
-          json === undefined
-            ? `${DATA_HEAD}${seq}${this.tail}`
-            : `${DATA_HEAD}${seq},"body":${json}${this.tail}`
-      } catch (err) {
-        session.log.error({ err, seq }, 'tollgate-ws: a feed message is not JSON')
-        session.refuse(
-          'tollgate_internal',
-          `Feed message ${seq} could not be serialized; it was skipped, not charged.`,
-        )
-        continue
-      }
-      const covering = session.covered(price)
+      const covering = this.covering ?? session.covered(price)
+      this.covering = undefined
       if (covering && (!(await covering) || this.stopped)) return
-      credit = session.chargeAndSend(price, text) ?? 0n
+      this.credit = session.chargeAndSend(price, text, false) ?? 0n
       burst++
     }
+  }
+
+  /** A message that cannot be serialized as JSON is skipped, not charged, and reported. */
+  private unserializable(seq: number, err: unknown): void {
+    this.session.log.error({ err, seq }, 'tollgate-ws: a feed message is not JSON')
+    this.session.refuse(
+      'tollgate_internal',
+      `Feed message ${seq} could not be serialized; it was skipped, not charged.`,
+    )
   }
 
   private pause(reason: PauseReason): void {

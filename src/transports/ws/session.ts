@@ -193,8 +193,10 @@ export class Session {
    * holds ({@link covered}); the charged total is written behind every half reserve, and when the
    * session releases the channel. After a crash a payer is charged at most one reserve
    * (`persistEvery` messages) beyond what was delivered.
+   *
+   * `notify`: wake the mode when the frame has left the send queue (see {@link sendText}).
    */
-  chargeAndSend(amount: bigint, text: string): bigint | undefined {
+  chargeAndSend(amount: bigint, text: string, notify = true): bigint | undefined {
     const hold = this.hold
     if (!hold || !this.billable) return undefined
     const result = this.options.payee.chargeHeld(hold, amount)
@@ -202,7 +204,7 @@ export class Session {
       this.log.error({ code: result.code, detail: result.message }, 'tollgate-ws: charge refused')
       return undefined
     }
-    this.sendText(text)
+    this.sendText(text, notify)
     this.meter?.charge(amount)
     const { record } = result
     const left = record.signedMaxClaimable - record.chargedCumulativeAmount
@@ -216,10 +218,14 @@ export class Session {
     return this.sendText(JSON.stringify(frame))
   }
 
-  /** Sends a serialized frame; the mode is woken when it has been written out. */
-  sendText(text: string): boolean {
+  /**
+   * Sends a serialized frame; with `notify` (the default) the mode is woken when it has been
+   * written out. A feed's `data` frames go without: its `paused` frame carries the wake-up.
+   */
+  sendText(text: string, notify = true): boolean {
     if (this.socket.readyState !== OPEN) return false
-    this.socket.send(text, this.onFlushed)
+    if (notify) this.socket.send(text, this.onFlushed)
+    else this.socket.send(text)
     return true
   }
 

@@ -306,6 +306,84 @@ describe('live sources', () => {
   })
 })
 
+describe('fan-out', () => {
+  it('charges each of 50 subscribers of one live feed exactly what it received, paused or not', async () => {
+    const subscribers = 50
+    const ticks = 60
+    /** The tick whose body is not JSON: skipped for everyone, charged to no one. */
+    const broken = 10
+    const ticker = new EventEmitter()
+    const t = await feedApp(
+      { source: ticker, event: 'tick', creditWindow: 20, liveBuffer: 16, persistEvery: 8 },
+      { maxConnectionsPerIp: subscribers },
+    )
+    // Even subscribers pay for every tick; odd ones for 3 to 12 messages, then pause for credit.
+    const credit = (i: number) => (i % 2 === 0 ? BigInt(ticks) : BigInt(3 + (i % 10)))
+    const clients = await Promise.all(
+      Array.from({ length: subscribers }, async (_, i) => {
+        const channel = openChannel(t)
+        const c = await FrameClient.connect(t.app, '/feed')
+        const accepted = await c.accepted()
+        // Subscribed (and paused for credit) before its receipt comes.
+        c.send({ type: 'subscribe' })
+        await c.pay(accepted, channel, credit(i) * PRICE)
+        return { c, channel, accepted }
+      }),
+    )
+    await until(() => ticker.listenerCount('tick') === 1)
+    for (let n = 1; n <= ticks; n++) {
+      ticker.emit('tick', n === broken ? { n, big: 1n } : { n })
+      await nextLoop()
+    }
+    await Promise.all(
+      clients.map(async ({ c, channel, accepted }, i) => {
+        const paid = Number(credit(i))
+        if (i % 2 === 0) {
+          await c.count('data', ticks - 1)
+          return
+        }
+        await c.count('data', paid)
+        await c.count('paused', 2)
+        // A top-up delivers 5 of the latest messages kept while paused.
+        await c.pay(accepted, channel, (credit(i) + 5n) * PRICE)
+        await c.count('data', paid + 5)
+      }),
+    )
+    for (const { c } of clients) c.send({ type: 'end' })
+    await Promise.all(clients.map(({ c }) => c.closed))
+
+    for (const [i, { c, channel }] of clients.entries()) {
+      const data = c.all('data')
+      const received = BigInt(data.length) * PRICE
+      expect(t.payee.ledger.get(channel.id)?.chargedCumulativeAmount).toBe(received)
+      expect(t.payee.ledger.isHeld(channel.id)).toBe(false)
+      const receipts = c.all('receipt')
+      const final = receipts.at(-1)
+      expect(final?.final).toBe(true)
+      expect(final?.paymentResponse.extra?.channelState).toMatchObject({
+        chargedCumulativeAmount: received.toString(),
+      })
+      const reported = receipts.reduce(
+        (sum, r) => sum + BigInt(String(r.paymentResponse.extra?.chargedAmount)),
+        0n,
+      )
+      expect(reported).toBe(received)
+      expect(data.every((d) => d.charged === PRICE.toString())).toBe(true)
+      const seqs = data.map((d) => d.seq)
+      expect(seqs).toEqual([...seqs].sort((a, b) => a - b))
+      expect(new Set(seqs).size).toBe(seqs.length)
+      expect(data.every((d) => (d.body as { n: number }).n === d.seq)).toBe(true)
+      if (i % 2 === 0) {
+        expect(seqs).toEqual(
+          Array.from({ length: ticks }, (_, k) => k + 1).filter((n) => n !== broken),
+        )
+        expect(c.all('error').map((e) => e.code)).toEqual(['tollgate_internal'])
+      }
+    }
+    expect(ticker.listenerCount('tick')).toBe(0)
+  })
+})
+
 describe('backpressure', () => {
   it('stops sending to a consumer that does not read, within the high-water mark, and resumes when it reads', async () => {
     const body = 4096
