@@ -35,7 +35,7 @@ const REFERENCE = 'x402 reference escrow, receipt gas measured alike'
  * runs), the same test USDC, accounts, salts and warm-up as the gas benchmark (figures of
  * shared/x402-batch-settlement.md). Its Forge snapshot counts execution gas only, not comparable.
  */
-const REFERENCE_GAS = Object.freeze({
+export const REFERENCE_GAS = Object.freeze({
   firstDeposit: 133_130,
   claim1: 48_369,
   claim10PerChannel: 23_840,
