@@ -12,8 +12,12 @@
  * of the paid route's peak; `p50_added_ms` and `p99_added_ms` are paid minus free. tollgate's
  * two routes alternate over a few rounds and the best round of each counts (highest throughput
  * at peak, lowest p99 at half load), because the CPU is shared with other work.
+ *
+ * `TOLLGATE_BENCH_PROFILE=<path>` adds one paid phase at peak, after the peak rounds (not counted), under the
+ * V8 CPU profiler (this process: the server side): it writes `<path>.cpuprofile` and the top 15
+ * functions by self time to `<path>.txt`.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Fastify, { type FastifyInstance } from 'fastify'
@@ -32,6 +36,7 @@ import {
   startStockServer,
 } from '../test/helpers/stockServer.js'
 import type { Log } from './run.js'
+import { startCpuProfile, topSelfTime } from './support/cpuProfile.js'
 import {
   type LoadChannel,
   type LoadResult,
@@ -61,8 +66,10 @@ const STOCK_REQUESTS = 60
 const PEAK_MS = 4_000
 /** Length of each phase at half of peak load. */
 const HALF_LOAD_MS = 4_000
-/** Each channel's deposit: enough for every request of every phase. */
-const DEPOSIT = PRICE * BigInt((WARMUP + TOLLGATE_REQUESTS) * 4 * ROUNDS + STOCK_REQUESTS)
+/** Where a profiled phase writes its profile (`.cpuprofile`) and its top (`.txt`); unset: none. */
+const PROFILE = process.env.TOLLGATE_BENCH_PROFILE
+/** Each channel's deposit: enough for every request of every phase (and the profiled one). */
+const DEPOSIT = PRICE * BigInt((WARMUP + TOLLGATE_REQUESTS) * (4 * ROUNDS + 1) + STOCK_REQUESTS)
 
 export async function run(log: Log) {
   const dev = await startDevChain()
@@ -204,6 +211,21 @@ export async function run(log: Log) {
     }
 
     const peak = await alternate('peak', { durationMs: PEAK_MS }, (a, b) => a.rps > b.rps)
+    if (PROFILE) {
+      const stop = await startCpuProfile()
+      await phase('tollgate paid, peak, profiled', {
+        durationMs: PEAK_MS,
+        warmup: WARMUP,
+        requests: TOLLGATE_REQUESTS,
+        url: `${base}/paid`,
+        accepted: ours,
+        channels: ourChannels,
+      })
+      const profile = await stop()
+      writeFileSync(`${PROFILE}.cpuprofile`, JSON.stringify(profile))
+      writeFileSync(`${PROFILE}.txt`, `${topSelfTime(profile)}\n`)
+      log(`profile: ${PROFILE}.cpuprofile, top: ${PROFILE}.txt`)
+    }
 
     // Metrics on (the app above) and off (its twin), alternating, the best round of each.
     let metricsOff: LoadResult | undefined
