@@ -157,6 +157,12 @@ export class Payee {
   private readonly firstSight = new Map<Hex, Promise<Decision | undefined>>()
   private readonly balanceReads = new Map<Hex, Promise<boolean>>()
   private readonly covers = new Map<Hex, Cover>()
+  /**
+   * Channels whose stored record is the one written when their last request was admitted: it
+   * holds that request's charge in flight, so the crash rule ({@link recoverInFlight}) reloads it
+   * as charged, and the commit was not written again. {@link close} writes their records.
+   */
+  private readonly committedInFlight = new Set<Hex>()
   private readonly guard: OnChainGuard
   private readonly contractChecks: WindowCounter | undefined
   private readonly warn: (message: string, cause?: unknown) => void
@@ -274,6 +280,7 @@ export class Payee {
       this.ledger.release(result.hold)
       return reject('tollgate_store_failed', err instanceof Error ? err.message : String(err))
     }
+    this.committedInFlight.delete(result.hold.channelId)
     if (rule.kind === 'credit') {
       this.covers.set(result.hold.channelId, {
         durable: result.hold.record.inFlightCumulativeAmount,
@@ -499,7 +506,9 @@ export class Payee {
       return { ok: true, hold: { ...hold, record: result.record }, record: result.record }
     }
     if (!result.ok) return result
-    this.persistBehind(result.record)
+    // One store write per request: the record stored at admission already reloads as this one.
+    if (reloadsAs(hold.record, result.record)) this.committedInFlight.add(hold.channelId)
+    else this.persistBehind(result.record)
     return { ok: true, hold: { ...hold, record: result.record }, record: result.record }
   }
 
@@ -640,9 +649,22 @@ export class Payee {
     return this.ledger.claimable()
   }
 
-  /** Flushes and closes the store: the next open is a clean one. */
+  /**
+   * Writes the commits that were left in flight, then flushes and closes the store: the next open
+   * is a clean one and reloads every channel exactly as it was.
+   */
   async close(): Promise<void> {
-    await this.store.close()
+    const writes: Promise<void>[] = []
+    for (const id of this.committedInFlight) {
+      const record = this.ledger.get(id)
+      if (record) writes.push(this.store.put(record))
+    }
+    this.committedInFlight.clear()
+    try {
+      await Promise.all(writes)
+    } finally {
+      await this.store.close()
+    }
   }
 
   /**
@@ -965,6 +987,25 @@ export class Payee {
       )
     })
   }
+}
+
+/**
+ * Whether `stored` (a record written with a charge in flight) reloads as `committed` under the
+ * crash rule: the charge settled was exactly what was in flight, and nothing else changed.
+ */
+function reloadsAs(stored: ChannelRecord, committed: ChannelRecord): boolean {
+  return (
+    committed.chargedCumulativeAmount === stored.inFlightCumulativeAmount &&
+    committed.inFlightCumulativeAmount === committed.chargedCumulativeAmount &&
+    committed.signedMaxClaimable === stored.signedMaxClaimable &&
+    committed.signature === stored.signature &&
+    committed.balance === stored.balance &&
+    committed.totalClaimed === stored.totalClaimed &&
+    committed.withdrawRequestedAt === stored.withdrawRequestedAt &&
+    committed.refundNonce === stored.refundNonce &&
+    committed.syncedAt === stored.syncedAt &&
+    committed.config === stored.config
+  )
 }
 
 /** `payerAuthorizer` of a contract payer's channel: its vouchers are checked by EIP-1271. */
