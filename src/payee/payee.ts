@@ -14,6 +14,7 @@ import {
   recordFromChain,
   recoverInFlight,
   type ServerIdentity,
+  sameConfig,
   type VoucherPayment,
   type VoucherRule,
 } from '../ledger/index.js'
@@ -349,7 +350,7 @@ export class Payee {
     if (identity) return identity
     const checks = this.contractCheckLimited(config)
     if (checks) return checks
-    if (channelId(config, this.domainSeparator) !== id) {
+    if (!this.isChannelOf(config, id)) {
       return reject('invalid_batch_settlement_evm_channel_id_mismatch')
     }
     if (!(await this.ledger.verifySignature(config, voucher)))
@@ -395,6 +396,16 @@ export class Payee {
     }
     const decision = await this.decide(payload, rule)
     return { ...decision, deposit: deposited.value }
+  }
+
+  /**
+   * Whether `id` is the channel id of `config`: the EIP-712 hash of a config the ledger does not
+   * hold for `id` yet, a comparison with the one it holds (hashed when it was opened) otherwise.
+   */
+  private isChannelOf(config: VoucherPayment['channelConfig'], id: Hex): boolean {
+    const known = this.ledger.get(id)
+    if (known && sameConfig(known.config, config)) return true
+    return channelId(config, this.domainSeparator) === id
   }
 
   /**
@@ -689,7 +700,7 @@ export class Payee {
     const id = voucher.channelId
     const identity = this.ledger.checkIdentity(config)
     if (identity) return identity
-    if (channelId(config, this.domainSeparator) !== id) {
+    if (!this.isChannelOf(config, id)) {
       return reject('invalid_batch_settlement_evm_channel_id_mismatch')
     }
     if (!(await this.ledger.verifySignature(config, voucher))) {
@@ -919,7 +930,7 @@ export class Payee {
     const { channelConfig: config, voucher } = payment
     const identity = this.ledger.checkIdentity(config)
     if (identity) return identity
-    if (channelId(config, this.domainSeparator) !== voucher.channelId) {
+    if (!this.isChannelOf(config, voucher.channelId)) {
       return reject('invalid_batch_settlement_evm_channel_id_mismatch')
     }
     // A chain read and a store write follow: only for a voucher its signer signed.
