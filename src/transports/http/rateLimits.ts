@@ -99,7 +99,7 @@ export async function createLimiters(
 export function localLimiter(
   rule: RateLimitRule,
   keyOf: (request: FastifyRequest) => string,
-): Limiter {
+): (request: FastifyRequest, options?: { count: boolean }) => LimitVerdict {
   const windows = new Map<string, { count: number; endsAt: number }>()
   return (request, options) => {
     const key = keyOf(request)
