@@ -48,12 +48,14 @@ export function topSelfTime(profile: CpuProfile, top = 15): string {
   profile.samples.forEach((id, i) => {
     const frame = byNode.get(id)
     if (!frame || NOT_WORK.has(frame.functionName)) return
+    const caller = byNode.get(parent.get(id) ?? -1)
+    // The profiler's own stop (the inspector session's dispatch) is not the server's work.
+    if (!frame.url && caller?.url === 'node:inspector') return
     const dt = profile.timeDeltas[i] ?? 0
     busy += dt
     let name = `${frame.functionName || '(anonymous)'} ${frame.url ? shortUrl(frame.url) : 'native'}`
-    if (!frame.url && !frame.functionName) {
-      const caller = byNode.get(parent.get(id) ?? -1)
-      if (caller) name = `native, called by ${caller.functionName} ${shortUrl(caller.url)}`
+    if (!frame.url && !frame.functionName && caller) {
+      name = `native, called by ${caller.functionName} ${shortUrl(caller.url)}`
     }
     self.set(name, (self.get(name) ?? 0) + dt)
   })
