@@ -156,6 +156,29 @@ const SPECS: Record<string, RowSpec[]> = {
       'lower',
       '< 1x',
     ),
+    published(
+      'added p99 latency at half of peak, relaxed store, ms',
+      'p99_added_ms_relaxed',
+      'target (issue 16)',
+      0.5,
+      'lower',
+      '≤ 1x',
+    ),
+    published(
+      'server CPU µs per paid request',
+      'server_cpu_us_per_paid',
+      'target (issue 16)',
+      90,
+      'lower',
+      '≤ 1x',
+    ),
+    row(
+      'server CPU µs per paid request',
+      'server_cpu_us_per_paid',
+      'same route unpaid',
+      'server_cpu_us_per_unpaid',
+      'lower',
+    ),
   ],
   ws: [
     row(
