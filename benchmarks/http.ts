@@ -11,9 +11,16 @@
  * answered. Added latency: the paid and free routes of tollgate at the same offered rate, half
  * of the paid route's peak; `p50_added_ms` and `p99_added_ms` are paid minus free. tollgate's
  * two routes alternate over a few rounds and the best round of each counts (highest throughput
- * at peak, lowest p99 at half load), because the CPU is shared with other work.
+ * at peak, lowest p99 at half load), because the CPU is shared with other work. The half-load
+ * rounds run twice: on the durable store, and on a twin app whose store is `relaxed` (its own
+ * channels), for `p99_added_ms_relaxed`. The group commit's batch sizes and waits are logged over
+ * the paid rounds at peak and at half load (`group_commit`).
+ *
+ * `TOLLGATE_BENCH_PROFILE=<path>` adds one paid phase at peak, after the peak rounds (not counted), under the
+ * V8 CPU profiler (this process: the server side): it writes `<path>.cpuprofile` and the top 15
+ * functions by self time to `<path>.txt`.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Fastify, { type FastifyInstance } from 'fastify'
@@ -22,7 +29,7 @@ import { DEV_USDC_DOMAIN, devPublicClient, startDevChain } from '../src/chain/de
 import { channelReader } from '../src/chain/readChannel.js'
 import { TollgateMetrics } from '../src/metrics/index.js'
 import { openPayee, type Payee } from '../src/payee/index.js'
-import { LevelStore } from '../src/store/index.js'
+import { CommitLog, type CommitSummary, LevelStore } from '../src/store/index.js'
 import { type TollgateOptions, tollgate } from '../src/transports/http/index.js'
 import { EscrowHarness } from '../test/helpers/escrow.js'
 import {
@@ -32,6 +39,7 @@ import {
   startStockServer,
 } from '../test/helpers/stockServer.js'
 import type { Log } from './run.js'
+import { startCpuProfile, topSelfTime } from './support/cpuProfile.js'
 import {
   type LoadChannel,
   type LoadResult,
@@ -61,16 +69,22 @@ const STOCK_REQUESTS = 60
 const PEAK_MS = 4_000
 /** Length of each phase at half of peak load. */
 const HALF_LOAD_MS = 4_000
-/** Each channel's deposit: enough for every request of every phase. */
-const DEPOSIT = PRICE * BigInt((WARMUP + TOLLGATE_REQUESTS) * 4 * ROUNDS + STOCK_REQUESTS)
+/** Where a profiled phase writes its profile (`.cpuprofile`) and its top (`.txt`); unset: none. */
+const PROFILE = process.env.TOLLGATE_BENCH_PROFILE
+/** Each channel's deposit: enough for every request of every phase (and the profiled one); relaxed channels pay the half-load rounds only. */
+const DEPOSIT = PRICE * BigInt((WARMUP + TOLLGATE_REQUESTS) * (4 * ROUNDS + 1) + STOCK_REQUESTS)
+const RELAXED_DEPOSIT = PRICE * BigInt((WARMUP + TOLLGATE_REQUESTS) * ROUNDS)
 
 export async function run(log: Log) {
   const dev = await startDevChain()
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-bench-http-'))
   let app: FastifyInstance | undefined
   let bare: FastifyInstance | undefined
+  let relaxedApp: FastifyInstance | undefined
   let store: LevelStore | undefined
   let payee: Payee | undefined
+  let relaxedStore: LevelStore | undefined
+  let relaxedPayee: Payee | undefined
   let stock: StockServer | undefined
   try {
     const [, receiver, authorizer, funder, facilitator] = dev.accounts as [
@@ -85,21 +99,28 @@ export async function run(log: Log) {
 
     // tollgate: the priced route and its free twin in one Fastify app.
     store = await LevelStore.open(join(dir, 'channels'))
-    payee = await openPayee({
-      chainId: dev.chain.id,
-      escrow: dev.contracts.escrow,
-      identity: {
-        receiver: lower(receiver.address),
-        receiverAuthorizer: lower(authorizer.address),
-        token: lower(dev.contracts.usdc),
-        withdrawDelay: WITHDRAW_DELAY,
-      },
-      store,
-      readChannel: channelReader(devPublicClient(dev), dev.contracts.escrow),
-    })
-    const plugin = (metrics: TollgateMetrics | false): TollgateOptions => ({
+    relaxedStore = await LevelStore.open(join(dir, 'relaxed'), { mode: 'relaxed' })
+    const payeeOn = (on: LevelStore) =>
+      openPayee({
+        chainId: dev.chain.id,
+        escrow: dev.contracts.escrow,
+        identity: {
+          receiver: lower(receiver.address),
+          receiverAuthorizer: lower(authorizer.address),
+          token: lower(dev.contracts.usdc),
+          withdrawDelay: WITHDRAW_DELAY,
+        },
+        store: on,
+        readChannel: channelReader(devPublicClient(dev), dev.contracts.escrow),
+      })
+    payee = await payeeOn(store)
+    relaxedPayee = await payeeOn(relaxedStore)
+    const plugin = (
+      metrics: TollgateMetrics | false,
+      on: Payee = payee as Payee,
+    ): TollgateOptions => ({
       metrics,
-      payee: payee as Payee,
+      payee: on,
       network: `eip155:${dev.chain.id}`,
       asset: { address: dev.contracts.usdc, ...DEV_USDC_DOMAIN, decimals: 6 },
       payTo: receiver.address,
@@ -124,8 +145,19 @@ export async function run(log: Log) {
     bare = Fastify()
     await bare.register(tollgate, plugin(false))
     bare.get('/paid', { config: { price: PRICE } }, async () => HANDLER_BODY)
+    relaxedApp = Fastify()
+    await relaxedApp.register(
+      tollgate,
+      plugin(
+        new TollgateMetrics({ token: { address: dev.contracts.usdc, decimals: 6 } }),
+        relaxedPayee,
+      ),
+    )
+    relaxedApp.get('/paid', { config: { price: PRICE } }, async () => HANDLER_BODY)
+    relaxedApp.get('/free', async () => HANDLER_BODY)
     const base = await app.listen({ host: '127.0.0.1', port: 0 })
     const bareBase = await bare.listen({ host: '127.0.0.1', port: 0 })
+    const relaxedBase = await relaxedApp.listen({ host: '127.0.0.1', port: 0 })
 
     stock = await startStockServer({
       rpcUrl: dev.rpcUrl,
@@ -141,11 +173,12 @@ export async function run(log: Log) {
     const ours = await requirementsOf(`${base}/paid`)
     const theirs = await requirementsOf(`${stock.baseUrl}${STOCK_PATHS.paid}`)
     const opened = performance.now()
-    await harness.approve(funder, DEPOSIT * BigInt(2 * CONNECTIONS))
+    await harness.approve(funder, (2n * DEPOSIT + RELAXED_DEPOSIT) * BigInt(CONNECTIONS))
     const ourChannels = await openChannels(harness, funder, ours, CONNECTIONS, DEPOSIT)
+    const relaxedChannels = await openChannels(harness, funder, ours, CONNECTIONS, RELAXED_DEPOSIT)
     const stockChannels = await openChannels(harness, funder, theirs, CONNECTIONS, DEPOSIT)
     log(
-      `${2 * CONNECTIONS} channels deposited on chain in ${((performance.now() - opened) / 1000).toFixed(1)} s`,
+      `${3 * CONNECTIONS} channels deposited on chain in ${((performance.now() - opened) / 1000).toFixed(1)} s`,
     )
 
     const common = { price: PRICE, chainId: dev.chain.id, escrow: dev.contracts.escrow }
@@ -175,7 +208,13 @@ export async function run(log: Log) {
       label: string,
       spec: Pick<LoadSpec, 'durationMs' | 'rate'>,
       better: (a: LoadResult, b: LoadResult) => boolean,
-    ): Promise<{ free: LoadResult; priced: LoadResult }> => {
+      on: { base: string; channels: LoadChannel[]; store: LevelStore } = {
+        base,
+        channels: ourChannels,
+        store: store as LevelStore,
+      },
+    ): Promise<{ free: LoadResult; priced: LoadResult; commits: CommitSummary }> => {
+      const commits = new CommitLog()
       let free: LoadResult | undefined
       let priced: LoadResult | undefined
       for (let round = 1; round <= ROUNDS; round++) {
@@ -183,27 +222,44 @@ export async function run(log: Log) {
           ...spec,
           warmup: WARMUP,
           requests: spec.rate === undefined ? FREE_REQUESTS : TOLLGATE_REQUESTS,
-          url: `${base}/free`,
+          url: `${on.base}/free`,
           accepted: ours,
-          channels: ourChannels,
+          channels: on.channels,
           reuse: true,
         })
+        on.store.logCommits(commits)
         const p = await phase(`tollgate paid, ${label}, round ${round}`, {
           ...spec,
           warmup: WARMUP,
           requests: TOLLGATE_REQUESTS,
-          url: `${base}/paid`,
+          url: `${on.base}/paid`,
           accepted: ours,
-          channels: ourChannels,
+          channels: on.channels,
         })
+        on.store.logCommits(undefined)
         if (!free || better(f, free)) free = f
         if (!priced || better(p, priced)) priced = p
       }
       if (!free || !priced) throw new Error('no round measured')
-      return { free, priced }
+      return { free, priced, commits: commits.summary() }
     }
 
     const peak = await alternate('peak', { durationMs: PEAK_MS }, (a, b) => a.rps > b.rps)
+    if (PROFILE) {
+      const stop = await startCpuProfile()
+      await phase('tollgate paid, peak, profiled', {
+        durationMs: PEAK_MS,
+        warmup: WARMUP,
+        requests: TOLLGATE_REQUESTS,
+        url: `${base}/paid`,
+        accepted: ours,
+        channels: ourChannels,
+      })
+      const profile = await stop()
+      writeFileSync(`${PROFILE}.cpuprofile`, JSON.stringify(profile))
+      writeFileSync(`${PROFILE}.txt`, `${topSelfTime(profile)}\n`)
+      log(`profile: ${PROFILE}.cpuprofile, top: ${PROFILE}.txt`)
+    }
 
     // Metrics on (the app above) and off (its twin), alternating, the best round of each.
     let metricsOff: LoadResult | undefined
@@ -236,6 +292,12 @@ export async function run(log: Log) {
     )
     const unpaidHalf = half.free
     const paidHalf = half.priced
+    const relaxed = await alternate(
+      `${rate}/s, relaxed store`,
+      { durationMs: HALF_LOAD_MS, rate },
+      (a, b) => a.p99Ms < b.p99Ms,
+      { base: relaxedBase, channels: relaxedChannels, store: relaxedStore },
+    )
 
     const peakSpec = { warmup: WARMUP, durationMs: PEAK_MS }
     const stockUnpaid = await phase('stock x402 free twin, peak', {
@@ -263,12 +325,21 @@ export async function run(log: Log) {
       stock_x402_paid_rps: round(stockPaid.rps),
       p50_added_ms: round(paidHalf.p50Ms - unpaidHalf.p50Ms, 3),
       p99_added_ms: round(paidHalf.p99Ms - unpaidHalf.p99Ms, 3),
+      p99_added_ms_target: P99_ADDED_TARGET_MS.durable,
+      p50_added_ms_relaxed: round(relaxed.priced.p50Ms - relaxed.free.p50Ms, 3),
+      p99_added_ms_relaxed: round(relaxed.priced.p99Ms - relaxed.free.p99Ms, 3),
+      p99_added_ms_relaxed_target: P99_ADDED_TARGET_MS.relaxed,
       stock_x402_unpaid_rps: round(stockUnpaid.rps),
       paid_vs_unpaid: round(paid.rps / unpaid.rps, 3),
+      paid_vs_unpaid_target: PAID_VS_UNPAID_TARGET,
+      server_cpu_us_per_paid: round(paid.serverCpuUsPerRequest),
+      server_cpu_us_per_unpaid: round(unpaid.serverCpuUsPerRequest),
+      server_cpu_us_per_paid_target: SERVER_CPU_US_PER_PAID_TARGET,
       paid_rps_metrics_on: round(metricsOn.rps),
       paid_rps_metrics_off: round(metricsOff.rps),
       metrics_overhead: round(1 - metricsOn.rps / metricsOff.rps, 3),
       paid_vs_stock_paid: round(paid.rps / stockPaid.rps, 1),
+      paid_vs_stock_paid_target: PAID_VS_STOCK_TARGET,
       stock_paid_vs_stock_unpaid: round(stockPaid.rps / stockUnpaid.rps, 3),
       half_load_rps: rate,
       server_cpu_us_per_request: {
@@ -283,17 +354,47 @@ export async function run(log: Log) {
         stock_unpaid: round(stockUnpaid.generatorCpuShare, 3),
         stock_paid: round(stockPaid.generatorCpuShare, 3),
       },
+      group_commit: {
+        peak: commitFigures(peak.commits),
+        half_load: commitFigures(half.commits),
+        half_load_relaxed: commitFigures(relaxed.commits),
+      },
       connections: CONNECTIONS,
     }
     return figures
   } finally {
     await app?.close()
     await bare?.close()
+    await relaxedApp?.close()
+    await (relaxedPayee ?? relaxedStore)?.close()
     // The payee closes its store; a store opened for a payee that failed to open is closed here.
     await (payee ?? store)?.close()
     await stock?.stop()
     await dev.stop()
     rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+/** Targets of issue 16, printed beside the figures they bound. */
+const SERVER_CPU_US_PER_PAID_TARGET = 90
+const PAID_VS_UNPAID_TARGET = 0.2
+const PAID_VS_STOCK_TARGET = 30
+const P99_ADDED_TARGET_MS = { durable: 2, relaxed: 0.5 } as const
+
+/** The group commit's distribution: records per batch, each batch's write, each record's wait (ms). */
+function commitFigures(summary: CommitSummary) {
+  const { batchRecords: b, writeMs: w, waitMs: q } = summary
+  return {
+    batches: b.count,
+    batch_records: { p50: b.p50, p90: b.p90, p99: b.p99, max: b.max, mean: round(b.mean, 1) },
+    write_ms: { p50: round(w.p50, 3), p99: round(w.p99, 3), max: round(w.max, 3) },
+    wait_ms: {
+      p50: round(q.p50, 3),
+      p90: round(q.p90, 3),
+      p99: round(q.p99, 3),
+      max: round(q.max, 3),
+    },
+    max_batches_skipped: summary.maxBatchesSkipped,
   }
 }
 

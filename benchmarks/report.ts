@@ -35,7 +35,7 @@ const REFERENCE = 'x402 reference escrow, receipt gas measured alike'
  * runs), the same test USDC, accounts, salts and warm-up as the gas benchmark (figures of
  * shared/x402-batch-settlement.md). Its Forge snapshot counts execution gas only, not comparable.
  */
-const REFERENCE_GAS = Object.freeze({
+export const REFERENCE_GAS = Object.freeze({
   firstDeposit: 133_130,
   claim1: 48_369,
   claim10PerChannel: 23_840,
@@ -155,6 +155,29 @@ const SPECS: Record<string, RowSpec[]> = {
       1,
       'lower',
       '< 1x',
+    ),
+    published(
+      'added p99 latency at half of peak, relaxed store, ms',
+      'p99_added_ms_relaxed',
+      'target (issue 16)',
+      0.5,
+      'lower',
+      '≤ 1x',
+    ),
+    published(
+      'server CPU µs per paid request',
+      'server_cpu_us_per_paid',
+      'target (issue 16)',
+      90,
+      'lower',
+      '≤ 1x',
+    ),
+    row(
+      'server CPU µs per paid request',
+      'server_cpu_us_per_paid',
+      'same route unpaid',
+      'server_cpu_us_per_unpaid',
+      'lower',
     ),
   ],
   redis: [

@@ -10,6 +10,7 @@ export {
   type LedgerOptions,
   type OnChainChannel,
   recordFromChain,
+  sameConfig,
   type VoucherPayment,
 } from './ledger.js'
 export {

@@ -498,7 +498,8 @@ async function refuseContractSignatures(): Promise<boolean> {
   return false
 }
 
-function sameConfig(a: ChannelConfig, b: ChannelConfig): boolean {
+/** Whether two channel configs (addresses lowercase) are the same channel. */
+export function sameConfig(a: ChannelConfig, b: ChannelConfig): boolean {
   return (
     a.payer === b.payer &&
     a.payerAuthorizer === b.payerAuthorizer &&

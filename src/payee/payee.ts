@@ -14,6 +14,7 @@ import {
   recordFromChain,
   recoverInFlight,
   type ServerIdentity,
+  sameConfig,
   type VoucherPayment,
   type VoucherRule,
 } from '../ledger/index.js'
@@ -157,6 +158,12 @@ export class Payee {
   private readonly firstSight = new Map<Hex, Promise<Decision | undefined>>()
   private readonly balanceReads = new Map<Hex, Promise<boolean>>()
   private readonly covers = new Map<Hex, Cover>()
+  /**
+   * Channels whose stored record is the one written when their last request was admitted: it
+   * holds that request's charge in flight, so the crash rule ({@link recoverInFlight}) reloads it
+   * as charged, and the commit was not written again. {@link close} writes their records.
+   */
+  private readonly committedInFlight = new Set<Hex>()
   private readonly guard: OnChainGuard
   private readonly contractChecks: WindowCounter | undefined
   private readonly warn: (message: string, cause?: unknown) => void
@@ -276,6 +283,7 @@ export class Payee {
       this.ledger.release(result.hold)
       return reject('tollgate_store_failed', err instanceof Error ? err.message : String(err))
     }
+    this.committedInFlight.delete(result.hold.channelId)
     if (rule.kind === 'credit') {
       this.covers.set(result.hold.channelId, {
         durable: result.hold.record.inFlightCumulativeAmount,
@@ -344,7 +352,7 @@ export class Payee {
     if (identity) return identity
     const checks = this.contractCheckLimited(config)
     if (checks) return checks
-    if (channelId(config, this.domainSeparator) !== id) {
+    if (!this.isChannelOf(config, id)) {
       return reject('invalid_batch_settlement_evm_channel_id_mismatch')
     }
     if (!(await this.ledger.verifySignature(config, voucher)))
@@ -390,6 +398,16 @@ export class Payee {
     }
     const decision = await this.decide(payload, rule)
     return { ...decision, deposit: deposited.value }
+  }
+
+  /**
+   * Whether `id` is the channel id of `config`: the EIP-712 hash of a config the ledger does not
+   * hold for `id` yet, a comparison with the one it holds (hashed when it was opened) otherwise.
+   */
+  private isChannelOf(config: VoucherPayment['channelConfig'], id: Hex): boolean {
+    const known = this.ledger.get(id)
+    if (known && sameConfig(known.config, config)) return true
+    return channelId(config, this.domainSeparator) === id
   }
 
   /**
@@ -501,7 +519,9 @@ export class Payee {
       return { ok: true, hold: { ...hold, record: result.record }, record: result.record }
     }
     if (!result.ok) return result
-    this.persistBehind(result.record)
+    // One store write per request: the record stored at admission already reloads as this one.
+    if (reloadsAs(hold.record, result.record)) this.committedInFlight.add(hold.channelId)
+    else this.persistBehind(result.record)
     return { ok: true, hold: { ...hold, record: result.record }, record: result.record }
   }
 
@@ -667,9 +687,22 @@ export class Payee {
     return this.ledger.claimable()
   }
 
-  /** Flushes and closes the store: the next open is a clean one. */
+  /**
+   * Writes the commits that were left in flight, then flushes and closes the store: the next open
+   * is a clean one and reloads every channel exactly as it was.
+   */
   async close(): Promise<void> {
-    await this.store.close()
+    const writes: Promise<void>[] = []
+    for (const id of this.committedInFlight) {
+      const record = this.ledger.get(id)
+      if (record) writes.push(this.store.put(record))
+    }
+    this.committedInFlight.clear()
+    try {
+      await Promise.all(writes)
+    } finally {
+      await this.store.close()
+    }
   }
 
   /**
@@ -694,7 +727,7 @@ export class Payee {
     const id = voucher.channelId
     const identity = this.ledger.checkIdentity(config)
     if (identity) return identity
-    if (channelId(config, this.domainSeparator) !== id) {
+    if (!this.isChannelOf(config, id)) {
       return reject('invalid_batch_settlement_evm_channel_id_mismatch')
     }
     if (!(await this.ledger.verifySignature(config, voucher))) {
@@ -934,7 +967,7 @@ export class Payee {
     const { channelConfig: config, voucher } = payment
     const identity = this.ledger.checkIdentity(config)
     if (identity) return identity
-    if (channelId(config, this.domainSeparator) !== voucher.channelId) {
+    if (!this.isChannelOf(config, voucher.channelId)) {
       return reject('invalid_batch_settlement_evm_channel_id_mismatch')
     }
     // A chain read and a store write follow: only for a voucher its signer signed.
@@ -1002,6 +1035,25 @@ export class Payee {
       )
     })
   }
+}
+
+/**
+ * Whether `stored` (a record written with a charge in flight) reloads as `committed` under the
+ * crash rule: the charge settled was exactly what was in flight, and nothing else changed.
+ */
+function reloadsAs(stored: ChannelRecord, committed: ChannelRecord): boolean {
+  return (
+    committed.chargedCumulativeAmount === stored.inFlightCumulativeAmount &&
+    committed.inFlightCumulativeAmount === committed.chargedCumulativeAmount &&
+    committed.signedMaxClaimable === stored.signedMaxClaimable &&
+    committed.signature === stored.signature &&
+    committed.balance === stored.balance &&
+    committed.totalClaimed === stored.totalClaimed &&
+    committed.withdrawRequestedAt === stored.withdrawRequestedAt &&
+    committed.refundNonce === stored.refundNonce &&
+    committed.syncedAt === stored.syncedAt &&
+    committed.config === stored.config
+  )
 }
 
 /** `payerAuthorizer` of a contract payer's channel: its vouchers are checked by EIP-1271. */

@@ -80,4 +80,8 @@ export type {
   WireChannelState,
   WireVoucherState,
 } from './types.js'
-export { type VoucherReceiptParameters, voucherReceipt } from './voucherReceipt.js'
+export {
+  type VoucherReceiptParameters,
+  voucherReceipt,
+  voucherReceiptHeader,
+} from './voucherReceipt.js'

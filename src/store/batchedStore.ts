@@ -1,6 +1,7 @@
 import type { Hex } from 'viem'
 import { TollgateError } from '../errors/index.js'
 import type { ChannelRecord } from '../ledger/types.js'
+import type { CommitLog } from './commitLog.js'
 import type { StoreMode } from './constants.js'
 import { type CommitObserver, GroupCommit } from './groupCommit.js'
 import { decodeRecord, encodeRecord, normalizeChannelId } from './recordCodec.js'
@@ -29,6 +30,14 @@ export abstract class BatchedStore implements ChannelStore {
 
   observeCommits(observer: CommitObserver): void {
     this.queue.observer = observer
+  }
+
+  /**
+   * Notes every batch written from now on in `log` (batch sizes, write times, each record's wait
+   * from its `put` until it is on disk); `undefined` detaches it.
+   */
+  logCommits(log: CommitLog | undefined): void {
+    this.queue.log = log
   }
 
   put(record: ChannelRecord): Promise<void> {

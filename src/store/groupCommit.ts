@@ -1,5 +1,6 @@
 import type { Hex } from 'viem'
 import { TollgateError } from '../errors/index.js'
+import type { CommitLog } from './commitLog.js'
 import type { ResolvedStoreOptions } from './resolveStoreOptions.js'
 import type { StoreStats, WriteBatch } from './types.js'
 
@@ -12,6 +13,8 @@ interface Waiter {
 interface PendingBatch extends WriteBatch {
   /** Created when someone waits on the batch; then it is written as soon as it can be. */
   waiter: Waiter | undefined
+  /** With a {@link CommitLog} attached: when each record was put, and how many batches had started by then. */
+  puts: { at: number[]; started: number } | undefined
 }
 
 const RESOLVED = Promise.resolve()
@@ -33,6 +36,8 @@ export type CommitObserver = (seconds: number, records: number) => void
  */
 export class GroupCommit {
   private readonly counters = { batches: 0, records: 0, failedBatches: 0 }
+  /** Batches whose write has started. */
+  private started = 0
   private next: PendingBatch = emptyBatch()
   private writing: PendingBatch | undefined
   /** A run is scheduled or in progress. */
@@ -44,6 +49,8 @@ export class GroupCommit {
   private failure: TollgateError | undefined
   /** Told of each batch written: seconds it took and the channel records in it. */
   observer: CommitObserver | undefined
+  /** Notes every batch written, with its records' waits, while set. */
+  log: CommitLog | undefined
 
   constructor(
     private readonly write: (batch: WriteBatch) => Promise<void>,
@@ -59,12 +66,19 @@ export class GroupCommit {
   putRecord(channelId: Hex, bytes: Buffer): Promise<void> {
     if (this.options.mode === 'durable') {
       this.next.records.set(channelId, bytes)
+      if (this.log) this.notePut(this.next)
       return this.wait(this.next)
     }
     if (this.failure !== undefined) return Promise.reject(this.failure)
     this.next.records.set(channelId, bytes)
+    if (this.log) this.notePut(this.next)
     this.arm()
     return RESOLVED
+  }
+
+  private notePut(batch: PendingBatch): void {
+    batch.puts ??= { at: [], started: this.started }
+    batch.puts.at.push(performance.now())
   }
 
   /** Queues a meta write (`undefined` deletes); resolves when its batch is written. */
@@ -148,7 +162,9 @@ export class GroupCommit {
   }
 
   private async commit(batch: PendingBatch): Promise<void> {
-    const started = this.observer ? performance.now() : 0
+    const skipped = batch.puts ? this.started - batch.puts.started : 0
+    this.started++
+    const started = this.observer || this.log ? performance.now() : 0
     try {
       await this.write(batch)
     } catch (cause) {
@@ -169,14 +185,19 @@ export class GroupCommit {
     }
     this.counters.batches++
     this.counters.records += batch.records.size
-    this.observer?.((performance.now() - started) / 1000, batch.records.size)
+    const done = this.observer || this.log ? performance.now() : 0
+    this.observer?.((done - started) / 1000, batch.records.size)
+    if (this.log && batch.puts) {
+      const waits = batch.puts.at.map((at) => done - at)
+      this.log.batch(batch.records.size, done - started, waits, skipped)
+    }
     this.failure = undefined
     batch.waiter?.resolve()
   }
 }
 
 function emptyBatch(): PendingBatch {
-  return { records: new Map(), meta: new Map(), waiter: undefined }
+  return { records: new Map(), meta: new Map(), waiter: undefined, puts: undefined }
 }
 
 function isEmpty(batch: WriteBatch): boolean {

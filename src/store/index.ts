@@ -3,6 +3,8 @@
  * and a few metadata strings. Group-committed writes, `durable` (default) or `relaxed` mode,
  * crash detection (DESIGN.md, Durability).
  */
+
+export { CommitLog, type CommitSummary, type Distribution } from './commitLog.js'
 export {
   DEFAULT_FLUSH_INTERVAL_MS,
   DEFAULT_STORE_MODE,

@@ -202,6 +202,58 @@ describe('durability', () => {
   })
 })
 
+describe('one store write per request', () => {
+  it('does not write a commit at the full price again: the record admitted reloads as it', async () => {
+    const store = await MemoryStore.open()
+    const payee = await payeeWith(store, async () => onChain(10_000n))
+    cleanups.push(() => payee.close())
+    const config = makeConfig()
+    const id = channelId(config, DOMAIN)
+    const first = await payee.decide(await payment(config, id, 1000n), exact(1000n))
+    if (!first.ok) throw new Error(first.message)
+    payee.commit(first.hold, 1000n)
+    const put = vi.spyOn(store, 'put')
+    for (let k = 2n; k <= 4n; k++) {
+      const d = await payee.decide(await payment(config, id, 1000n * k), exact(1000n))
+      if (!d.ok) throw new Error(d.message)
+      expect(payee.commit(d.hold, 1000n).ok).toBe(true)
+    }
+    expect(put).toHaveBeenCalledTimes(3)
+    const lower = await payee.decide(await payment(config, id, 5000n), exact(1000n))
+    if (!lower.ok) throw new Error(lower.message)
+    payee.commit(lower.hold, 400n)
+    // A charge below the price is not what the admitted record holds in flight: written again.
+    expect(put).toHaveBeenCalledTimes(5)
+    expect(put.mock.calls[4]?.[0]).toMatchObject({
+      chargedCumulativeAmount: 4400n,
+      inFlightCumulativeAmount: 4400n,
+    })
+  })
+
+  it('after a crash, reloads every acknowledged commit as charged, and no more', async () => {
+    const dir = tempDir()
+    const script = join(import.meta.dirname, 'committedServer.ts')
+    const child = spawnSync(process.execPath, ['--import', 'tsx', script, dir], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    })
+    expect(child.stderr).toBe('')
+    const [full, lower] = child.stdout.trim().split(' ') as [Hex, Hex]
+    const payee = await payeeWith(await LevelStore.open(dir), async () => onChain(10_000n))
+    cleanups.push(() => payee.close())
+    expect(payee.recovery.fromCrash).toBe(true)
+    expect(payee.ledger.get(full)).toMatchObject({
+      chargedCumulativeAmount: 3000n,
+      inFlightCumulativeAmount: 3000n,
+      signedMaxClaimable: 3000n,
+    })
+    expect(payee.ledger.get(lower)).toMatchObject({
+      chargedCumulativeAmount: 400n,
+      signedMaxClaimable: 1000n,
+    })
+  })
+})
+
 function byId(a: ChannelRecord, b: ChannelRecord): number {
   return a.channelId < b.channelId ? -1 : 1
 }

@@ -1,5 +1,6 @@
 import { Buffer } from 'node:buffer'
 import { decodePaymentResponseHeader } from '@x402/core/http'
+import fc from 'fast-check'
 import type { Hex } from 'viem'
 import { describe, expect, it } from 'vitest'
 import { describe as describeCode, TollgateError } from '../../src/errors/index.js'
@@ -13,6 +14,7 @@ import {
   type SettleResponse,
   supported,
   voucherReceipt,
+  voucherReceiptHeader,
 } from '../../src/protocol/index.js'
 import { CHANNEL_STATE, NETWORK, PAYER, RECEIVER_AUTHORIZER, toHeader } from './fixtures.js'
 
@@ -264,5 +266,51 @@ describe('supported', () => {
       extensions: [],
       signers: { 'eip155:*': [signer] },
     })
+  })
+})
+
+describe('voucherReceiptHeader', () => {
+  const MAX_UINT128 = 2n ** 128n - 1n
+  const hex = (bytes: number) =>
+    fc
+      .uint8Array({ minLength: bytes, maxLength: bytes })
+      .map((b) => `0x${Buffer.from(b).toString('hex')}` as Hex)
+
+  it('is byte for byte encodeHeader(voucherReceipt(...)), for any channel state', () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          network: fc.constantFrom(NETWORK, 'eip155:8453', 'eip155:84532'),
+          payer: hex(20),
+          chargedAmount: fc.bigInt({ min: 0n, max: MAX_UINT128 }),
+          channelId: hex(32),
+          balance: fc.bigInt({ min: 0n, max: MAX_UINT128 }),
+          totalClaimed: fc.bigInt({ min: 0n, max: MAX_UINT128 }),
+          withdrawRequestedAt: fc.integer({ min: 0, max: 2 ** 40 - 1 }),
+          refundNonce: fc.bigInt({ min: 0n, max: 2n ** 256n - 1n }),
+          chargedCumulativeAmount: fc.bigInt({ min: 0n, max: MAX_UINT128 }),
+        }),
+        ({ network, payer, chargedAmount, ...channelState }) => {
+          const parameters = {
+            network: network as typeof NETWORK,
+            payer,
+            chargedAmount,
+            channelState: { ...CHANNEL_STATE, ...channelState },
+          }
+          expect(voucherReceiptHeader(parameters)).toBe(encodeHeader(voucherReceipt(parameters)))
+        },
+      ),
+    )
+  })
+
+  it('refuses an amount outside its Solidity type, as voucherReceipt does', () => {
+    expect(() =>
+      voucherReceiptHeader({
+        network: NETWORK,
+        payer: PAYER,
+        chargedAmount: 2n ** 128n,
+        channelState: CHANNEL_STATE,
+      }),
+    ).toThrow(TollgateError)
   })
 })

@@ -10,7 +10,7 @@ import {
   MAX_UINT128,
   type Network,
   type VoucherPayload,
-  voucherReceipt,
+  voucherReceiptHeader,
 } from '../../protocol/index.js'
 import { parseUint } from '../../protocol/parse.js'
 import type { RoutePrice } from './priceRoute.js'
@@ -133,13 +133,15 @@ export class PaidRequest {
       channelState,
     }
     const receipt = this.deposit
-      ? depositReceipt({
-          ...base,
-          transaction: this.deposit.transaction,
-          amount: this.deposit.amount,
-        })
-      : voucherReceipt(base)
-    return { ok: true, receipt: encodeHeader(receipt), charged: this.amount }
+      ? encodeHeader(
+          depositReceipt({
+            ...base,
+            transaction: this.deposit.transaction,
+            amount: this.deposit.amount,
+          }),
+        )
+      : voucherReceiptHeader(base)
+    return { ok: true, receipt, charged: this.amount }
   }
 
   /** Ends the hold with nothing charged; a no-op when the channel is not held. */
