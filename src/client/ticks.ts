@@ -120,8 +120,11 @@ export class TickPayer {
   private async open(out: TickOutgoing, payment: PaymentPayload): Promise<Attempt<Response>> {
     const headers = new Headers(out.headers)
     headers.set(HEADERS.paymentSignature, encodeHeader(payment))
-    const { voucher } = payment.payload as {
-      voucher: { channelId: Hex; maxClaimableAmount: bigint }
+    // The wire payload: amounts are decimal strings.
+    const wire = payment.payload as { voucher: { channelId: Hex; maxClaimableAmount: string } }
+    const voucher = {
+      channelId: wire.voucher.channelId,
+      maxClaimableAmount: BigInt(wire.voucher.maxClaimableAmount),
     }
     const ticks = this.offered(payment.accepted)
     const price = BigInt(payment.accepted.amount)

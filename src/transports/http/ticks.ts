@@ -169,6 +169,8 @@ interface TickOpening {
   readonly payload: VoucherCarrying
   readonly window: TickWindowHeader
   readonly root: Uint8Array
+  /** The header the voucher came in. */
+  readonly header: 'PAYMENT-SIGNATURE' | 'X-PAYMENT'
 }
 
 /**
@@ -190,13 +192,14 @@ class TickCall {
     private readonly open: OpenWindow,
     readonly index: number,
     private readonly preimage: Uint8Array | undefined,
+    header: Payment['header'],
   ) {
     this.amount = open.state.price
     this.payment = Object.freeze({
       payer: open.payer,
       channelId: open.state.channelId,
       price: open.state.price,
-      header: 'TOLLGATE-TICK',
+      header,
     })
   }
 
@@ -369,7 +372,7 @@ export function tickHooks(
         return sendError(reply, 'tollgate_store_failed')
       }
     }
-    const call = new TickCall(windows, payee, network, open, index, preimage)
+    const call = new TickCall(windows, payee, network, open, index, preimage, 'TOLLGATE-TICK')
     ;(request as unknown as WithTick)[kTick] = call
     request.payment = call.payment as Payment
     return undefined
@@ -460,6 +463,10 @@ export function tickHooks(
       payload: carrying,
       window: header.value,
       root: Buffer.from(header.value.root.slice(2), 'hex'),
+      header:
+        request.headers['payment-signature'] === undefined
+          ? HEADERS.xPayment
+          : HEADERS.paymentSignature,
     }
     ;(request as unknown as WithTick)[kTick] = opening
     return undefined
@@ -526,7 +533,7 @@ export function tickHooks(
     }
     const state = openTickWindow(id, route.price, window.ticks, opening.root)
     const open = windows.add(state, admitted.hold, payload.channelConfig.payer)
-    const call = new TickCall(windows, payee, network, open, 0, undefined)
+    const call = new TickCall(windows, payee, network, open, 0, undefined, opening.header)
     ;(request as unknown as WithTick)[kTick] = call
     if (reply.raw.destroyed) {
       call.abandon()
@@ -548,6 +555,9 @@ export function tickHooks(
     if (!result.ok) return done(null, fault(request, reply, call, payload, result.message))
     meter?.charge(result.charged)
     reply.header(HEADERS.paymentResponse, result.receipt)
+    if (call.payment.header === HEADERS.xPayment) {
+      reply.header(HEADERS.xPaymentResponse, result.receipt)
+    }
     return done(null, payload)
   }
 
