@@ -41,6 +41,7 @@ import {
   requirementsOf,
   runLoad,
 } from './support/loadgen.js'
+import { measureTicks } from './support/tickLoad.js'
 
 /** Connections, each paying on a channel of its own, per server. */
 const CONNECTIONS = 32
@@ -255,6 +256,15 @@ export async function run(log: Log) {
       channels: stockChannels,
     })
 
+    // Ticks (src/transports/http/PROTOCOL.md): a tick route against its free twin, same payee.
+    const ticks = await measureTicks({
+      log,
+      plugin: plugin(new TollgateMetrics({ token: { address: dev.contracts.usdc, decimals: 6 } })),
+      harness,
+      funder,
+      price: PRICE,
+    })
+
     const { batches, records } = store.stats
     log(`tollgate's store: ${records} records written durably in ${batches} batches`)
     const figures = {
@@ -284,6 +294,7 @@ export async function run(log: Log) {
         stock_paid: round(stockPaid.generatorCpuShare, 3),
       },
       connections: CONNECTIONS,
+      ...ticks,
     }
     return figures
   } finally {

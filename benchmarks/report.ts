@@ -156,6 +156,14 @@ const SPECS: Record<string, RowSpec[]> = {
       'lower',
       '< 1x',
     ),
+    row(
+      'paid tick calls / s',
+      'tick_rps',
+      'same route unpaid (tick run)',
+      'tick_unpaid_rps',
+      'higher',
+      '≥ 0.5x',
+    ),
   ],
   ws: [
     row(
