@@ -297,7 +297,12 @@ class Connection {
     this.buffered = this.buffered.subarray(bodyStart + length)
     const waiting = this.waiting
     this.waiting = undefined
-    waiting?.resolve({ status, receipt: head.includes('\r\npayment-response:'), body })
+    waiting?.resolve({
+      status,
+      receipt:
+        head.includes('\r\ntollgate-tick-receipt:') || head.includes('\r\npayment-response:'),
+      body,
+    })
   }
 }
 

@@ -14,6 +14,7 @@ import {
   encodeTickHeader,
   encodeTickWindowHeader,
   MAX_TICKS,
+  parseTickReceipt,
   TICK_HEADERS,
   TICK_WINDOW_TYPES,
   tickCommitmentDigest,
@@ -219,7 +220,7 @@ export class TickPayer {
         window.next = index + 1
         throw err
       }
-      const receiptHeader = response.headers.get(HEADERS.paymentResponse)
+      const receiptHeader = response.headers.get(TICK_HEADERS.receipt)
       if (response.status < 400 && receiptHeader !== null) {
         await this.settle(id, window, index, receiptHeader)
         return response
@@ -254,37 +255,30 @@ export class TickPayer {
    * each may have been charged up to the price. Anything else blocks the channel.
    */
   private async settle(id: Hex, window: PayerWindow, index: number, header: string): Promise<void> {
-    const decoded = decodeSettleResponse(header)
-    if (!decoded.ok) await this.core.block(id, decoded)
-    const receipt = decoded.ok ? decoded.value : undefined
+    const parsed = parseTickReceipt(header)
+    if (!parsed.ok) await this.core.block(id, parsed)
+    const receipt = parsed.ok ? parsed.value : undefined
     const channel = this.core.current(id)
-    const state = receipt?.channelState
-    const cumulative = state?.chargedCumulativeAmount
-    const charged = receipt?.chargedAmount
+    const cumulative = receipt?.chargedCumulativeAmount ?? 0n
+    const charged = receipt?.chargedAmount ?? 0n
     const unseen = BigInt(index - 1 - window.confirmed) * window.price
     const problem =
-      !receipt?.response.success || receipt.response.network !== this.core.network
-        ? 'the receipt reports no success on this network.'
-        : state?.channelId !== undefined && state.channelId.toLowerCase() !== id.toLowerCase()
-          ? `the receipt is for channel ${state.channelId}.`
-          : tickIndexOf(receipt.response.extra) !== index
-            ? `the receipt does not name tick ${index}.`
-            : charged === undefined || charged < 0n || charged > window.price
-              ? `it charged ${charged}, not within the price ${window.price}.`
-              : cumulative === undefined ||
-                  cumulative - channel.charged - charged < 0n ||
-                  cumulative - channel.charged - charged > unseen ||
-                  cumulative > window.ceiling
-                ? `its cumulative charge ${cumulative} is not ${channel.charged} + ${charged} (+ at most ${unseen} for unacknowledged ticks), within ${window.ceiling}.`
-                : undefined
-    if (problem !== undefined || cumulative === undefined) {
-      await this.core.block(id, receiptMismatch(problem ?? 'no cumulative charge.'))
+      receipt?.channelId !== id.toLowerCase()
+        ? `the receipt is for channel ${receipt?.channelId}.`
+        : receipt.index !== index
+          ? `the receipt does not name tick ${index}.`
+          : charged > window.price
+            ? `it charged ${charged}, above the price ${window.price}.`
+            : cumulative - channel.charged - charged < 0n ||
+                cumulative - channel.charged - charged > unseen ||
+                cumulative > window.ceiling
+              ? `its cumulative charge ${cumulative} is not ${channel.charged} + ${charged} (+ at most ${unseen} for unacknowledged ticks), within ${window.ceiling}.`
+              : undefined
+    if (problem !== undefined) {
+      await this.core.block(id, receiptMismatch(problem))
       return
     }
-    await this.core.journal.putChannel(
-      { ...channel, charged: cumulative, balance: state?.balance ?? channel.balance },
-      false,
-    )
+    await this.core.journal.putChannel({ ...channel, charged: cumulative }, false)
     window.confirmed = index
     window.next = index + 1
     if (window.next >= window.ticks) this.windows.delete(id)

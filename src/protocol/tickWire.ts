@@ -3,7 +3,7 @@
  * tick window and to spend one tick of it, and the EIP-712 type of the window's commitment. Both
  * the payer and the server speak it. Pure: no I/O.
  */
-import { keccak_256 } from '@noble/hashes/sha3.js'
+import { keccak_256, keccakP } from '@noble/hashes/sha3.js'
 import type { Address, Hex } from 'viem'
 import { accept, type Result, reject, TollgateError } from '../errors/index.js'
 
@@ -13,6 +13,8 @@ export const TICK_HEADERS = Object.freeze({
   tick: 'TOLLGATE-TICK',
   /** Request, beside a `PAYMENT-SIGNATURE` voucher: `<ticks> <root> <signature>`, opens a window. */
   window: 'TOLLGATE-TICK-WINDOW',
+  /** Response to a tick served: `<channelId> <index> <chargedAmount> <chargedCumulativeAmount>`. */
+  receipt: 'TOLLGATE-TICK-RECEIPT',
   /** Response to a refused tick (`tollgate_tick_invalid`): the index the window expects next. */
   expected: 'TOLLGATE-TICK-EXPECTED',
 } as const)
@@ -206,13 +208,95 @@ export function parseTickWindowHeader(value: string | undefined): Result<TickWin
   })
 }
 
+/** What a tick's receipt reports: the index charged, its charge, and the channel's charged total after it. */
+export interface TickReceipt {
+  /** Lowercase hex. */
+  readonly channelId: Hex
+  readonly index: number
+  /** What this call was charged, at most the window's price. */
+  readonly chargedAmount: bigint
+  /** The channel's `chargedCumulativeAmount` after the charge. */
+  readonly chargedCumulativeAmount: bigint
+}
+
+/**
+ * Encodes a `TOLLGATE-TICK-RECEIPT` header: `<channelId> <index> <chargedAmount>
+ * <chargedCumulativeAmount>`, the receipt of one tick (the opening call's is x402's
+ * `PAYMENT-RESPONSE`). Plain words, no JSON: it is written once per call.
+ */
+export function encodeTickReceipt(receipt: TickReceipt): string {
+  return `${receipt.channelId} ${receipt.index} ${receipt.chargedAmount} ${receipt.chargedCumulativeAmount}`
+}
+
+/**
+ * Parses a `TOLLGATE-TICK-RECEIPT` header, on the payer's side.
+ *
+ * @returns The receipt, or `tollgate_invalid_payment_response` for anything malformed.
+ */
+export function parseTickReceipt(value: string | null | undefined): Result<TickReceipt> {
+  const parts = typeof value === 'string' && value.length <= 200 ? value.split(' ') : []
+  const [id, index, charged, cumulative] = parts as [string, string, string, string]
+  if (
+    parts.length !== 4 ||
+    !HEX_WORD.test(id.toLowerCase()) ||
+    !DECIMAL.test(index) ||
+    !UINT.test(charged) ||
+    !UINT.test(cumulative)
+  ) {
+    return reject(
+      'tollgate_invalid_payment_response',
+      'the tick receipt is not `<channelId> <index> <chargedAmount> <chargedCumulativeAmount>`.',
+    )
+  }
+  return accept({
+    channelId: id.toLowerCase() as Hex,
+    index: Number(index),
+    chargedAmount: BigInt(charged),
+    chargedCumulativeAmount: BigInt(cumulative),
+  })
+}
+
 /** The chain's link function: w_(i-1) = keccak256(w_i). */
 export function tickLink(preimage: Uint8Array): Uint8Array {
-  return keccak_256(preimage)
+  return preimage.length === 32 ? new Uint8Array(keccak32(preimage)) : keccak_256(preimage)
+}
+
+/**
+ * Whether keccak256(`preimage`) is `link`: the check of one tick, one Keccak-f[1600] permutation
+ * on a state buffer kept for it (no hasher object, no output array).
+ */
+export function linksTo(preimage: Uint8Array, link: Uint8Array): boolean {
+  if (preimage.length !== 32 || link.length !== 32) return false
+  const hash = keccak32(preimage)
+  let diff = 0
+  for (let i = 0; i < 32; i++) diff |= (hash[i] as number) ^ (link[i] as number)
+  return diff === 0
+}
+
+/** Keccak-256's state as noble's `keccakP` takes it: 25 lanes as 50 little-endian uint32 words. */
+const STATE = new Uint32Array(50)
+const STATE_BYTES = new Uint8Array(STATE.buffer)
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1
+
+/**
+ * keccak256 of exactly 32 bytes: one block (rate 136 bytes), the input, Keccak's padding (0x01
+ * after it, 0x80 in the block's last byte), one permutation; the first 32 bytes of the state. The
+ * view returned is overwritten by the next call.
+ */
+function keccak32(input: Uint8Array): Uint8Array {
+  if (!LITTLE_ENDIAN) return keccak_256(input)
+  STATE.fill(0)
+  STATE_BYTES.set(input, 0)
+  STATE_BYTES[32] = 0x01
+  STATE_BYTES[135] = 0x80
+  keccakP(STATE, 24)
+  return STATE_BYTES.subarray(0, 32)
 }
 
 const HEX_WORD = /^0x[0-9a-f]{64}$/
 const DECIMAL = /^(0|[1-9][0-9]{0,9})$/
+/** A uint128 in decimal: at most 39 digits. */
+const UINT = /^(0|[1-9][0-9]{0,38})$/
 
 /** 32 bytes from `0x` + 64 hex digits (either case), or undefined. */
 function hex32(value: Hex): Uint8Array | undefined {

@@ -20,6 +20,7 @@ import { channelReader } from '../../src/chain/readChannel.js'
 import type { Payer } from '../../src/client/index.js'
 import { openPayee, type Payee } from '../../src/payee/index.js'
 import { decodePaymentRequired, decodeSettleResponse } from '../../src/protocol/index.js'
+import { parseTickReceipt } from '../../src/protocol/tickWire.js'
 import { LevelStore } from '../../src/store/index.js'
 import { tollgate } from '../../src/transports/http/index.js'
 import { fundedAccount, payerOn, tempDir } from '../client/fixtures.js'
@@ -127,13 +128,21 @@ class Books {
   charged = 0n
   last: bigint | undefined
   indexes: number[] = []
+  /** A tick's `TOLLGATE-TICK-RECEIPT`, or an opening call's `PAYMENT-RESPONSE`. */
   add(response: Response): void {
+    const tick = parseTickReceipt(response.headers.get('tollgate-tick-receipt'))
+    if (tick.ok) {
+      this.charged += tick.value.chargedAmount
+      this.last = tick.value.chargedCumulativeAmount
+      this.indexes.push(tick.value.index)
+      return
+    }
     const receipt = decodeSettleResponse(response.headers.get('payment-response') ?? undefined)
     if (!receipt.ok) throw new Error(receipt.message)
     this.charged += receipt.value.chargedAmount ?? 0n
     this.last = receipt.value.channelState?.chargedCumulativeAmount
-    const tick = receipt.value.response.extra?.tick as { index: number } | undefined
-    this.indexes.push(tick?.index ?? -1)
+    const opening = receipt.value.response.extra?.tick as { index: number } | undefined
+    this.indexes.push(opening?.index ?? -1)
   }
 }
 
@@ -255,11 +264,11 @@ describe('HTTP ticks', () => {
     // Served and charged, never seen: the next tick's receipt shows it.
     const after = await payer.fetch(`${base}/quote`)
     expect(after.status).toBe(200)
-    const receipt = decodeSettleResponse(after.headers.get('payment-response') ?? undefined)
+    const receipt = parseTickReceipt(after.headers.get('tollgate-tick-receipt'))
     if (!receipt.ok) throw new Error(receipt.message)
-    expect(receipt.value.response.extra?.tick).toEqual({ index: 7, ticks: WINDOW })
+    expect(receipt.value.index).toBe(7)
     const delivered = books.charged + 2n * PRICE
-    expect(receipt.value.channelState?.chargedCumulativeAmount).toBe(delivered)
+    expect(receipt.value.chargedCumulativeAmount).toBe(delivered)
     books.charged = delivered
     books.indexes.push(7)
 

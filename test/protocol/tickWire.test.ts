@@ -2,18 +2,23 @@
  * The tick wire: the headers parse strictly with no hashing, and the commitment digest is the
  * EIP-712 typed-data hash viem computes for the same type and domain.
  */
-import { type Hex, hashTypedData, recoverAddress } from 'viem'
+import { randomBytes } from 'node:crypto'
+import { type Hex, hashTypedData, keccak256, recoverAddress } from 'viem'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { describe, expect, it } from 'vitest'
 import {
   encodeTickHeader,
+  encodeTickReceipt,
   encodeTickWindowHeader,
+  linksTo,
   parseTickHeader,
+  parseTickReceipt,
   parseTickWindowHeader,
   TICK_WINDOW_TYPES,
   tickCommitmentDigest,
   tickDomain,
   tickDomainSeparator,
+  tickLink,
 } from '../../src/protocol/tickWire.js'
 import { bytesToHex } from '../../src/verify/index.js'
 
@@ -55,7 +60,7 @@ describe('tick headers', () => {
       ok: true,
       value: { ticks: 100, root: ROOT, signature },
     })
-    for (const bad of ['0 ' + ROOT + ' ' + signature, `100 ${ROOT}`, `100 ${ROOT} 0x12`, 'x']) {
+    for (const bad of [`0 ${ROOT} ${signature}`, `100 ${ROOT}`, `100 ${ROOT} 0x12`, 'x']) {
       expect(parseTickWindowHeader(bad).ok).toBe(false)
     }
   })
@@ -99,5 +104,36 @@ describe('tick commitment', () => {
       tickCommitmentDigest(sep, { ...message, maxClaimableAmount: 1n << 128n }),
     ).toBeUndefined()
     expect(tickCommitmentDigest(sep, { ...message, root: '0x12' })).toBeUndefined()
+  })
+})
+
+describe('tick receipt', () => {
+  it('round-trips, and refuses anything else', () => {
+    const receipt = {
+      channelId: ID,
+      index: 7,
+      chargedAmount: 1000n,
+      chargedCumulativeAmount: 47_000n,
+    }
+    expect(parseTickReceipt(encodeTickReceipt(receipt))).toEqual({ ok: true, value: receipt })
+    for (const bad of [null, '', `${ID} 7 1000`, `${ID} 7 -1 5`, `${ID} x 1 5`, `0x12 7 1 5`]) {
+      const parsed = parseTickReceipt(bad)
+      expect(!parsed.ok && parsed.code).toBe('tollgate_invalid_payment_response')
+    }
+  })
+})
+
+describe('tick link', () => {
+  it('is keccak256, and linksTo accepts exactly the preimage of a link', () => {
+    for (let i = 0; i < 50; i++) {
+      const preimage = new Uint8Array(randomBytes(32))
+      const link = tickLink(preimage)
+      expect(bytesToHex(link)).toBe(keccak256(preimage))
+      expect(linksTo(preimage, link)).toBe(true)
+      const other = new Uint8Array(link)
+      other[i % 32] = (other[i % 32] as number) ^ 1
+      expect(linksTo(preimage, other)).toBe(false)
+    }
+    expect(linksTo(new Uint8Array(31), new Uint8Array(32))).toBe(false)
   })
 })

@@ -22,6 +22,7 @@ import {
 } from '../../protocol/index.js'
 import { parseUint } from '../../protocol/parse.js'
 import {
+  encodeTickReceipt,
   parseTickHeader,
   parseTickWindowHeader,
   TICK_HEADERS,
@@ -111,6 +112,11 @@ export class TickWindows {
       this.sweeper.unref()
     }
     return open
+  }
+
+  /** Marks a window used now (the idle sweep ends windows left unused). */
+  touch(open: OpenWindow): void {
+    open.usedAt = this.now()
   }
 
   /** Ends a channel's window, if open: the hold is released and nothing more is charged. */
@@ -232,8 +238,13 @@ class TickCall {
     this.amount = parsed
   }
 
-  /** Charges the call within the window's durable cover and advances the chain; the receipt header. */
-  commit(): { ok: true; receipt: string; charged: bigint } | { ok: false; message: string } {
+  /**
+   * Charges the call within the window's durable cover and advances the chain. The receipt: x402's
+   * `PAYMENT-RESPONSE` for the opening call (with `extra.tick`), a `TOLLGATE-TICK-RECEIPT` for a tick.
+   */
+  commit():
+    | { ok: true; header: string; receipt: string; charged: bigint }
+    | { ok: false; message: string } {
     if (this.done) return { ok: false, message: 'the tick is not pending.' }
     const { open } = this
     if (open.ended || this.fault !== undefined) {
@@ -249,17 +260,31 @@ class TickCall {
     }
     if (this.preimage) open.state = consumeTick(open.state, this.index, this.preimage)
     open.busy = false
-    open.usedAt = Date.now()
-    const id = open.state.channelId
+    this.windows.touch(open)
+    const { ticks, channelId: id } = open.state
+    if (tickWindowUsed(open.state)) this.windows.end(id)
+    if (this.index > 0) {
+      const receipt = encodeTickReceipt({
+        channelId: id,
+        index: this.index,
+        chargedAmount: this.amount,
+        chargedCumulativeAmount: result.record.chargedCumulativeAmount,
+      })
+      return { ok: true, header: TICK_HEADERS.receipt, receipt, charged: this.amount }
+    }
     const receipt = voucherReceipt({
       network: this.network,
       payer: open.payer,
       chargedAmount: this.amount,
       channelState: result.record,
     })
-    receipt.extra = { ...receipt.extra, tick: { index: this.index, ticks: open.state.ticks } }
-    if (tickWindowUsed(open.state)) this.windows.end(id)
-    return { ok: true, receipt: encodeHeader(receipt), charged: this.amount }
+    receipt.extra = { ...receipt.extra, tick: { index: 0, ticks } }
+    return {
+      ok: true,
+      header: HEADERS.paymentResponse,
+      receipt: encodeHeader(receipt),
+      charged: this.amount,
+    }
   }
 
   /** Not charged: an opening call ends its window (the voucher held before comes back); a tick stays unused. */
@@ -273,8 +298,8 @@ class TickCall {
 
 /** The hooks a tick route adds before the standard ones (see plugin.ts). */
 export interface TickHooks {
-  onRequest(request: FastifyRequest, reply: FastifyReply): Promise<unknown>
-  preHandler(request: FastifyRequest, reply: FastifyReply): Promise<unknown>
+  onRequest(request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void
+  preHandler(request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void
   onSend(
     request: FastifyRequest,
     reply: FastifyReply,
@@ -316,12 +341,14 @@ export function tickHooks(
     status?: number,
   ) => sendRefused(request, reply, route, note, { code, message, status, ...(who ? { who } : {}) })
 
-  const onTick = async (
+  /** Callback style: a tick within its durable cover goes on with no promise. `done` is not called once a reply is sent. */
+  const onTick = (
     request: FastifyRequest,
     reply: FastifyReply,
     route: RoutePrice,
     value: string | undefined,
-  ) => {
+    done: (err?: Error) => void,
+  ): unknown => {
     const parsed = parseTickHeader(value)
     if (!parsed.ok) return refuse(request, reply, route, parsed.code, parsed.message)
     const { channelId: id, index, preimage } = parsed.value
@@ -361,21 +388,20 @@ export function tickHooks(
       return refuse(request, reply, route, refused.code, refused.message, who)
     }
     open.busy = true
-    const covering = payee.coverFor(open.hold, route.price)
-    if (covering) {
-      try {
-        await covering
-      } catch {
-        open.busy = false
-        windows.end(id)
-        note(request, 'tollgate_store_failed', who)
-        return sendError(reply, 'tollgate_store_failed')
-      }
+    const serve = () => {
+      const call = new TickCall(windows, payee, network, open, index, preimage, 'TOLLGATE-TICK')
+      ;(request as unknown as WithTick)[kTick] = call
+      request.payment = call.payment as Payment
+      done()
     }
-    const call = new TickCall(windows, payee, network, open, index, preimage, 'TOLLGATE-TICK')
-    ;(request as unknown as WithTick)[kTick] = call
-    request.payment = call.payment as Payment
-    return undefined
+    const covering = payee.coverFor(open.hold, route.price)
+    if (!covering) return serve()
+    covering.then(serve, () => {
+      open.busy = false
+      windows.end(id)
+      note(request, 'tollgate_store_failed', who)
+      sendError(reply, 'tollgate_store_failed')
+    })
   }
 
   const onOpening = async (
@@ -472,27 +498,45 @@ export function tickHooks(
     return undefined
   }
 
-  const onRequest = async (request: FastifyRequest, reply: FastifyReply) => {
+  const onRequest: TickHooks['onRequest'] = (request, reply, done) => {
     const { headers } = request
     const tick = headers['tollgate-tick']
     const window = headers['tollgate-tick-window']
-    if (tick === undefined && window === undefined) return undefined
+    if (tick === undefined && window === undefined) return done()
     const payment = headers['payment-signature'] ?? headers['x-payment']
-    if (payment === undefined ? tick === undefined : window === undefined) return undefined
+    if (payment === undefined ? tick === undefined : window === undefined) return done()
     const now = priced.now()
     if (!now.ok) {
       note(request, now.code)
-      return sendUnpriced(reply, now, options.oracle?.feed.refreshSeconds)
+      sendUnpriced(reply, now, options.oracle?.feed.refreshSeconds)
+      return
     }
     const text = (v: string | string[] | undefined) => (typeof v === 'string' ? v : undefined)
-    if (payment === undefined) return onTick(request, reply, now.value, text(tick))
-    return onOpening(request, reply, now.value, text(window), text(payment))
+    if (payment === undefined) {
+      onTick(request, reply, now.value, text(tick), done)
+      return
+    }
+    onOpening(request, reply, now.value, text(window), text(payment)).then(
+      (sent) => (sent === undefined ? done() : undefined),
+      done,
+    )
   }
 
   /** The opening voucher is decided as a credit window; the opening call is then served as index 0. */
-  const preHandler = async (request: FastifyRequest, reply: FastifyReply) => {
+  const preHandler: TickHooks['preHandler'] = (request, reply, done) => {
     const opening = tickOf(request)
-    if (opening?.kind !== 'opening') return undefined
+    if (opening?.kind !== 'opening') return done()
+    decideOpening(request, reply, opening).then(
+      (sent) => (sent === undefined ? done() : undefined),
+      done,
+    )
+  }
+
+  const decideOpening = async (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    opening: TickOpening,
+  ) => {
     const { route, payload, window } = opening
     const id = payload.voucher.channelId
     const who = { payer: payload.channelConfig.payer, channelId: id }
@@ -554,7 +598,7 @@ export function tickHooks(
     const result = call.commit()
     if (!result.ok) return done(null, fault(request, reply, call, payload, result.message))
     meter?.charge(result.charged)
-    reply.header(HEADERS.paymentResponse, result.receipt)
+    reply.header(result.header, result.receipt)
     if (call.payment.header === HEADERS.xPayment) {
       reply.header(HEADERS.xPaymentResponse, result.receipt)
     }
