@@ -19,7 +19,12 @@ import { escrowWriter } from '../../src/chain/escrowWriter.js'
 import { channelReader } from '../../src/chain/readChannel.js'
 import type { Payer } from '../../src/client/index.js'
 import { openPayee, type Payee } from '../../src/payee/index.js'
-import { decodePaymentRequired, decodeSettleResponse } from '../../src/protocol/index.js'
+import {
+  decodePaymentRequired,
+  decodeSettleResponse,
+  encodeHeader,
+  paymentPayload,
+} from '../../src/protocol/index.js'
 import { parseTickReceipt } from '../../src/protocol/tickWire.js'
 import { LevelStore } from '../../src/store/index.js'
 import { tollgate } from '../../src/transports/http/index.js'
@@ -90,11 +95,12 @@ async function start(): Promise<Server> {
     else if (request.headers['tollgate-tick-window'] !== undefined) seen.window += 1
     else seen.none += 1
   })
-  app.get<{ Querystring: { fail?: string; cost?: string } }>(
+  app.get<{ Querystring: { fail?: string; cost?: string; slow?: string } }>(
     '/quote',
     { config: { price: PRICE, ticks: WINDOW } },
     async (request, reply) => {
       if (request.query.fail) return reply.code(503).send({ busy: true })
+      if (request.query.slow) await new Promise((resolve) => setTimeout(resolve, 200))
       if (request.query.cost) reply.charge(request.query.cost)
       return { quote: 42, payer: request.payment?.payer, via: request.payment?.header }
     },
@@ -174,8 +180,11 @@ function lossyFetch() {
   }
 }
 
+let payerAccount: LocalAccount
+
 async function newPayer(send: typeof fetch): Promise<Payer> {
   const account = await fundedAccount(dev, 10_000_000n)
+  payerAccount = account
   const folder = tempDir()
   folders.push(folder.remove)
   return payerOn(dev, {
@@ -309,6 +318,55 @@ describe('HTTP ticks', () => {
     expect(server.seen.window - before.window).toBe(1)
     const [channel] = await payer.channels()
     expect(channel?.charged).toBe(books.charged)
+  })
+
+  it('one call of a window at a time; a voucher on the standard path ends an idle window', async () => {
+    const slow = payer.fetch(`${base}/quote?slow=1`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    const meanwhile = await fetch(`${base}/quote`, {
+      headers: { 'tollgate-tick': `${channelId} 99 0x${'00'.repeat(32)}` },
+    })
+    const busy = decodePaymentRequired(meanwhile.headers.get('payment-required') ?? undefined)
+    expect(busy.ok && busy.value.error).toBe('invalid_batch_settlement_evm_channel_busy')
+    const served = await slow
+    expect(served.status).toBe(200)
+    books.add(served)
+
+    // The payer's own voucher for one call, sent by hand on the standard path.
+    const [channel] = await payer.channels()
+    if (!channel) throw new Error('no channel')
+    const accepted = decodePaymentRequired(
+      (await fetch(`${base}/quote`)).headers.get('payment-required') ?? undefined,
+    )
+    if (!accepted.ok || !accepted.value.accepts[0]) throw new Error('no requirements')
+    const max = books.charged + PRICE
+    const header = encodeHeader(
+      paymentPayload({
+        accepted: accepted.value.accepts[0],
+        payload: {
+          type: 'voucher',
+          channelConfig: channel.config,
+          voucher: {
+            channelId,
+            maxClaimableAmount: max,
+            signature: await h.signVoucher(payerAccount, channelId, max),
+          },
+        },
+      }),
+    )
+    const standard = await fetch(`${base}/quote`, { headers: { 'payment-signature': header } })
+    expect(standard.status).toBe(200)
+    expect(await standard.json()).toMatchObject({ via: 'PAYMENT-SIGNATURE' })
+    books.add(standard)
+    expect(server.payee.ledger.isHeld(channelId)).toBe(false)
+    // The payer learns of the ended window from its next tick, adopts the charge it did not make
+    // itself (its own signed voucher), and opens a new window.
+    const after = await payer.fetch(`${base}/quote`)
+    expect(after.status).toBe(200)
+    books.add(after)
+    expect(books.indexes.at(-1)).toBe(0)
+    expect(server.payee.ledger.get(channelId)?.chargedCumulativeAmount).toBe(books.charged)
+    expect((await payer.channels())[0]?.charged).toBe(books.charged)
   })
 
   it('a stock x402 client pays the tick route by the standard path', async () => {
