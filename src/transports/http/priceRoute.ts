@@ -77,7 +77,12 @@ export function priceRoute(
     exact,
     ticks,
   } = config as Record<string, unknown>
-  if (configured === undefined) return undefined
+  if (configured === undefined) {
+    if (ticks !== undefined && ticks !== false) {
+      throw new TollgateError('tollgate_invalid_config', `${route} takes ticks but has no price.`)
+    }
+    return undefined
+  }
   for (const [field, value] of [
     ['description', description],
     ['mimeType', mimeType],

@@ -80,19 +80,36 @@ interface OpenWindow {
  */
 export class TickWindows {
   private readonly windows = new Map<Hex, OpenWindow>()
-  /** The domain separator of commitments (tollgate's tick domain on the payee's chain and escrow). */
-  readonly separator: Uint8Array
-  readonly verifier: VoucherVerifier
   private sweeper: NodeJS.Timeout | undefined
+  private checks: { separator: Uint8Array; verifier: VoucherVerifier } | undefined
 
   constructor(
     private readonly payee: Payee,
     private readonly idleMs = DEFAULT_TICK_IDLE_MS,
     private readonly now: () => number = Date.now,
-  ) {
-    this.separator = tickDomainSeparator(payee.chainId, payee.escrow)
-    const { backend } = loadBackend(payee.backend === 'js' ? 'js' : 'auto')
-    this.verifier = createVoucherVerifier({ backend, domainSeparator: payee.domainSeparator })
+  ) {}
+
+  /** The domain separator of commitments (tollgate's tick domain on the payee's chain and escrow). */
+  get separator(): Uint8Array {
+    return this.commitmentChecks().separator
+  }
+
+  /** Checks commitment signatures, with its own cache of signer keys. */
+  get verifier(): VoucherVerifier {
+    return this.commitmentChecks().verifier
+  }
+
+  /** Built on the first window: a plugin with no tick route never needs them. */
+  private commitmentChecks() {
+    if (!this.checks) {
+      const { payee } = this
+      const { backend } = loadBackend(payee.backend === 'js' ? 'js' : 'auto')
+      this.checks = {
+        separator: tickDomainSeparator(payee.chainId, payee.escrow),
+        verifier: createVoucherVerifier({ backend, domainSeparator: payee.domainSeparator }),
+      }
+    }
+    return this.checks
   }
 
   get size(): number {
