@@ -390,19 +390,34 @@ export function tickHooks(
         who,
       )
     }
-    const record = payee.ledger.get(id)
-    if (record?.withdrawRequestedAt !== 0 || open.state.price !== route.price) {
+    if (payee.ledger.get(id)?.withdrawRequestedAt !== 0) {
       windows.end(id)
-      const why = record?.withdrawRequestedAt
-        ? 'the payer started a withdrawal'
-        : "the route's price changed"
-      return refuse(request, reply, route, 'tollgate_tick_window_ended', why, who)
+      return refuse(
+        request,
+        reply,
+        route,
+        'tollgate_tick_window_ended',
+        'the payer started a withdrawal',
+        who,
+      )
     }
     const refused = checkTick(open.state, id, index, preimage)
     if (refused) {
       if (refused.expected === undefined) windows.end(id)
       else reply.header(TICK_HEADERS.expected, String(refused.expected))
       return refuse(request, reply, route, refused.code, refused.message, who)
+    }
+    // Only a good preimage (the payer's) ends a window on another price: nobody else can.
+    if (open.state.price !== route.price) {
+      windows.end(id)
+      return refuse(
+        request,
+        reply,
+        route,
+        'tollgate_tick_window_ended',
+        "the route's price is not the window's",
+        who,
+      )
     }
     open.busy = true
     const serve = () => {
