@@ -112,10 +112,6 @@ export class TickWindows {
     return this.checks
   }
 
-  get size(): number {
-    return this.windows.size
-  }
-
   get(id: Hex): OpenWindow | undefined {
     return this.windows.get(id)
   }
