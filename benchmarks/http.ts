@@ -49,6 +49,7 @@ import {
   requirementsOf,
   runLoad,
 } from './support/loadgen.js'
+import { measureTicks } from './support/tickLoad.js'
 
 /** Connections, each paying on a channel of its own, per server. */
 const CONNECTIONS = 32
@@ -317,6 +318,15 @@ export async function run(log: Log) {
       channels: stockChannels,
     })
 
+    // Ticks (src/transports/http/PROTOCOL.md): a tick route against its free twin, same payee.
+    const ticks = await measureTicks({
+      log,
+      plugin: plugin(new TollgateMetrics({ token: { address: dev.contracts.usdc, decimals: 6 } })),
+      harness,
+      funder,
+      price: PRICE,
+    })
+
     const { batches, records } = store.stats
     log(`tollgate's store: ${records} records written durably in ${batches} batches`)
     const figures = {
@@ -360,6 +370,7 @@ export async function run(log: Log) {
         half_load_relaxed: commitFigures(relaxed.commits),
       },
       connections: CONNECTIONS,
+      ...ticks,
     }
     return figures
   } finally {

@@ -179,6 +179,14 @@ const SPECS: Record<string, RowSpec[]> = {
       'server_cpu_us_per_unpaid',
       'lower',
     ),
+    row(
+      'paid tick calls / s',
+      'tick_rps',
+      'same route unpaid (tick run)',
+      'tick_unpaid_rps',
+      'higher',
+      '≥ 0.5x',
+    ),
   ],
   redis: [
     row(

@@ -22,6 +22,7 @@ import { type DepositPolicy, PayerCore } from './payerCore.js'
 import { type Attempt, payRequirements } from './payRequirements.js'
 import { signVoucher } from './signing.js'
 import { resolveLimits, type SpendLimits, type SpendReport, spendReport } from './spendPolicy.js'
+import { type TickOptions, TickPayer } from './ticks.js'
 
 /** Options of {@link createPayer}. */
 export interface PayerOptions {
@@ -60,6 +61,13 @@ export interface PayerOptions {
    * @default nothing is reported
    */
   onUnacknowledgedCharge?: (event: UnacknowledgedCharge) => void
+  /**
+   * Pays tollgate routes that offer ticks (`extra.tickWindow`) one window at a time: one voucher
+   * for the window's calls, counted as spent when signed, then one hash preimage per call
+   * (src/transports/http/PROTOCOL.md). Other routes and servers are paid as usual.
+   * @default false
+   */
+  ticks?: boolean | TickOptions
 }
 
 /** What {@link PayerOptions.onUnacknowledgedCharge} reports. */
@@ -226,7 +234,7 @@ export async function createPayer(options: PayerOptions): Promise<Payer> {
   }
 
   /** Pays `requirements` for one request; loops over corrective and changed 402s. */
-  const paid = (out: Outgoing, first: PaymentRequirements): Promise<Response> =>
+  const paidByVoucher = (out: Outgoing, first: PaymentRequirements): Promise<Response> =>
     payRequirements(core, first, out.url.origin, {
       onChannel: (id) => keepResource(id, out),
       remember: (offered) => remember(out, offered),
@@ -250,6 +258,18 @@ export async function createPayer(options: PayerOptions): Promise<Payer> {
         }
       },
     })
+
+  const ticks = options.ticks
+    ? new TickPayer(core, send, options.ticks === true ? {} : options.ticks)
+    : undefined
+  /** Pays one request: by a tick window where the route offers one and the payer opted in. */
+  const paid = (out: Outgoing, first: PaymentRequirements): Promise<Response> =>
+    ticks?.offered(first) !== undefined
+      ? ticks.pay(out, first, {
+          onChannel: (id) => keepResource(id, out),
+          remember: (offered) => remember(out, offered),
+        })
+      : paidByVoucher(out, first)
 
   /** What a 402 offers this payer: batch-settlement where offered, else exact. */
   const offerOf = (required: PaymentRequired) =>

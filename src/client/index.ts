@@ -34,4 +34,5 @@ export {
   type SpendReport,
   spendReport,
 } from './spendPolicy.js'
+export { DEFAULT_MAX_TICKS, type TickOptions } from './ticks.js'
 export { type PendingPayment, type VerifiedReceipt, verifyReceipt } from './verifyReceipt.js'

@@ -7,6 +7,7 @@ import {
   paymentPayload,
   requirementsEqual,
 } from '../protocol/index.js'
+import type { PayerChannel } from './journal.js'
 import type { PayerCore } from './payerCore.js'
 
 /** Rounds of one paid call: pay, then at most this many more after a corrective or changed 402. */
@@ -38,6 +39,8 @@ export interface PaidCall<T> {
   onChannel?(channelId: `0x${string}`): Promise<void>
   /** The server sent other requirements, which the payer now pays: for the caller's cache. */
   remember?(requirements: PaymentRequirements): void
+  /** The voucher's ceiling for the channel as it stands (a tick window's); default charged + price. */
+  ceiling?(channel: PayerChannel, requirements: PaymentRequirements): bigint
 }
 
 /**
@@ -68,6 +71,7 @@ export async function payRequirements<T>(
         for (let round = 1; ; round++) {
           const prepared = await core.prepare(id, requirements, origin, {
             ...(directDeposit ? { method: 'direct' as const } : {}),
+            ...(call.ceiling ? { ceiling: call.ceiling(core.current(id), requirements) } : {}),
           })
           const sent = await call.attempt(
             paymentPayload({ accepted: requirements, payload: prepared.payload }),

@@ -135,6 +135,15 @@ const table = {
     'The session has too little credit for this message; send a voucher.',
   ],
   tollgate_ws_too_many_requests: [429, 'Too many requests are in flight on this connection.'],
+  // HTTP ticks (src/transports/http/PROTOCOL.md): hash-chain calls within a voucher's window.
+  tollgate_tick_invalid: [
+    402,
+    'The tick is not the next preimage of the channel window (replayed, out of order, or of another chain).',
+  ],
+  tollgate_tick_window_ended: [
+    402,
+    'The channel has no open tick window (used up, idle, withdrawn, repriced or the server restarted); open a new one with a voucher.',
+  ],
   // Payer SDK (src/client): refusals made on the payer's side; the status is advisory there.
   tollgate_spend_limit: [
     402,

@@ -45,6 +45,25 @@ export {
 export { type RefundReceiptParameters, refundReceipt } from './refundReceipt.js'
 export { requirementsEqual } from './requirementsEqual.js'
 export { type SupportedParameters, supported } from './supported.js'
+export {
+  encodeTickHeader,
+  encodeTickReceipt,
+  encodeTickWindowHeader,
+  MAX_TICKS,
+  parseTickHeader,
+  parseTickReceipt,
+  parseTickWindowHeader,
+  TICK_HEADERS,
+  TICK_WINDOW_TYPES,
+  type TickCommitment,
+  type TickPresentation,
+  type TickReceipt,
+  type TickWindowHeader,
+  tickCommitmentDigest,
+  tickDomain,
+  tickDomainSeparator,
+  tickLink,
+} from './tickWire.js'
 export type {
   AssetTransferMethod,
   BatchPayload,

@@ -44,3 +44,16 @@ export const DEFAULT_RATE_LIMIT_PER_PAYER: RateLimitRule = Object.freeze({
   max: 5000,
   timeWindowMs: 10_000,
 })
+
+/** Calls one tick window covers on a route with `config.ticks: true` (PROTOCOL.md, ticks). */
+export const DEFAULT_TICK_WINDOW = 100
+
+/**
+ * Ticks of a window that may be served ahead of a durable record (the crash bound of a window,
+ * as `persistEvery` is a WebSocket session's): a crash charges a payer at most this many calls
+ * beyond what was delivered, never more than the rest of its window.
+ */
+export const DEFAULT_TICK_PERSIST_EVERY = 64
+
+/** A window with no tick for this long is ended (its channel is held meanwhile). */
+export const DEFAULT_TICK_IDLE_MS = 30_000

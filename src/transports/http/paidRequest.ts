@@ -22,8 +22,8 @@ export interface Payment {
   readonly channelId: Hex
   /** The route's price: the most this request may be charged (`reply.charge()` may lower it). */
   readonly price: bigint
-  /** The header the payment came in. */
-  readonly header: 'PAYMENT-SIGNATURE' | 'X-PAYMENT'
+  /** The header the payment came in (`TOLLGATE-TICK`: a call of a tick window, ./ticks.ts). */
+  readonly header: 'PAYMENT-SIGNATURE' | 'X-PAYMENT' | 'TOLLGATE-TICK'
 }
 
 /** Where a paid request is: decoded, held (voucher durable, handler may run), settled. */

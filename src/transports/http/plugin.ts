@@ -40,6 +40,7 @@ import {
   sendUnpriced,
 } from './replies.js'
 import { type ResolvedOptions, resolveOptions, type TollgateOptions } from './resolveOptions.js'
+import { kTick, TickWindows, tickHooks, tickOf } from './ticks.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -115,8 +116,12 @@ async function tollgatePlugin(fastify: FastifyInstance, raw: TollgateOptions): P
   fastify.decorateRequest(kPaid, null)
   fastify.decorateRequest('exactPayment', null)
   fastify.decorateRequest(kExact, null)
+  fastify.decorateRequest(kTick, null)
+  // Tick windows (PROTOCOL.md beside this file) of the routes with `config.ticks`.
+  const windows = new TickWindows(options.payee)
+  fastify.addHook('onClose', async () => windows.close())
   fastify.decorateReply('charge', function charge(this: FastifyReply, amount: bigint | string) {
-    const paid = paidOf(this.request)
+    const paid = paidOf(this.request) ?? tickCall(this.request)
     if (!paid) {
       throw new TollgateError(
         'tollgate_internal',
@@ -150,7 +155,14 @@ async function tollgatePlugin(fastify: FastifyInstance, raw: TollgateOptions): P
         channelId: who?.channelId,
       })
     }
-    addPaymentHooks(route, routeHooks(options, limiters, price, meter, note))
+    const ticks = (route.config as { ticks?: unknown } | undefined)?.ticks
+    if (ticks !== undefined && ticks !== false) {
+      addPaymentHooks(
+        route,
+        tickHooks(options, limiters, price, meter, note, windows) as unknown as Partial<Hooks>,
+      )
+    }
+    addPaymentHooks(route, routeHooks(options, limiters, price, meter, note, windows))
     if (price.acceptsExact && options.exactPayee) {
       addPaymentHooks(route, exactHooks(options.exactPayee, note) as unknown as Partial<Hooks>)
     }
@@ -176,6 +188,7 @@ function routeHooks(
   priced: PricedRoute,
   meter: RouteMeter | undefined,
   note: NoteRefusal,
+  windows: TickWindows,
 ): Hooks {
   const { payee, network, maxPaymentHeaderBytes } = options
   const onChainPayloads = options.escrowWriter
@@ -202,6 +215,8 @@ function routeHooks(
 
   /** Cheap checks before the body is read: rate limit per IP, header, requirements. */
   const onRequest = async (request: FastifyRequest, reply: FastifyReply) => {
+    // A tick or a window opening, taken by the tick hooks that ran first.
+    if (tickOf(request) !== null) return undefined
     const signature = request.headers['payment-signature']
     const xPayment = request.headers['x-payment']
     const header = signature !== undefined ? HEADERS.paymentSignature : HEADERS.xPayment
@@ -313,6 +328,9 @@ function routeHooks(
     }
     // The requirements the payment was screened against, even if the rate moved since.
     const route = paid.route
+    // A voucher on a channel with an idle tick window ends that window first.
+    const yielding = windows.yieldTo(paid.payload)
+    if (yielding) await yielding
     let admitted: Admission
     const started = meter ? performance.now() : 0
     try {
@@ -433,6 +451,12 @@ function asBatch(decoded: Result<DecodedPayment>): Result<SchemePayment> {
 /** The payer and channel a payload names, for the refusal log. */
 function namedBy(payload: { channelConfig: { payer: string }; voucher?: { channelId: string } }) {
   return { payer: payload.channelConfig.payer, channelId: payload.voucher?.channelId }
+}
+
+/** The tick call a request on a tick route is, if any (for `reply.charge()`). */
+function tickCall(request: FastifyRequest) {
+  const tick = tickOf(request)
+  return tick?.kind === 'call' ? tick : null
 }
 
 /** Releases the hold if the request still has it; never throws (hooks must not). */

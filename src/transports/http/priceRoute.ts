@@ -6,8 +6,9 @@ import {
   buildRequirements,
   type PaymentRequirements,
 } from '../../protocol/index.js'
+import { MAX_TICKS } from '../../protocol/tickWire.js'
 import { followPrice } from '../oraclePrice.js'
-import { DEFAULT_MIN_DEPOSIT_MULTIPLIER } from './constants.js'
+import { DEFAULT_MIN_DEPOSIT_MULTIPLIER, DEFAULT_TICK_WINDOW } from './constants.js'
 import { parseDollars, parsePrice } from './parsePrice.js'
 import type { ResolvedOptions } from './resolveOptions.js'
 
@@ -28,6 +29,8 @@ export interface RoutePrice {
   readonly exact: ExactRoute | undefined
   /** `accepts` of its 402s: batch-settlement first, then exact when accepted. */
   readonly accepts: readonly PaymentRequirements[]
+  /** Calls one tick window covers (`extra.tickWindow`), when the route takes ticks (./ticks.ts). */
+  readonly ticks: number | undefined
 }
 
 /**
@@ -65,8 +68,19 @@ export function priceRoute(
   route: string,
 ): PricedRoute | undefined {
   if (typeof config !== 'object' || config === null) return undefined
-  const { price: configured, description, mimeType, exact } = config as Record<string, unknown>
-  if (configured === undefined) return undefined
+  const {
+    price: configured,
+    description,
+    mimeType,
+    exact,
+    ticks,
+  } = config as Record<string, unknown>
+  if (configured === undefined) {
+    if (ticks !== undefined && ticks !== false) {
+      throw new TollgateError('tollgate_invalid_config', `${route} takes ticks but has no price.`)
+    }
+    return undefined
+  }
   for (const [field, value] of [
     ['description', description],
     ['mimeType', mimeType],
@@ -88,6 +102,7 @@ export function priceRoute(
     description: description as string | undefined,
     mimeType: mimeType as string | undefined,
     exact: exact ?? options.exactByDefault,
+    ticks: tickWindowOf(ticks, route),
   }
   const dollars = options.oracle ? parseDollars(configured) : undefined
   const oracle = dollars ? options.oracle : undefined
@@ -143,6 +158,7 @@ interface RouteMeta {
   readonly description: string | undefined
   readonly mimeType: string | undefined
   readonly exact: boolean
+  readonly ticks: number | undefined
 }
 
 /** The route's requirements at `price` token units. */
@@ -172,6 +188,14 @@ function buildRoutePrice(
     version: options.asset.version,
     minDeposit,
   })
+  if (meta.ticks !== undefined) {
+    // Opt-in (PROTOCOL.md beside this file): stock clients echo `extra` and pay as usual.
+    const extra: BatchRequirements['extra'] & { tickWindow: number } = {
+      ...requirements.extra,
+      tickWindow: meta.ticks,
+    }
+    requirements.extra = extra
+  }
   Object.freeze(requirements.extra)
   Object.freeze(requirements)
   const exactRequirements = meta.exact
@@ -204,5 +228,28 @@ function buildRoutePrice(
       ? Object.freeze({ network: options.network, requirements: exactRequirements })
       : undefined,
     accepts: Object.freeze(exactRequirements ? [requirements, exactRequirements] : [requirements]),
+    ticks: meta.ticks,
   })
+}
+
+/**
+ * A route's `config.ticks`: `true` for {@link DEFAULT_TICK_WINDOW} calls a window, or a count.
+ *
+ * @throws TollgateError `tollgate_invalid_config` for anything else.
+ */
+function tickWindowOf(value: unknown, route: string): number | undefined {
+  if (value === undefined || value === false) return undefined
+  if (value === true) return DEFAULT_TICK_WINDOW
+  if (
+    typeof value === 'number' &&
+    Number.isSafeInteger(value) &&
+    value >= 2 &&
+    value <= MAX_TICKS
+  ) {
+    return value
+  }
+  throw new TollgateError(
+    'tollgate_invalid_config',
+    `ticks of ${route} must be true or an integer in [2, ${MAX_TICKS}].`,
+  )
 }

@@ -1,0 +1,141 @@
+/**
+ * The tick hooks of the HTTP plugin, in process (inject): the route option is checked at
+ * registration, the requirements advertise the window, and malformed or orphan ticks and bad
+ * commitments are refused with stable codes before anything is stored.
+ */
+import { randomBytes } from 'node:crypto'
+import Fastify from 'fastify'
+import { describe, expect, it } from 'vitest'
+import { TollgateError } from '../../../src/errors/index.js'
+import { CANONICAL_ADDRESSES } from '../../../src/protocol/index.js'
+import {
+  encodeTickHeader,
+  encodeTickWindowHeader,
+  tickCommitmentDigest,
+  tickDomainSeparator,
+} from '../../../src/protocol/tickWire.js'
+import { tollgate } from '../../../src/transports/http/index.js'
+import { bytesToHex } from '../../../src/verify/index.js'
+import { CHAIN_ID, IDENTITY, otherKey, sessionKey } from '../../ledger/fixtures.js'
+import {
+  ASSET,
+  acceptedFor,
+  expectError,
+  fixturePayee,
+  makeApp,
+  NETWORK,
+  openChannel,
+  requiredOf,
+  voucherHeader,
+} from './fixtures.js'
+
+const PRICE = 100n
+
+async function register(config: Record<string, unknown>): Promise<unknown> {
+  const { payee } = await fixturePayee()
+  const app = Fastify({ logger: false })
+  await app.register(tollgate, {
+    payee,
+    network: NETWORK,
+    asset: ASSET,
+    payTo: IDENTITY.receiver,
+    receiverAuthorizer: IDENTITY.receiverAuthorizer,
+    withdrawDelay: IDENTITY.withdrawDelay,
+    rateLimit: false,
+  })
+  try {
+    app.get('/r', { config }, async () => ({ ok: true }))
+    await app.ready()
+    return undefined
+  } catch (err) {
+    return err
+  } finally {
+    await app.close()
+  }
+}
+
+describe('tick routes', () => {
+  it.each([0, 1, 2.5, -3, 'ten', 2_000_000])('refuse ticks: %s at registration', async (ticks) => {
+    const err = await register({ price: PRICE, ticks })
+    expect(err).toBeInstanceOf(TollgateError)
+    expect((err as TollgateError).code).toBe('tollgate_invalid_config')
+  })
+
+  it('refuse ticks on a route without a price', async () => {
+    const err = await register({ ticks: true })
+    expect((err as TollgateError).code).toBe('tollgate_invalid_config')
+  })
+
+  it('advertise the window in extra; routes without ticks do not', async () => {
+    const t = await makeApp((app) => {
+      app.get('/tick', { config: { price: PRICE, ticks: true } }, async () => ({ ok: true }))
+      app.get('/ten', { config: { price: PRICE, ticks: 10 } }, async () => ({ ok: true }))
+      app.get('/plain', { config: { price: PRICE } }, async () => ({ ok: true }))
+    })
+    expect((await acceptedFor(t.app, '/tick')).extra?.tickWindow).toBe(100)
+    expect((await acceptedFor(t.app, '/ten')).extra?.tickWindow).toBe(10)
+    expect((await acceptedFor(t.app, '/plain')).extra?.tickWindow).toBeUndefined()
+    await t.app.close()
+  })
+
+  it('refuse a malformed tick, a tick with no window, and a bad commitment, storing nothing', async () => {
+    const t = await makeApp((app) => {
+      app.get('/tick', { config: { price: PRICE, ticks: 10 } }, async () => ({ ok: true }))
+    })
+    const channel = openChannel(t)
+    const malformed = await t.app.inject({ url: '/tick', headers: { 'tollgate-tick': 'nonsense' } })
+    expectError(malformed, 402, 'tollgate_tick_invalid')
+    const orphan = await t.app.inject({
+      url: '/tick',
+      headers: { 'tollgate-tick': encodeTickHeader(channel.id, 1, new Uint8Array(32)) },
+    })
+    expectError(orphan, 402, 'tollgate_tick_window_ended')
+    expect(requiredOf(orphan).accepts[0]?.extra?.tickWindow).toBe(10)
+
+    const accepted = await acceptedFor(t.app, '/tick')
+    const ceiling = 10n * PRICE
+    const root = bytesToHex(new Uint8Array(randomBytes(32)))
+    const commitment = {
+      channelId: channel.id,
+      maxClaimableAmount: ceiling,
+      price: PRICE,
+      ticks: 10,
+      root,
+    }
+    const digest = tickCommitmentDigest(
+      tickDomainSeparator(CHAIN_ID, CANONICAL_ADDRESSES.escrow),
+      commitment,
+    )
+    if (!digest) throw new Error('no digest')
+    const open = async (signature: `0x${string}`, ticks = 10) =>
+      t.app.inject({
+        url: '/tick',
+        headers: {
+          'payment-signature': await voucherHeader(accepted, channel, ceiling),
+          'tollgate-tick-window': encodeTickWindowHeader({ ticks, root, signature }),
+        },
+      })
+    // Signed by another key, or for more calls than the route's window: refused, nothing stored.
+    expectError(
+      await open(await otherKey.sign({ hash: bytesToHex(digest) })),
+      402,
+      'tollgate_tick_invalid',
+    )
+    expectError(
+      await open(await sessionKey.sign({ hash: bytesToHex(digest) }), 11),
+      402,
+      'tollgate_tick_invalid',
+    )
+    expect(t.payee.ledger.get(channel.id)).toBeUndefined()
+    expect(await t.store.loadAll()).toEqual([])
+    // Signed by the channel's authorizer: the window opens, the opening call is charged.
+    const opened = await open(await sessionKey.sign({ hash: bytesToHex(digest) }))
+    expect(opened.statusCode).toBe(200)
+    expect(t.payee.ledger.get(channel.id)?.chargedCumulativeAmount).toBe(PRICE)
+    expect(t.payee.ledger.isHeld(channel.id)).toBe(true)
+    // Closing the app ends the window: the hold is released, the charge stays exact.
+    await t.app.close()
+    expect(t.payee.ledger.isHeld(channel.id)).toBe(false)
+    expect(t.payee.ledger.get(channel.id)?.chargedCumulativeAmount).toBe(PRICE)
+  })
+})
