@@ -144,6 +144,32 @@ export function checkSpend(
 }
 
 /**
+ * How much more may be counted as spent on `origin` at `now` (Unix milliseconds) before a limit
+ * of origin, day or week refuses: the least room any of them leaves; `undefined` when none is
+ * set. What a reservation may take beyond the payment that asks for it.
+ *
+ * @example
+ * const room = spendHeadroom(limits, journal, 'https://api.example.com', Date.now())
+ */
+export function spendHeadroom(
+  limits: ResolvedLimits,
+  record: SpendRecord,
+  origin: string,
+  now: number,
+): bigint | undefined {
+  let least: bigint | undefined
+  const room = (left: bigint) => {
+    if (least === undefined || left < least) least = left
+  }
+  if (limits.perOrigin !== undefined)
+    room(limits.perOrigin - (record.originTotals.get(origin) ?? 0n))
+  if (limits.perDay !== undefined) room(limits.perDay - record.spentSince(now - DAY_MS))
+  if (limits.perWeek !== undefined) room(limits.perWeek - record.spentSince(now - WEEK_MS))
+  if (least === undefined) return undefined
+  return least > 0n ? least : 0n
+}
+
+/**
  * Whether a deposit of `amount` stays within `maxDeposit`.
  *
  * @returns `ok` with nothing, or `tollgate_spend_limit` naming `maxDeposit`.
