@@ -1,5 +1,5 @@
 import { type Result, reject, TollgateError } from '../errors/index.js'
-import { type Price, parsePrice } from '../transports/http/parsePrice.js'
+import { type Price, parsePrice } from '../protocol/index.js'
 
 /**
  * Spend limits of a payer, each `'$0.50'` (dollars of a 6-decimal stablecoin such as USDC),

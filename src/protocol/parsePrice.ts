@@ -1,6 +1,13 @@
-import { TollgateError } from '../../errors/index.js'
-import type { Dollars } from '../../payee/index.js'
-import { MAX_UINT128 } from '../../protocol/index.js'
+import { TollgateError } from '../errors/index.js'
+import { MAX_UINT128 } from './constants.js'
+
+/** An amount of US dollars as an exact rational: `'$0.001'` is `{ numerator: 1n, denominator: 1000n }`. */
+export interface Dollars {
+  /** Not negative. */
+  readonly numerator: bigint
+  /** Positive. */
+  readonly denominator: bigint
+}
 
 /**
  * A price: `'$0.001'` (US dollars, converted exactly with the token's decimals: the token is
