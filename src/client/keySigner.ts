@@ -5,7 +5,7 @@ import { TollgateError } from '../errors/index.js'
 import { type BackendName, type BackendPreference, NATIVE_MODULE } from '../verify/index.js'
 
 /** The slice of `secp256k1/bindings` (libsecp256k1 through N-API) used to sign. */
-interface Libsecp256k1Signer {
+export interface Libsecp256k1Signer {
   ecdsaSign(msg32: Uint8Array, seckey: Uint8Array): { signature: Uint8Array; recid: number }
 }
 
@@ -70,23 +70,29 @@ function loadNativeSigner(): Libsecp256k1Signer {
  *
  * @param privateKey 32-byte hex.
  * @param preference `native`, `js` or `auto` (native where it loads). @default 'auto'
+ * @param loadNative The addon's loader; replaceable for tests. @default libsecp256k1's, checked
+ *   against a known answer
  * @throws TollgateError `tollgate_invalid_config` for `native` without a working addon, or an
  *   unknown preference.
  * @example
  * const payer = await createPayer({ account, payerAuthorizer: keySigner(sessionKey), ... })
  */
-export function keySigner(privateKey: Hex, preference: BackendPreference = 'auto'): KeySigner {
+export function keySigner(
+  privateKey: Hex,
+  preference: BackendPreference = 'auto',
+  loadNative: () => Libsecp256k1Signer = loadNativeSigner,
+): KeySigner {
   const account = privateKeyToAccount(privateKey)
   let lib: Libsecp256k1Signer
   switch (preference) {
     case 'js':
       return { ...account, signingBackend: 'js' }
     case 'native':
-      lib = loadNativeSigner()
+      lib = loadNative()
       break
     case 'auto':
       try {
-        lib = loadNativeSigner()
+        lib = loadNative()
       } catch (error) {
         const reason = error instanceof Error ? error.message : String(error)
         return { ...account, signingBackend: 'js', fallbackReason: reason }

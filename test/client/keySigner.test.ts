@@ -7,7 +7,9 @@ import { randomBytes } from 'node:crypto'
 import { type Hex, hexToBigInt, recoverAddress, toHex } from 'viem'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { describe, expect, it } from 'vitest'
-import { keySigner, signingOf } from '../../src/client/index.js'
+import { createPayer, keySigner, signingOf } from '../../src/client/index.js'
+import { TollgateError } from '../../src/errors/index.js'
+import { tempDir } from './fixtures.js'
 
 /** The order of secp256k1 (SEC 2 §2.4.1). */
 const N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n
@@ -43,5 +45,33 @@ describe('keySigner', () => {
       fallbackReason: expect.stringMatching(/not a keySigner/),
     })
     expect(() => keySigner(key, 'fast' as 'native')).toThrow(/auto, native or js/)
+  })
+
+  it('without the addon: native throws, auto signs in JavaScript and says why, the payer reports it', async () => {
+    const key = generatePrivateKey()
+    const missing = () => {
+      throw new TollgateError('tollgate_invalid_config', 'libsecp256k1 addon did not load: gone')
+    }
+    expect(() => keySigner(key, 'native', missing)).toThrow(/did not load: gone/)
+    const fallback = keySigner(key, 'auto', missing)
+    expect(fallback).toMatchObject({ signingBackend: 'js', fallbackReason: /did not load: gone/ })
+    const hash = toHex(randomBytes(32))
+    expect(await fallback.sign?.({ hash })).toBe(await keySigner(key, 'native').sign?.({ hash }))
+    const warnings: string[] = []
+    const temp = tempDir()
+    try {
+      const payer = await createPayer({
+        account: fallback,
+        rpcUrl: 'http://127.0.0.1:1',
+        chainId: 31337,
+        dataDir: temp.dir,
+        onWarning: (message) => warnings.push(message),
+      })
+      expect(payer.signing).toMatchObject({ backend: 'js', fallbackReason: /gone/ })
+      await payer.close()
+    } finally {
+      temp.remove()
+    }
+    expect(warnings).toEqual([expect.stringMatching(/signed in JavaScript.*did not load: gone/)])
   })
 })
