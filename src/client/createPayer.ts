@@ -148,7 +148,10 @@ export interface Payer {
     params: ToolCall,
     options?: CallToolOptions,
   ): Promise<R>
-  /** What was spent against each spend limit, from the journal (open reservations counted in full). */
+  /**
+   * What was spent against each spend limit, from the journal; `reserved` is what open
+   * reservations count beyond it.
+   */
   spending(): SpendReport
   /** How vouchers are signed: on libsecp256k1 (`native`), or in JavaScript and why. */
   readonly signing: VoucherSigning
@@ -441,7 +444,7 @@ export async function createPayer(options: PayerOptions): Promise<Payer> {
     fetch: payerFetch,
     connect: (wsUrl) => connectPaid(core, wsUrl),
     callTool: toolPayer(core),
-    spending: () => spendReport(limits, journal, now()),
+    spending: () => spendReport(limits, journal, now(), core.unusedReservations()),
     signing,
     stats: () => ({ ...journal.stats(), reservations: core.reservationsOpened() }),
     async channels(opts = {}) {

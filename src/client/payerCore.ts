@@ -378,6 +378,17 @@ export class PayerCore {
     await this.journal.flush()
   }
 
+  /** The unused part of the open reservations, per origin. */
+  unusedReservations(): Map<string, bigint> {
+    const unused = new Map<string, bigint>()
+    for (const { reservation, signed } of this.journal.channels.values()) {
+      if (reservation === undefined || reservation.ceiling <= signed) continue
+      const left = reservation.ceiling - signed
+      unused.set(reservation.origin, (unused.get(reservation.origin) ?? 0n) + left)
+    }
+    return unused
+  }
+
   /** Reservations opened since this payer started. */
   reservationsOpened(): number {
     return this.reservationCount

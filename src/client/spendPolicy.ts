@@ -189,15 +189,35 @@ export interface SpendReport {
   readonly week: bigint
   /** Everything ever spent per origin. */
   readonly origins: ReadonlyMap<string, bigint>
+  /**
+   * Counted against the limits beyond what was spent: the unused part of open spend
+   * reservations, given back when they close.
+   */
+  readonly reserved: bigint
 }
 
-/** What `record` shows spent against `limits` at `now` (Unix milliseconds). */
-export function spendReport(limits: ResolvedLimits, record: SpendRecord, now: number): SpendReport {
+/**
+ * What `record` shows spent against `limits` at `now` (Unix milliseconds), less the unused part
+ * of open reservations per origin (`reserved`): those are dated within every current window.
+ */
+export function spendReport(
+  limits: ResolvedLimits,
+  record: SpendRecord,
+  now: number,
+  reserved: ReadonlyMap<string, bigint> = new Map(),
+): SpendReport {
+  let unused = 0n
+  const origins = new Map(record.originTotals)
+  for (const [origin, amount] of reserved) {
+    unused += amount
+    origins.set(origin, (origins.get(origin) ?? 0n) - amount)
+  }
   return {
     limits,
-    day: record.spentSince(now - DAY_MS),
-    week: record.spentSince(now - WEEK_MS),
-    origins: new Map(record.originTotals),
+    day: record.spentSince(now - DAY_MS) - unused,
+    week: record.spentSince(now - WEEK_MS) - unused,
+    origins,
+    reserved: unused,
   }
 }
 
