@@ -5,6 +5,9 @@
  * ERC-3009 deposits taken) on a local anvil. Round trips are counted at the server: HTTP
  * requests received per paid call. Each client first opens its channel with one gasless deposit
  * (the server advertises a `minDeposit` covering every call, so neither tops up while measured).
+ * Beside them: whether our payer signs on libsecp256k1 and what one voucher signature costs
+ * natively and in JavaScript (same run), and its journal's writes and flushes per call and calls
+ * per spend reservation over the measured calls.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -31,6 +34,7 @@ import { createPayer, keySigner } from '../src/client/index.js'
 import { openPayee } from '../src/payee/index.js'
 import { LevelStore } from '../src/store/index.js'
 import { tollgate } from '../src/transports/http/index.js'
+import { bytesToHex, domainSeparatorBytes, voucherDigest } from '../src/verify/index.js'
 import type { Log } from './run.js'
 
 /** Token units per call: `'$0.001'` of a 6-decimal USDC. */
@@ -43,6 +47,9 @@ const PHASE_MS = 6_000
 const MAX_CALLS = 40_000
 /** Calls per slice; the clients take turns, slice by slice. */
 const SLICE_CALLS = 50
+/** Voucher signatures timed per backend, in rounds that alternate between them. */
+const SIGN_ROUNDS = 10
+const SIGNS_PER_ROUND = 200
 /** The deposit every channel opens with: covers every call of the run. */
 const MIN_DEPOSIT = PRICE * BigInt(MAX_CALLS + SLICE_CALLS + WARMUP + 1)
 
@@ -52,6 +59,39 @@ interface Phase {
   roundTrips: number
   /** CPU of the whole process (client and server) per call: steadier than time on a shared machine. */
   cpuMs: number
+}
+
+/**
+ * Microseconds per voucher signature of the same key on libsecp256k1 and on viem's JavaScript,
+ * in alternating rounds; both must give the same signatures (RFC 6979).
+ */
+async function signingCost(privateKey: `0x${string}`, chainId: number, escrow: `0x${string}`) {
+  const native = keySigner(privateKey, 'native')
+  const js = keySigner(privateKey, 'js')
+  const separator = domainSeparatorBytes({ chainId, verifyingContract: escrow })
+  const hashes = Array.from({ length: SIGNS_PER_ROUND }, (_, i) =>
+    bytesToHex(voucherDigest(separator, `0x${'cd'.repeat(32)}`, BigInt(i + 1))),
+  )
+  const time = async (signer: typeof native) => {
+    const start = performance.now()
+    let last = ''
+    for (const hash of hashes) last = await (signer.sign?.({ hash }) ?? '')
+    return { us: ((performance.now() - start) * 1000) / hashes.length, last }
+  }
+  let nativeUs = 0
+  let jsUs = 0
+  for (let round = 0; round < SIGN_ROUNDS; round++) {
+    const n = await time(native)
+    const j = await time(js)
+    if (n.last !== j.last) throw new Error('native and JS voucher signatures differ')
+    nativeUs += n.us / SIGN_ROUNDS
+    jsUs += j.us / SIGN_ROUNDS
+  }
+  return {
+    native_sign_us: Number(nativeUs.toFixed(1)),
+    js_sign_us: Number(jsUs.toFixed(1)),
+    js_over_native: Number((jsUs / nativeUs).toFixed(1)),
+  }
 }
 
 export async function run(log: Log) {
@@ -123,10 +163,11 @@ export async function run(log: Log) {
     /** The same handler unpaid, through plain fetch: the floor any paying client stands on. */
     const unpaid: typeof fetch = () => fetch(`http://127.0.0.1:${address.port}/free`)
 
+    const sessionKey = generatePrivateKey()
     const payer = await createPayer({
       account: ours,
       // A session key signing with libsecp256k1: the funding key only deposits.
-      payerAuthorizer: keySigner(generatePrivateKey()),
+      payerAuthorizer: keySigner(sessionKey),
       rpcUrl: dev.rpcUrl,
       chainId: dev.chain.id,
       dataDir: join(dir, 'payer'),
@@ -175,22 +216,44 @@ export async function run(log: Log) {
     const ourTotals = totals()
     const stockTotals = totals()
     const floorTotals = totals()
+    const statsBefore = payer.stats()
     while (Math.min(ourTotals.ms, stockTotals.ms) < PHASE_MS && ourTotals.calls < MAX_CALLS) {
       await slice(payer.fetch, ourTotals)
       await slice(stockFetch, stockTotals)
       await slice(unpaid, floorTotals)
     }
+    const statsAfter = payer.stats()
+    const reservations = statsAfter.reservations - statsBefore.reservations
+    const journal = {
+      writes_per_call: Number(
+        ((statsAfter.writes - statsBefore.writes) / ourTotals.calls).toFixed(3),
+      ),
+      fsyncs_per_call: Number(
+        ((statsAfter.syncs - statsBefore.syncs) / ourTotals.calls).toFixed(3),
+      ),
+      calls_per_reservation:
+        reservations === 0 ? ourTotals.calls : Math.round(ourTotals.calls / reservations),
+    }
+    const native = await signingCost(sessionKey, dev.chain.id, dev.contracts.escrow)
     const a = phase(ourTotals)
     const b = phase(stockTotals)
     log(describe('tollgate payer', a))
     log(describe('stock @x402/fetch', b))
     log(describe('unpaid twin route, plain fetch (the floor)', phase(floorTotals)))
     log(`ratio ${(a.perSecond / b.perSecond).toFixed(1)}x`)
+    log(
+      `voucher signing: ${payer.signing.backend}; ${native.native_sign_us.toFixed(1)} µs native, ${native.js_sign_us.toFixed(1)} µs JS`,
+    )
+    log(
+      `journal: ${journal.writes_per_call} writes and ${journal.fsyncs_per_call} fsyncs per call, ${journal.calls_per_reservation} calls per reservation`,
+    )
     return {
       ours_calls_per_s: Math.round(a.perSecond),
       stock_calls_per_s: Math.round(b.perSecond),
       ours_round_trips_per_call: Number(a.roundTrips.toFixed(2)),
       stock_round_trips_per_call: Number(b.roundTrips.toFixed(2)),
+      native_signing: { used: payer.signing.backend === 'native', ...native },
+      journal,
     }
   } finally {
     for (const close of closers) await close()

@@ -1,8 +1,7 @@
 import { type Address, formatUnits, getAddress, type Hex, parseEther } from 'viem'
-import { privateKeyToAccount } from 'viem/accounts'
 import { PRESETS, type PresetName } from '../chain/presets.js'
 import { readPrivateKey } from '../chain/privateKey.js'
-import { createPayer, isOrigin, type Payer, type SpendLimits } from '../client/index.js'
+import { createPayer, isOrigin, keySigner, type Payer, type SpendLimits } from '../client/index.js'
 import { isErrorCode } from '../errors/index.js'
 import { decodePaymentRequired, decodeSettleResponse, HEADERS } from '../protocol/index.js'
 import { type OptionSpec, type ParsedArgs, parseCommandArgs, stringOf, usage } from './args.js'
@@ -117,7 +116,9 @@ export async function openPayer(args: ParsedArgs, base: SpendLimits = {}): Promi
     limits.allowedOrigins = origins
   }
   return createPayer({
-    account: privateKeyToAccount(loadPayerKey()),
+    // Signs vouchers on libsecp256k1; without the addon it says so on stderr, and signs in JS.
+    account: keySigner(loadPayerKey()),
+    onWarning: (message) => process.stderr.write(`tollgate: warning: ${message}\n`),
     rpcUrl: stringOf(args, 'rpc') ?? process.env.TOLLGATE_RPC_URL ?? chain.publicRpcUrl,
     chainId: chain.chainId,
     escrow: chain.escrow,

@@ -15,10 +15,17 @@ import {
 } from '../protocol/index.js'
 import { type CallToolOptions, type ToolCall, type ToolClient, toolPayer } from './callTool.js'
 import { connectPaid, type PaidSession } from './connect.js'
-import { Journal, type PaidResource, type PayerChannel } from './journal.js'
+import { Journal, type JournalStats, type PaidResource, type PayerChannel } from './journal.js'
+import { signingOf, type VoucherSigning } from './keySigner.js'
 import { authorizeExact, selectExact } from './payExact.js'
 import { type OnChainChannel, payerChain } from './payerChain.js'
-import { type DepositPolicy, PayerCore } from './payerCore.js'
+import {
+  DEFAULT_RESERVATION_CALLS,
+  type DepositPolicy,
+  PayerCore,
+  RESERVATION_TTL_MS,
+  type ReservationPolicy,
+} from './payerCore.js'
 import { type Attempt, payRequirements } from './payRequirements.js'
 import { signVoucher } from './signing.js'
 import { resolveLimits, type SpendLimits, type SpendReport, spendReport } from './spendPolicy.js'
@@ -30,7 +37,9 @@ export interface PayerOptions {
   account: LocalAccount
   /**
    * Signs the vouchers (the channels' `payerAuthorizer`): a session key, so the funding key is
-   * needed only to deposit and withdraw. @default account
+   * needed only to deposit and withdraw. A {@link keySigner} signs on libsecp256k1 where the addon
+   * loads; any other signer (or a fallback) is reported through `onWarning` and in
+   * {@link Payer.signing}. @default account
    */
   payerAuthorizer?: LocalAccount
   /** JSON-RPC endpoint of the chain. */
@@ -45,6 +54,14 @@ export interface PayerOptions {
   policy?: {
     limits?: SpendLimits
     deposit?: DepositPolicy
+    /**
+     * Spend reservations: one durable record counts the next `calls` prices of a channel against
+     * the limits, so those vouchers are signed with no flush of their own; a reservation expires
+     * after `ttlMs` (its spend is dated then). A crash forfeits at most the unused part of each
+     * channel's open reservation: counted as spent, never signed; a clean `close()` gives it back.
+     * @default { calls: 100, ttlMs: 60000 }
+     */
+    reservation?: Partial<ReservationPolicy>
   }
   /** Tokens the payer agrees to pay in. @default any token the server names */
   assets?: readonly Address[]
@@ -68,6 +85,12 @@ export interface PayerOptions {
    * @default false
    */
   ticks?: boolean | TickOptions
+  /**
+   * Something the payer works around but the operator should know: vouchers signed in
+   * JavaScript, not on libsecp256k1 (about ten times slower).
+   * @default process.emitWarning
+   */
+  onWarning?: (message: string) => void
 }
 
 /** What {@link PayerOptions.onUnacknowledgedCharge} reports. */
@@ -103,9 +126,10 @@ export interface Payer {
   readonly authorizer: Address
   /**
    * A drop-in `fetch` that pays x402 402s: batch-settlement where offered, else `exact` (one
-   * EIP-3009 transfer per call, signed by `account`, within the same spend limits). After the first 402 of a route (or,
-   * for a new route, of its origin) it pays on the first request, one round trip per paid call,
-   * and falls back to the 402 exchange when the requirements changed. Calls on one channel are
+   * EIP-3009 transfer per call, signed by `account`, within the same spend limits). After the first 402 of a
+   * route it pays on the first request, one round trip per paid call, and falls back to the 402
+   * exchange when the requirements changed; a route it has not paid yet is asked its price
+   * first, so nothing is signed at a guessed price. Calls on one channel are
    * serialized. Throws `TollgateError` with a stable code when it will not pay:
    * `tollgate_spend_limit` (nothing signed), `tollgate_receipt_mismatch` (the server cheated;
    * it is paid no more), `tollgate_payee_blocked`, `tollgate_withdrawal_pending`.
@@ -132,8 +156,15 @@ export interface Payer {
     params: ToolCall,
     options?: CallToolOptions,
   ): Promise<R>
-  /** What was spent against each spend limit, from the journal. */
+  /**
+   * What was spent against each spend limit, from the journal; `reserved` is what open
+   * reservations count beyond it.
+   */
   spending(): SpendReport
+  /** How vouchers are signed: on libsecp256k1 (`native`), or in JavaScript and why. */
+  readonly signing: VoucherSigning
+  /** The journal's writes and flushes, and the reservations opened, since the payer started. */
+  stats(): PayerStats
   /** The channels in the journal; with `{ onChain: true }`, each with its on-chain state. */
   channels(options?: { onChain?: boolean }): Promise<ChannelSummary[]>
   /**
@@ -153,8 +184,17 @@ export interface Payer {
   finalizeWithdraw(channelId: Hex): Promise<{ transaction: Hex; amount: bigint }>
   /** The shared core (the WebSocket client builds on it). */
   readonly core: PayerCore
+  /** Gives back the unused part of every open reservation, then closes the journal. */
   close(): Promise<void>
 }
+
+/** What {@link Payer.stats} reports. */
+export interface PayerStats extends JournalStats {
+  readonly reservations: number
+}
+
+/** The longest a reservation may last: an hour. */
+const MAX_RESERVATION_TTL_MS = 60 * 60 * 1000
 
 /** Rounds of a refund: send, then at most this many more after a corrective 402. */
 const MAX_ROUNDS = 4
@@ -182,6 +222,12 @@ export async function createPayer(options: PayerOptions): Promise<Payer> {
   const authorizer = options.payerAuthorizer ?? options.account
   const now = options.now ?? Date.now
   const limits = resolveLimits(options.policy?.limits)
+  const reservation = resolveReservation(options.policy?.reservation)
+  const signing = signingOf(authorizer)
+  if (signing.fallbackReason !== undefined) {
+    const warn = options.onWarning ?? ((message: string) => process.emitWarning(message))
+    warn(`vouchers are signed in JavaScript, not on libsecp256k1: ${signing.fallbackReason}`)
+  }
   const journal = await Journal.open(options.dataDir, now)
   const chain = payerChain({
     rpcUrl: options.rpcUrl,
@@ -202,16 +248,15 @@ export async function createPayer(options: PayerOptions): Promise<Payer> {
     options.policy?.deposit ?? {},
     now,
     new Set((options.assets ?? []).map((a) => a.toLowerCase())),
+    reservation,
     options.onUnacknowledgedCharge,
   )
   const send = options.fetch ?? globalThis.fetch
-  /** Requirements by `METHOD origin/path`, and the last ones of each origin. */
+  /** Requirements by `METHOD origin/path`. */
   const byRoute = new Map<string, PaymentRequirements>()
-  const byOrigin = new Map<string, PaymentRequirements>()
   const routeKey = (out: Outgoing) => `${out.method} ${out.url.origin}${out.url.pathname}`
   const remember = (out: Outgoing, requirements: PaymentRequirements) => {
     byRoute.set(routeKey(out), requirements)
-    byOrigin.set(out.url.origin, requirements)
   }
 
   const requiredOf = (response: Response): PaymentRequired | undefined => {
@@ -306,11 +351,9 @@ export async function createPayer(options: PayerOptions): Promise<Payer> {
     init?: RequestInit,
   ): Promise<Response> => {
     const out = await outgoing(input, init)
-    // An origin's last requirements stand in for a new route's by channel only: an exact
-    // authorization is for one price.
-    const ofOrigin = byOrigin.get(out.url.origin)
-    const cached =
-      byRoute.get(routeKey(out)) ?? (ofOrigin?.scheme === EXACT_SCHEME ? undefined : ofOrigin)
+    // Only a route's own last requirements are paid unasked: a voucher signed at another
+    // route's price, refused by the server, would be signed for a call the limits then refuse.
+    const cached = byRoute.get(routeKey(out))
     if (cached) return cached.scheme === EXACT_SCHEME ? payExact(out, cached) : paid(out, cached)
     const response = await send(out.url, { ...out.init, method: out.method, headers: out.headers })
     if (response.status !== 402) return response
@@ -421,7 +464,9 @@ export async function createPayer(options: PayerOptions): Promise<Payer> {
     fetch: payerFetch,
     connect: (wsUrl) => connectPaid(core, wsUrl),
     callTool: toolPayer(core),
-    spending: () => spendReport(limits, journal, now()),
+    spending: () => spendReport(limits, journal, now(), core.unusedReservations()),
+    signing,
+    stats: () => ({ ...journal.stats(), reservations: core.reservationsOpened() }),
     async channels(opts = {}) {
       const list = [...journal.channels.values()]
       if (!opts.onChain) return list
@@ -490,8 +535,35 @@ export async function createPayer(options: PayerOptions): Promise<Payer> {
         return { transaction, amount: after - before }
       })
     },
-    close: () => journal.close(),
+    async close() {
+      await core.releaseReservations()
+      await journal.close()
+    },
   }
+}
+
+/**
+ * Reservation options with their defaults.
+ *
+ * @throws TollgateError `tollgate_invalid_config` for calls not a whole number from 1, or a
+ *   lifetime not a whole number of milliseconds from 1 to an hour.
+ */
+function resolveReservation(options: Partial<ReservationPolicy> = {}): ReservationPolicy {
+  const calls = options.calls ?? DEFAULT_RESERVATION_CALLS
+  const ttlMs = options.ttlMs ?? RESERVATION_TTL_MS
+  if (!Number.isSafeInteger(calls) || calls < 1) {
+    throw new TollgateError(
+      'tollgate_invalid_config',
+      `policy.reservation.calls must be a whole number from 1, not ${String(calls)}.`,
+    )
+  }
+  if (!Number.isSafeInteger(ttlMs) || ttlMs < 1 || ttlMs > MAX_RESERVATION_TTL_MS) {
+    throw new TollgateError(
+      'tollgate_invalid_config',
+      `policy.reservation.ttlMs must be a whole number from 1 to ${MAX_RESERVATION_TTL_MS}, not ${String(ttlMs)}.`,
+    )
+  }
+  return { calls, ttlMs }
 }
 
 /** Reads a request once into a replayable form (a paid call may be sent more than once). */

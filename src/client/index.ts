@@ -17,12 +17,27 @@ export {
   createPayer,
   type Payer,
   type PayerOptions,
+  type PayerStats,
   type UnacknowledgedCharge,
 } from './createPayer.js'
-export { JOURNAL_FILE, type PaidResource, type PayerChannel, type SpendEntry } from './journal.js'
-export { keySigner } from './keySigner.js'
+export {
+  JOURNAL_FILE,
+  type JournalStats,
+  type PaidResource,
+  type PayerChannel,
+  type Reservation,
+  type SpendEntry,
+} from './journal.js'
+export { type KeySigner, keySigner, signingOf, type VoucherSigning } from './keySigner.js'
 export { type OnChainChannel, type PayerChain, payerChain } from './payerChain.js'
-export { DEFAULT_DEPOSIT_PRICES, type DepositMethod, type DepositPolicy } from './payerCore.js'
+export {
+  DEFAULT_DEPOSIT_PRICES,
+  DEFAULT_RESERVATION_CALLS,
+  type DepositMethod,
+  type DepositPolicy,
+  RESERVATION_TTL_MS,
+  type ReservationPolicy,
+} from './payerCore.js'
 export {
   checkDeposit,
   checkSpend,
@@ -32,6 +47,7 @@ export {
   resolveLimits,
   type SpendLimits,
   type SpendReport,
+  spendHeadroom,
   spendReport,
 } from './spendPolicy.js'
 export { DEFAULT_MAX_TICKS, type TickOptions } from './ticks.js'

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, renameSync } from 'node:fs'
+import { mkdirSync, readFileSync, renameSync, writeSync } from 'node:fs'
 import { type FileHandle, open } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Address, Hex } from 'viem'
@@ -37,6 +37,21 @@ export interface PayerChannel {
    * refunds on its paid routes only); absent in journals written before it was kept.
    */
   readonly resources?: Readonly<Record<string, PaidResource>>
+  /**
+   * The spend reservation open on this channel: the spend record counts the channel up to
+   * `ceiling`, so vouchers up to it are signed with no durable write of their own. Replayed
+   * after a crash, it is taken as signed in full (its unused part is forfeited, never signed).
+   */
+  readonly reservation?: Reservation
+}
+
+/** Spend reserved ahead of the vouchers of one channel and origin (see {@link PayerChannel.reservation}). */
+export interface Reservation {
+  readonly origin: string
+  /** The voucher ceiling the spend record counts the channel up to. */
+  readonly ceiling: bigint
+  /** Unix milliseconds: the reservation's spend is dated here, and no voucher is signed under it after. */
+  readonly expiresAt: number
 }
 
 /** A route a channel paid: the URL without its query, and the method. */
@@ -45,12 +60,21 @@ export interface PaidResource {
   readonly method: string
 }
 
-/** One spend, as counted by the spend policy: the growth of a channel's signed ceiling. */
+/**
+ * One spend, as counted by the spend policy: the growth of a channel's reserved ceiling, an
+ * `exact` transfer, or (negative) the unused part of a reservation given back.
+ */
 export interface SpendEntry {
-  /** Unix milliseconds. */
+  /** Unix milliseconds: no voucher it counts was signed after (a reservation's expiry). */
   readonly at: number
   readonly origin: string
   readonly amount: bigint
+}
+
+/** What the journal wrote since it was opened: appended batches of lines, and those flushed. */
+export interface JournalStats {
+  readonly writes: number
+  readonly syncs: number
 }
 
 /** A line of the journal. */
@@ -61,35 +85,53 @@ type Line =
   /** A spend of a snapshot: in the rolling windows only, its origin's total is on an `origin` line. */
   | { k: 'window'; at: number; origin: string; amount: string }
 
-type WireChannel = Omit<PayerChannel, 'balance' | 'charged' | 'signed'> & {
+type WireChannel = Omit<PayerChannel, 'balance' | 'charged' | 'signed' | 'reservation'> & {
   balance: string
   charged: string
   signed: string
+  reservation?: Omit<Reservation, 'ceiling'> & { ceiling: string }
 }
 
-const toWire = (c: PayerChannel): WireChannel => ({
+const toWire = ({ reservation, ...c }: PayerChannel): WireChannel => ({
   ...c,
   balance: c.balance.toString(),
   charged: c.charged.toString(),
   signed: c.signed.toString(),
+  ...(reservation === undefined
+    ? {}
+    : { reservation: { ...reservation, ceiling: reservation.ceiling.toString() } }),
 })
 
-const fromWire = (c: WireChannel): PayerChannel => ({
+const fromWire = ({ reservation, ...c }: WireChannel): PayerChannel => ({
   ...c,
   balance: BigInt(c.balance),
   charged: BigInt(c.charged),
   signed: BigInt(c.signed),
+  ...(reservation === undefined
+    ? {}
+    : { reservation: { ...reservation, ceiling: BigInt(reservation.ceiling) } }),
 })
+
+/**
+ * A channel as replayed: an open reservation is taken as signed in full, since the vouchers
+ * signed under it were not written one by one (the crash bound: its unused part is forfeited).
+ */
+function replayed(channel: PayerChannel): PayerChannel {
+  const { reservation, ...rest } = channel
+  if (reservation === undefined || reservation.ceiling <= rest.signed) return rest
+  return { ...rest, signed: reservation.ceiling }
+}
 
 /**
  * The payer's persistent record in its data folder: one append-only file of JSON lines holding
  * its channels (the last line of a channel wins) and its spends. A write that the spend policy
- * relies on is flushed to disk (`fdatasync`) before it returns, so a voucher is never signed for
- * a spend that a crash could forget. Not shared between processes: one payer per data folder.
+ * relies on (a spend, a reservation) is flushed to disk (`fdatasync`) before it returns, so a
+ * voucher is never signed for a spend that a crash could forget. Not shared between processes:
+ * one payer per data folder.
  */
 export class Journal {
   readonly channels = new Map<Hex, PayerChannel>()
-  /** Spends of the last {@link SPEND_HORIZON_MS} (and of this process), oldest first. */
+  /** Spends of the last {@link SPEND_HORIZON_MS} (and of this process), in date order. */
   readonly spends: SpendEntry[] = []
   /** `running[i]`: the sum of `spends[0..i]`, so a window's total is one binary search away. */
   private readonly running: bigint[] = []
@@ -99,6 +141,8 @@ export class Journal {
   private file: FileHandle | undefined
   /** Lines in the file: past {@link JOURNAL_COMPACT_LINES} it is rewritten as a snapshot. */
   private lineCount = 0
+  private writes = 0
+  private syncs = 0
 
   private constructor(
     readonly path: string,
@@ -125,7 +169,7 @@ export class Journal {
     const lines = text.split('\n')
     const state = replay(lines, path, now())
     const journal = new Journal(path, now)
-    for (const [id, channel] of state.channels) journal.channels.set(id, channel)
+    for (const [id, channel] of state.channels) journal.channels.set(id, replayed(channel))
     for (const spend of state.spends) journal.addSpend(spend)
     for (const [origin, total] of state.originTotals) journal.originTotals.set(origin, total)
     if (lines.length > JOURNAL_COMPACT_LINES) await journal.rewrite()
@@ -156,23 +200,59 @@ export class Journal {
   }
 
   /**
-   * Records a spend together with the channel state that carries it (its new signed ceiling),
-   * flushed to disk before it resolves.
+   * Sets a channel's state in memory only: it is written with the channel's next line. For a
+   * voucher signed under the channel's reservation, which a replay takes as signed already.
    */
-  async putSpend(spend: SpendEntry, channel: PayerChannel): Promise<void> {
+  setChannel(channel: PayerChannel): void {
     this.channels.set(channel.channelId, channel)
-    this.addSpend(spend)
-    this.originTotals.set(spend.origin, (this.originTotals.get(spend.origin) ?? 0n) + spend.amount)
-    await this.write(
-      [
-        { k: 'spend', at: spend.at, origin: spend.origin, amount: spend.amount.toString() },
-        { k: 'channel', channel: toWire(channel) },
-      ],
-      true,
-    )
   }
 
-  /** The total spent after `since` (Unix milliseconds); spends are recorded in time order. */
+  /**
+   * Records spends together with the channel state that carries them (a reservation, the release
+   * of an earlier one's unused part). Counted at once; flushed to disk before it resolves when
+   * `sync` (a spend the payer signs on; a release alone needs no flush: losing it forfeits).
+   */
+  async putSpends(
+    spends: readonly SpendEntry[],
+    channel: PayerChannel,
+    sync: boolean,
+  ): Promise<void> {
+    this.channels.set(channel.channelId, channel)
+    const lines: Line[] = []
+    for (const spend of spends) {
+      this.addSpend(spend)
+      this.originTotals.set(
+        spend.origin,
+        (this.originTotals.get(spend.origin) ?? 0n) + spend.amount,
+      )
+      lines.push({
+        k: 'spend',
+        at: spend.at,
+        origin: spend.origin,
+        amount: spend.amount.toString(),
+      })
+    }
+    lines.push({ k: 'channel', channel: toWire(channel) })
+    await this.write(lines, sync)
+  }
+
+  /** Flushes to disk everything written so far. */
+  flush(): Promise<void> {
+    const done = this.writing.then(async () => {
+      if (!this.file) throw new TollgateError('tollgate_internal', `${this.path} is closed.`)
+      await this.file.datasync()
+      this.syncs += 1
+    })
+    this.writing = done.catch(() => {})
+    return done
+  }
+
+  /** Appended batches of lines and flushes since the journal was opened. */
+  stats(): JournalStats {
+    return { writes: this.writes, syncs: this.syncs }
+  }
+
+  /** The total counted after `since` (Unix milliseconds), later dates included. */
   spentSince(since: number): bigint {
     const { spends, running } = this
     let low = 0
@@ -209,9 +289,16 @@ export class Journal {
     this.lineCount = text.length
   }
 
+  /** Adds a spend in date order (a reservation is dated at its expiry, ahead of `exact` transfers). */
   private addSpend(spend: SpendEntry): void {
-    this.spends.push(spend)
-    this.running.push((this.running[this.running.length - 1] ?? 0n) + spend.amount)
+    const { spends, running } = this
+    let index = spends.length
+    while (index > 0 && (spends[index - 1]?.at ?? 0) > spend.at) index--
+    spends.splice(index, 0, spend)
+    running.length = index
+    for (let i = index; i < spends.length; i++) {
+      running.push((running[i - 1] ?? 0n) + (spends[i]?.amount ?? 0n))
+    }
   }
 
   async close(): Promise<void> {
@@ -225,8 +312,15 @@ export class Journal {
     const done = this.writing.then(async () => {
       const file = this.file
       if (!file) throw new TollgateError('tollgate_internal', `${this.path} is closed.`)
-      await file.appendFile(text)
-      if (sync) await file.datasync()
+      // A line reaches the page cache in one short system call, off the thread pool: a process
+      // killed after it keeps it; a flush (below, when `sync`) keeps it across a power cut too.
+      const bytes = Buffer.from(text)
+      for (let at = 0; at < bytes.length; ) at += writeSync(file.fd, bytes, at)
+      this.writes += 1
+      if (sync) {
+        await file.datasync()
+        this.syncs += 1
+      }
       this.lineCount += lines.length
       if (this.lineCount > JOURNAL_COMPACT_LINES) await this.rewrite()
     })

@@ -22,7 +22,7 @@ import type { UnacknowledgedCharge } from './createPayer.js'
 import type { Journal, PayerChannel } from './journal.js'
 import type { PayerChain } from './payerChain.js'
 import { isOwnVoucher, signDepositAuthorization, signVoucher } from './signing.js'
-import { checkDeposit, checkSpend, type ResolvedLimits } from './spendPolicy.js'
+import { checkDeposit, checkSpend, type ResolvedLimits, spendHeadroom } from './spendPolicy.js'
 import { type PendingPayment, receiptMismatch, verifyReceipt } from './verifyReceipt.js'
 
 /** How a channel is funded when its balance does not cover the next voucher. */
@@ -48,6 +48,27 @@ export interface DepositPolicy {
 /** How many prices one deposit covers when no amount is configured. */
 export const DEFAULT_DEPOSIT_PRICES = 100n
 
+/** How many calls' worth of spend one durable reservation counts ahead, by default. */
+export const DEFAULT_RESERVATION_CALLS = 100
+
+/**
+ * How long a reservation may be signed under, in milliseconds: its spend is dated at its
+ * expiry, so the rolling windows count it up to this long after its last voucher, never less.
+ */
+export const RESERVATION_TTL_MS = 60_000
+
+/**
+ * Spend reservations: one durable record counts the next `calls` payments of a channel against
+ * the limits, so they are signed with no flush of their own. A crash forfeits at most the unused
+ * part of each channel's open reservation (counted as spent, never signed).
+ */
+export interface ReservationPolicy {
+  /** Prices reserved ahead (1: a flush per payment, as with no reservation). @default 100 */
+  readonly calls: number
+  /** @default {@link RESERVATION_TTL_MS} */
+  readonly ttlMs: number
+}
+
 /** Everything a voucher payment needs once the channel is chosen. */
 export interface PreparedPayment {
   readonly channel: PayerChannel
@@ -64,6 +85,7 @@ export class PayerCore {
   private readonly locks = new Map<Hex, Promise<unknown>>()
   /** Origins served by a blocked channel, with the reason: a cheating server is paid no more on any channel. */
   private readonly blockedOrigins = new Map<string, string>()
+  private reservationCount = 0
   private readonly identities = new WeakMap<
     PaymentRequirements,
     { config: ChannelConfig; id: Hex }
@@ -83,6 +105,7 @@ export class PayerCore {
     readonly now: () => number,
     /** Tokens this payer pays in (lowercase); empty: any the server names. */
     readonly assets: ReadonlySet<string>,
+    readonly reservation: ReservationPolicy,
     private readonly onUnacknowledged?: (event: UnacknowledgedCharge) => void,
   ) {
     this.separator = domainSeparatorBytes({ chainId, verifyingContract: escrow })
@@ -191,9 +214,11 @@ export class PayerCore {
   /**
    * Prepares a payment of `price` on a channel, under its lock: refuses a blocked or
    * withdrawing channel, checks the spend limits, deposits when the balance does not cover the
-   * new ceiling (a direct deposit now, or an ERC-3009 deposit in the payload), records the spend
-   * durably, and only then signs the voucher for `charged + price` (or `ceiling` when given,
-   * the credit window of a WebSocket session).
+   * new ceiling (a direct deposit now, or an ERC-3009 deposit in the payload), and signs the
+   * voucher for `charged + price` (or `ceiling` when given, the credit window of a WebSocket
+   * session). A voucher within the channel's open reservation (same origin, not expired) is
+   * signed with no durable write; one past it first reserves, durably, its own growth and up to
+   * {@link ReservationPolicy.calls} prices more, within what the limits leave.
    *
    * @throws TollgateError `tollgate_payee_blocked`, `tollgate_withdrawal_pending`,
    *   `tollgate_spend_limit` (nothing signed or deposited), or a chain error of a direct deposit.
@@ -212,14 +237,19 @@ export class PayerCore {
     }
     const price = BigInt(requirements.amount)
     const ceiling = options.ceiling ?? channel.charged + price
-    const increase = ceiling > channel.signed ? ceiling - channel.signed : 0n
     const at = this.now()
-    const verdict = checkSpend(this.limits, this.journal, {
-      origin,
-      price,
-      increase,
-      now: at,
-    })
+    const { reservation } = channel
+    const within =
+      reservation !== undefined &&
+      reservation.origin === origin &&
+      at <= reservation.expiresAt &&
+      ceiling <= reservation.ceiling
+    // Spend is counted as the growth of the highest voucher signed, reserved ahead.
+    const increase = within || ceiling <= channel.signed ? 0n : ceiling - channel.signed
+    // A reservation that cannot cover this voucher (expired, another origin's, too small) gives
+    // back its unused part first: a new one is counted afresh from the highest voucher signed.
+    if (increase > 0n && reservation !== undefined) channel = await this.release(channel)
+    const verdict = checkSpend(this.limits, this.journal, { origin, price, increase, now: at })
     if (!verdict.ok) raise(verdict)
 
     let depositAmount: bigint | undefined
@@ -227,16 +257,22 @@ export class PayerCore {
       depositAmount = this.depositAmount(requirements, ceiling - channel.balance)
       const capped = checkDeposit(this.limits, depositAmount)
       if (!capped.ok) raise(capped)
-      if ((options.method ?? this.deposit.method ?? 'erc3009') === 'direct') {
-        await this.chain.depositDirect(channel.config, depositAmount)
-        channel = { ...channel, balance: channel.balance + depositAmount }
-        await this.journal.putChannel(channel, false)
-        depositAmount = undefined
-      }
     }
-    if (increase > 0n) {
+    // Checked and counted with no await in between: another channel's payment checks the limits
+    // against this one's count.
+    if (increase > 0n) channel = await this.reserve(channel, origin, price, increase, ceiling, at)
+    else if (ceiling > channel.signed) {
       channel = { ...channel, signed: ceiling }
-      await this.journal.putSpend({ at, origin, amount: increase }, channel)
+      this.journal.setChannel(channel)
+    }
+    if (
+      depositAmount !== undefined &&
+      (options.method ?? this.deposit.method ?? 'erc3009') === 'direct'
+    ) {
+      await this.chain.depositDirect(channel.config, depositAmount)
+      channel = { ...channel, balance: channel.balance + depositAmount }
+      await this.journal.putChannel(channel, false)
+      depositAmount = undefined
     }
     const signature = await signVoucher(this.authorizer, this.separator, this.domain, id, ceiling)
     const voucher = { channelId: id, maxClaimableAmount: ceiling, signature }
@@ -278,6 +314,84 @@ export class PayerCore {
         deposit: { amount: depositAmount, erc3009Authorization },
       },
     }
+  }
+
+  /**
+   * Closes the channel's open reservation, giving back its unused part (counted at the
+   * reservation's own date). Needs no flush: a crash before it is on disk forfeits that part.
+   * Call under the channel's lock.
+   */
+  private async release(channel: PayerChannel): Promise<PayerChannel> {
+    const { reservation, ...rest } = channel
+    if (reservation === undefined) return channel
+    const unused = reservation.ceiling - channel.signed
+    // Used up, it has nothing to give back: the channel's next line drops it.
+    if (unused <= 0n) this.journal.setChannel(rest)
+    else {
+      const spend = { at: reservation.expiresAt, origin: reservation.origin, amount: -unused }
+      await this.journal.putSpends([spend], rest, false)
+    }
+    return rest
+  }
+
+  /**
+   * Opens a reservation for a voucher at `ceiling`, `increase` above the highest signed: counts
+   * the increase and up to {@link ReservationPolicy.calls} prices more, as far as the limits
+   * leave room, dated at the reservation's expiry, so the spend record stays an upper bound of
+   * the vouchers signed in every rolling window. Counted at once, flushed to disk before it
+   * resolves; the voucher at `ceiling` is set as signed.
+   */
+  private async reserve(
+    channel: PayerChannel,
+    origin: string,
+    price: bigint,
+    increase: bigint,
+    ceiling: bigint,
+    at: number,
+  ): Promise<PayerChannel> {
+    const wanted = price * BigInt(this.reservation.calls)
+    let amount = wanted > increase ? wanted : increase
+    const room = spendHeadroom(this.limits, this.journal, origin, at)
+    if (room !== undefined && amount > room) amount = room > increase ? room : increase
+    const expiresAt = at + this.reservation.ttlMs
+    const next: PayerChannel = {
+      ...channel,
+      signed: ceiling,
+      reservation: { origin, ceiling: channel.signed + amount, expiresAt },
+    }
+    this.reservationCount += 1
+    await this.journal.putSpends([{ at: expiresAt, origin, amount }], next, true)
+    return next
+  }
+
+  /**
+   * Gives back the unused part of every open reservation (at close), flushed to disk: the spend
+   * record then counts exactly the vouchers signed.
+   */
+  async releaseReservations(): Promise<void> {
+    for (const { channelId, reservation } of [...this.journal.channels.values()]) {
+      if (reservation === undefined) continue
+      await this.withChannel(channelId, async () => {
+        await this.release(this.current(channelId))
+      })
+    }
+    await this.journal.flush()
+  }
+
+  /** The unused part of the open reservations, per origin. */
+  unusedReservations(): Map<string, bigint> {
+    const unused = new Map<string, bigint>()
+    for (const { reservation, signed } of this.journal.channels.values()) {
+      if (reservation === undefined || reservation.ceiling <= signed) continue
+      const left = reservation.ceiling - signed
+      unused.set(reservation.origin, (unused.get(reservation.origin) ?? 0n) + left)
+    }
+    return unused
+  }
+
+  /** Reservations opened since this payer started. */
+  reservationsOpened(): number {
+    return this.reservationCount
   }
 
   /**

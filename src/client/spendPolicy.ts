@@ -1,5 +1,5 @@
 import { type Result, reject, TollgateError } from '../errors/index.js'
-import { type Price, parsePrice } from '../transports/http/parsePrice.js'
+import { type Price, parsePrice } from '../protocol/index.js'
 
 /**
  * Spend limits of a payer, each `'$0.50'` (dollars of a 6-decimal stablecoin such as USDC),
@@ -144,6 +144,32 @@ export function checkSpend(
 }
 
 /**
+ * How much more may be counted as spent on `origin` at `now` (Unix milliseconds) before a limit
+ * of origin, day or week refuses: the least room any of them leaves; `undefined` when none is
+ * set. What a reservation may take beyond the payment that asks for it.
+ *
+ * @example
+ * const room = spendHeadroom(limits, journal, 'https://api.example.com', Date.now())
+ */
+export function spendHeadroom(
+  limits: ResolvedLimits,
+  record: SpendRecord,
+  origin: string,
+  now: number,
+): bigint | undefined {
+  let least: bigint | undefined
+  const room = (left: bigint) => {
+    if (least === undefined || left < least) least = left
+  }
+  if (limits.perOrigin !== undefined)
+    room(limits.perOrigin - (record.originTotals.get(origin) ?? 0n))
+  if (limits.perDay !== undefined) room(limits.perDay - record.spentSince(now - DAY_MS))
+  if (limits.perWeek !== undefined) room(limits.perWeek - record.spentSince(now - WEEK_MS))
+  if (least === undefined) return undefined
+  return least > 0n ? least : 0n
+}
+
+/**
  * Whether a deposit of `amount` stays within `maxDeposit`.
  *
  * @returns `ok` with nothing, or `tollgate_spend_limit` naming `maxDeposit`.
@@ -163,15 +189,35 @@ export interface SpendReport {
   readonly week: bigint
   /** Everything ever spent per origin. */
   readonly origins: ReadonlyMap<string, bigint>
+  /**
+   * Counted against the limits beyond what was spent: the unused part of open spend
+   * reservations, given back when they close.
+   */
+  readonly reserved: bigint
 }
 
-/** What `record` shows spent against `limits` at `now` (Unix milliseconds). */
-export function spendReport(limits: ResolvedLimits, record: SpendRecord, now: number): SpendReport {
+/**
+ * What `record` shows spent against `limits` at `now` (Unix milliseconds), less the unused part
+ * of open reservations per origin (`reserved`): those are dated within every current window.
+ */
+export function spendReport(
+  limits: ResolvedLimits,
+  record: SpendRecord,
+  now: number,
+  reserved: ReadonlyMap<string, bigint> = new Map(),
+): SpendReport {
+  let unused = 0n
+  const origins = new Map(record.originTotals)
+  for (const [origin, amount] of reserved) {
+    unused += amount
+    origins.set(origin, (origins.get(origin) ?? 0n) - amount)
+  }
   return {
     limits,
-    day: record.spentSince(now - DAY_MS),
-    week: record.spentSince(now - WEEK_MS),
-    origins: new Map(record.originTotals),
+    day: record.spentSince(now - DAY_MS) - unused,
+    week: record.spentSince(now - WEEK_MS) - unused,
+    origins,
+    reserved: unused,
   }
 }
 

@@ -1,10 +1,6 @@
-/** An amount of US dollars as an exact rational: `'$0.001'` is `{ numerator: 1n, denominator: 1000n }`. */
-export interface Dollars {
-  /** Not negative. */
-  readonly numerator: bigint
-  /** Positive. */
-  readonly denominator: bigint
-}
+import type { Dollars } from '../protocol/parsePrice.js'
+
+export type { Dollars }
 
 /**
  * What one whole token is worth in dollars, as a Chainlink USD feed answers it:

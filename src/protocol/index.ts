@@ -35,6 +35,7 @@ export { exactPaymentPayload } from './exactPaymentPayload.js'
 export { type ExactReceiptParameters, exactReceipt } from './exactReceipt.js'
 export { type FailureResponseParameters, failureResponse } from './failureResponse.js'
 export type { HeaderOptions } from './headerLimit.js'
+export { type Dollars, type Price, parseDollars, parsePrice } from './parsePrice.js'
 export { type PaymentPayloadParameters, paymentPayload } from './paymentPayload.js'
 export { type PaymentRequiredParameters, paymentRequired } from './paymentRequired.js'
 export {

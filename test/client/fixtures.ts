@@ -118,9 +118,13 @@ export async function startServer(
   return server
 }
 
-/** A fresh account with `usdc` test USDC minted to it and, when `gas`, some ETH. */
-export async function fundedAccount(dev: Dev, usdc: bigint, gas = false): Promise<LocalAccount> {
-  const account = randomAccount() as LocalAccount
+/** `account` (a fresh one by default) with `usdc` test USDC minted to it and, when `gas`, some ETH. */
+export async function fundedAccount(
+  dev: Dev,
+  usdc: bigint,
+  gas = false,
+  account = randomAccount() as LocalAccount,
+): Promise<LocalAccount> {
   const minter = dev.accounts[0] as Account
   const hash = await dev.harness.wallet(minter).writeContract({
     address: dev.harness.usdc,

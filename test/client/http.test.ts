@@ -98,16 +98,15 @@ describe('the payer against tollgate over HTTP', () => {
     expect(await h.usdcBalance(account.address)).toBe(1_000_000n - 30n * PRICE)
     expect(await h.publicClient.getBalance({ address: account.address })).toBe(0n)
 
-    // A new route of the same origin is paid speculatively with the origin's requirements.
+    // A new route of the same origin is asked its price first: nothing is signed at a guess.
     const other = await payer.fetch(`${server.base}/other`)
     expect(other.status).toBe(200)
-    expect(server.requests - before).toBe(calls + 2)
-    // A route with another price: the speculative payment is refused with the route's own 402,
-    // which is paid at once; later calls to it take one round trip again.
-    expect((await payer.fetch(`${server.base}/dear`)).status).toBe(200)
-    expect(server.requests - before).toBe(calls + 4)
+    expect(server.requests - before).toBe(calls + 3)
+    // A route with another price: its 402, then its payment; later calls take one round trip.
     expect((await payer.fetch(`${server.base}/dear`)).status).toBe(200)
     expect(server.requests - before).toBe(calls + 5)
+    expect((await payer.fetch(`${server.base}/dear`)).status).toBe(200)
+    expect(server.requests - before).toBe(calls + 6)
     // A free route of a known origin is served as usual; nothing is charged.
     const free = await payer.fetch(`${server.base}/free`)
     expect(await free.json()).toEqual({ free: true })
@@ -224,6 +223,55 @@ describe('the payer against tollgate over HTTP', () => {
     })
     expect(await codeOf(strict.fetch(cheap))).toBe('tollgate_spend_limit')
     await strict.close()
+  })
+
+  it('signs nothing for a new route whose price a limit refuses, even with its origin paid before', async () => {
+    const payer = await payerOn(dev, {
+      account: await fundedAccount(dev, 1_000_000n),
+      dataDir: folder(),
+      policy: { limits: { perRequest: PRICE } },
+    })
+    expect((await payer.fetch(`${server.base}/joke`)).status).toBe(200)
+    const [channel] = await payer.channels()
+    const held = () => server.payee.ledger.get(channel?.channelId ?? '0x')?.signedMaxClaimable
+    const signed = held()
+    const before = server.requests
+    // /dear costs twice the limit: its 402 is read, and no voucher is sent or signed.
+    expect(await codeOf(payer.fetch(`${server.base}/dear`))).toBe('tollgate_spend_limit')
+    expect(server.requests - before).toBe(1)
+    expect(held()).toBe(signed)
+    expect((await payer.channels())[0]?.signed).toBe(PRICE)
+    await payer.close()
+  })
+
+  it('reserves spend ahead: one flush per reservation, given back at close', async () => {
+    const account = await fundedAccount(dev, 1_000_000n)
+    const dataDir = folder()
+    const limits = { perDay: 40n * PRICE }
+    const open = () =>
+      payerOn(dev, {
+        account,
+        payerAuthorizer: keySigner(generatePrivateKey()),
+        dataDir,
+        policy: { limits, reservation: { calls: 10 } },
+      })
+    const payer = await open()
+    expect(payer.signing).toEqual({ backend: 'native' })
+    const url = `${server.base}/joke`
+    for (let i = 0; i < 25; i++) expect((await payer.fetch(url)).status).toBe(200)
+    // Three reservations of 10 calls, each one flush (and the channel's first line one more).
+    expect(payer.stats()).toMatchObject({ reservations: 3, syncs: 4 })
+    // Spent is what was signed; the limits count the open reservation's unused part too.
+    expect(payer.spending()).toMatchObject({ day: 25n * PRICE, reserved: 5n * PRICE })
+    await payer.close()
+    // Closed cleanly, the unused part came back: the record counts what was signed.
+    const again = await open()
+    expect(again.spending()).toMatchObject({ day: 25n * PRICE, reserved: 0n })
+    // Near the limit a reservation takes only the room left, and the limit refuses past it.
+    for (let i = 0; i < 15; i++) expect((await again.fetch(url)).status).toBe(200)
+    expect(again.spending().day).toBe(40n * PRICE)
+    expect(await codeOf(again.fetch(url))).toBe('tollgate_spend_limit')
+    await again.close()
   })
 
   it('recovers after losing its local state: reads the chain, checks the corrective voucher, adopts it', async () => {

@@ -48,10 +48,15 @@ describe('the payer journal', () => {
   it('brings spends and channels back after a restart, dropping a torn last line', async () => {
     const dir = folder()
     const journal = await Journal.open(dir, () => NOW)
-    await journal.putSpend({ at: NOW - 30 * HOUR, origin: 'http://a.test', amount: 5n }, channel)
-    await journal.putSpend(
-      { at: NOW - HOUR, origin: 'http://b.test', amount: 7n },
+    await journal.putSpends(
+      [{ at: NOW - 30 * HOUR, origin: 'http://a.test', amount: 5n }],
+      channel,
+      true,
+    )
+    await journal.putSpends(
+      [{ at: NOW - HOUR, origin: 'http://b.test', amount: 7n }],
       { ...channel, signed: 12n },
+      true,
     )
     await journal.close()
     appendFileSync(join(dir, JOURNAL_FILE), '{"k":"spend","at":1')
@@ -94,7 +99,7 @@ describe('the payer journal', () => {
   it('compacts as it grows, and what it holds survives the rewrite', async () => {
     const dir = folder()
     const journal = await Journal.open(dir, () => NOW)
-    await journal.putSpend({ at: NOW, origin: 'http://a.test', amount: 3n }, channel)
+    await journal.putSpends([{ at: NOW, origin: 'http://a.test', amount: 3n }], channel, true)
     for (let i = 1; i <= JOURNAL_COMPACT_LINES; i++) {
       await journal.putChannel({ ...channel, charged: BigInt(i) }, false)
     }
@@ -107,5 +112,50 @@ describe('the payer journal', () => {
     expect(again.spentSince(NOW - HOUR)).toBe(3n)
     expect(again.originTotals.get('http://a.test')).toBe(3n)
     await again.close()
+  })
+
+  it('replays an open reservation as signed in full, and counts spends by their dates', async () => {
+    const dir = folder()
+    const journal = await Journal.open(dir, () => NOW)
+    const expiresAt = NOW + 60_000
+    const reserved: PayerChannel = {
+      ...channel,
+      charged: 2n,
+      signed: 3n,
+      reservation: { origin: 'http://a.test', ceiling: 10n, expiresAt },
+    }
+    // A reservation dated at its expiry, then an exact transfer dated now: kept in date order.
+    await journal.putSpends(
+      [{ at: expiresAt, origin: 'http://a.test', amount: 10n }],
+      reserved,
+      true,
+    )
+    await journal.putTransferSpend({ at: NOW, origin: 'http://b.test', amount: 1n })
+    expect(journal.spends.map((spend) => spend.at)).toEqual([NOW, expiresAt])
+    expect(journal.spentSince(NOW - HOUR)).toBe(11n)
+    expect(journal.spentSince(NOW)).toBe(10n)
+    expect(journal.stats()).toEqual({ writes: 2, syncs: 2 })
+    await journal.close()
+
+    // A crash with the reservation open: its vouchers may all have been signed.
+    const crashed = await Journal.open(dir, () => NOW)
+    const back = crashed.channels.get(channel.channelId)
+    expect(back?.signed).toBe(10n)
+    expect(back?.reservation).toBeUndefined()
+    expect(crashed.spentSince(NOW - HOUR)).toBe(11n)
+    // A release gives back the unused part at the reservation's own date.
+    await crashed.putSpends(
+      [{ at: expiresAt, origin: 'http://a.test', amount: -7n }],
+      { ...channel, signed: 3n },
+      false,
+    )
+    expect(crashed.stats()).toEqual({ writes: 1, syncs: 0 })
+    await crashed.close()
+    const released = await Journal.open(dir, () => NOW)
+    expect(released.spentSince(NOW - HOUR)).toBe(4n)
+    expect(released.spentSince(expiresAt)).toBe(0n)
+    expect(released.originTotals.get('http://a.test')).toBe(3n)
+    expect(released.channels.get(channel.channelId)?.signed).toBe(3n)
+    await released.close()
   })
 })

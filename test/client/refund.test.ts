@@ -106,6 +106,13 @@ describe('payer.refund(origin)', () => {
       account,
       dataDir: folder(),
       policy: { deposit: { amount: 10n * PRICE } },
+      // A connection per request: a socket kept alive to the stopped server would fail the
+      // first request to its successor on the same port.
+      fetch: (input, init) => {
+        const headers = new Headers(init?.headers)
+        headers.set('connection', 'close')
+        return fetch(input, { ...init, headers })
+      },
     })
     expect((await payer.fetch(`${first.base}/joke`)).status).toBe(200)
     await first.stop()
