@@ -8,6 +8,7 @@ import { readPrivateKey } from '../chain/privateKey.js'
 import { didYouMean } from '../errors/didYouMean.js'
 import { TollgateError } from '../errors/index.js'
 import type { OnChainLimits } from '../payee/index.js'
+import { parseDollars, parsePrice } from '../protocol/parsePrice.js'
 import {
   DEFAULT_CHECK_INTERVAL_MS,
   DEFAULT_CLAIM_THRESHOLD,
@@ -18,7 +19,6 @@ import {
 } from '../settlement/index.js'
 import type { RedisStoreOptions, StoreMode } from '../store/index.js'
 import type { RateLimitRule } from '../transports/http/constants.js'
-import { parseDollars, parsePrice } from '../transports/http/parsePrice.js'
 import type { TollgateRateLimit } from '../transports/http/resolveOptions.js'
 import type { OracleOptions } from './createTollgate.js'
 

@@ -1,6 +1,6 @@
 import { accept, type Rejection, type Result, TollgateError } from '../errors/index.js'
 import { dollarsToTokenUnits, type TokenRate } from '../payee/index.js'
-import { type Price, parseDollars, parsePrice } from './http/parsePrice.js'
+import { type Price, parseDollars, parsePrice } from '../protocol/parsePrice.js'
 import type { TollgateOracle } from './http/resolveOptions.js'
 
 /** Longest dollar price taken under a converting oracle (its digits make one bigint). */

@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { dollarsToTokenUnits } from '../../src/payee/index.js'
-import { parseDollars } from '../../src/transports/http/parsePrice.js'
+import { parseDollars } from '../../src/protocol/parsePrice.js'
 
 describe('dollarsToTokenUnits', () => {
   it('converts dollars at a Chainlink rate, rounding up in the operator favour', () => {

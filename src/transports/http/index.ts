@@ -3,6 +3,7 @@
  * unpaid and serve requests paid by batch-settlement voucher (x402.md sections 1 and 2).
  */
 
+export { type Price, parsePrice } from '../../protocol/parsePrice.js'
 export {
   DEFAULT_MAX_TIMEOUT_SECONDS,
   type PaymentTerms,
@@ -16,7 +17,6 @@ export {
 } from './constants.js'
 export type { ExactPayment } from './exactHooks.js'
 export type { Payment } from './paidRequest.js'
-export { type Price, parsePrice } from './parsePrice.js'
 export { tollgate } from './plugin.js'
 export type { ErrorBody } from './replies.js'
 export type { TollgateOptions, TollgateOracle, TollgateRateLimit } from './resolveOptions.js'

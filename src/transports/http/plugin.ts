@@ -24,9 +24,9 @@ import {
   refundReceipt,
   type SchemePayment,
 } from '../../protocol/index.js'
+import type { Price } from '../../protocol/parsePrice.js'
 import { type ExactPayment, exactHooks, kExact, markExact } from './exactHooks.js'
 import { PaidRequest, type Payment } from './paidRequest.js'
-import type { Price } from './parsePrice.js'
 import { type PricedRoute, priceRoute, type RoutePrice } from './priceRoute.js'
 import { createLimiters } from './rateLimits.js'
 import {

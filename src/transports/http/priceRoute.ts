@@ -6,10 +6,10 @@ import {
   buildRequirements,
   type PaymentRequirements,
 } from '../../protocol/index.js'
+import { parseDollars, parsePrice } from '../../protocol/parsePrice.js'
 import { MAX_TICKS } from '../../protocol/tickWire.js'
 import { followPrice } from '../oraclePrice.js'
 import { DEFAULT_MIN_DEPOSIT_MULTIPLIER, DEFAULT_TICK_WINDOW } from './constants.js'
-import { parseDollars, parsePrice } from './parsePrice.js'
 import type { ResolvedOptions } from './resolveOptions.js'
 
 /**

@@ -15,7 +15,7 @@ import {
 
 const RATE_LIMIT_KEYS: ReadonlySet<string> = new Set(['perIp', 'unpaidPerIp', 'perPayer'])
 
-import { type Price, parseDollars, parsePrice } from './parsePrice.js'
+import { type Price, parseDollars, parsePrice } from '../../protocol/parsePrice.js'
 
 /**
  * Prices in dollars through a price feed of the token (`watchPriceFeed`): for a token that is

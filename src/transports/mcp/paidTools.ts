@@ -20,7 +20,7 @@ import {
   type SettleResponse,
   voucherReceipt,
 } from '../../protocol/index.js'
-import { type Price, parseDollars, parsePrice } from '../http/parsePrice.js'
+import { type Price, parseDollars, parsePrice } from '../../protocol/parsePrice.js'
 import { resolveOracle, type TollgateOracle } from '../http/resolveOptions.js'
 import type { FollowedPrice } from '../oraclePrice.js'
 import { correctiveFor, type PaymentTerms, type ResolvedTerms, resolveTerms } from '../terms.js'

@@ -5,8 +5,8 @@ import {
   buildRequirements,
   type ResourceInfo,
 } from '../../protocol/index.js'
+import type { Price } from '../../protocol/parsePrice.js'
 import { DEFAULT_MIN_DEPOSIT_MULTIPLIER } from '../http/constants.js'
-import type { Price } from '../http/parsePrice.js'
 import type { TollgateOracle } from '../http/resolveOptions.js'
 import { type FollowedPrice, followPrice } from '../oraclePrice.js'
 import type { ResolvedTerms } from '../terms.js'
