@@ -341,7 +341,7 @@ export async function run(log: Log) {
       paid_rps_level: round0(levelPeak.result.rps),
       paid_rps_redis_1: round0(redisPeak.result.rps),
       paid_rps_redis_2: round0(twoBest.rps),
-      redis_round_trips_per_paid_call: round(trips.local_limits, 2),
+      redis_round_trips_per_paid_call: round(trips.redis_1, 2),
       server_cpu_us_per_paid: {
         level: round0(levelPeak.result.serverCpuUsPerRequest),
         redis: round0(redisPeak.result.serverCpuUsPerRequest),
@@ -353,7 +353,7 @@ export async function run(log: Log) {
         3,
       ),
       paid_rps_redis_1_local_rate_limits: round0(twinPeak.result.rps),
-      redis_round_trips_per_paid_call_shared_rate_limits: round(trips.redis_1, 2),
+      redis_round_trips_per_paid_call_local_rate_limits: round(trips.local_limits, 2),
       server_cpu_us_per_paid_redis_local_rate_limits: round0(twinPeak.result.serverCpuUsPerRequest),
       redis_2_round_trips_per_paid_call: round(trips.redis_2, 2),
       redis_2_instances_cpu_us_per_paid: round0(twoBest.cpuUsPerPaid),

@@ -206,8 +206,16 @@ const SPECS: Record<string, RowSpec[]> = {
       '≤ 1.3x',
     ),
     published(
-      'Redis round trips / paid call',
+      'Redis round trips / paid call (rate limits in Redis)',
       'redis_round_trips_per_paid_call',
+      'target',
+      2,
+      'lower',
+      '≤ 1x',
+    ),
+    published(
+      'Redis round trips / paid call (rate limits local)',
+      'redis_round_trips_per_paid_call_local_rate_limits',
       'target',
       2,
       'lower',
