@@ -27,12 +27,25 @@ export function readPrivateKey(source: KeySource, env: NodeJS.ProcessEnv = proce
       `set ${source.key} (or ${source.file}) to ${source.whose}`,
     )
   }
-  const key = value.startsWith('0x') ? value : `0x${value}`
-  if (!/^0x[0-9a-fA-F]{64}$/.test(key)) {
-    throw new TollgateError(
-      'tollgate_invalid_config',
-      `${source.key} is not a 32-byte hex private key`,
-    )
-  }
-  return key as Hex
+  return privateKeyOf(value.startsWith('0x') ? value : `0x${value}`, source.key)
+}
+
+/**
+ * `value` as a private key: `0x` and 64 hex digits. An address, an unset variable or a key
+ * without its `0x` is a configuration error naming `what`, not a crash deep in a library.
+ *
+ * @throws TollgateError `tollgate_invalid_config`.
+ */
+export function privateKeyOf(value: unknown, what: string): Hex {
+  if (typeof value === 'string' && /^0x[0-9a-fA-F]{64}$/.test(value)) return value as Hex
+  const seen =
+    typeof value !== 'string'
+      ? String(value)
+      : /^0x[0-9a-fA-F]{40}$/.test(value)
+        ? 'an address'
+        : `${value.length} characters`
+  throw new TollgateError(
+    'tollgate_invalid_config',
+    `${what} must be a 32-byte hex private key (0x and 64 hex digits), got ${seen}${value === undefined ? ' (is the environment variable holding it set?)' : ''}`,
+  )
 }

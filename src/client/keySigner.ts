@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module'
 import type { Hex, LocalAccount } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
+import { privateKeyOf } from '../chain/privateKey.js'
 import { TollgateError } from '../errors/index.js'
 import { type BackendName, type BackendPreference, NATIVE_MODULE } from '../verify/index.js'
 
@@ -82,7 +83,7 @@ export function keySigner(
   preference: BackendPreference = 'auto',
   loadNative: () => Libsecp256k1Signer = loadNativeSigner,
 ): KeySigner {
-  const account = privateKeyToAccount(privateKey)
+  const account = privateKeyToAccount(privateKeyOf(privateKey, 'keySigner: the key'))
   let lib: Libsecp256k1Signer
   switch (preference) {
     case 'js':

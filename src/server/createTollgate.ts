@@ -9,6 +9,7 @@ import { contractSignatureCheck } from '../chain/contractSignatureCheck.js'
 import { type EscrowWriter, escrowWriter } from '../chain/escrowWriter.js'
 import { type ChainPreset, PRESETS, type PresetName } from '../chain/presets.js'
 import { type PriceFeed, watchPriceFeed } from '../chain/priceFeed.js'
+import { privateKeyOf } from '../chain/privateKey.js'
 import { createTransactionSender } from '../chain/sendTransaction.js'
 import { authorizationTransfers } from '../chain/transferWithAuthorization.js'
 import { type ChainWatcher, createChainWatcher } from '../chain/watcher.js'
@@ -482,14 +483,7 @@ function gasCounted(writer: EscrowWriter, metrics: TollgateMetrics): EscrowWrite
  * an unset environment variable is a configuration error that says so, not a crash.
  */
 function accountOf(account: LocalAccount | Hex | undefined): LocalAccount {
-  if (typeof account === 'string') {
-    if (!/^0x[0-9a-fA-F]{64}$/.test(account)) {
-      invalid(
-        'account must be a private key of 32 bytes (0x and 64 hex digits) or a viem local account',
-      )
-    }
-    return privateKeyToAccount(account)
-  }
+  if (typeof account === 'string') return privateKeyToAccount(privateKeyOf(account, 'account'))
   if (typeof account !== 'object' || account === null || typeof account.address !== 'string') {
     invalid(
       `account must be a private key or a viem local account, got ${String(account)} (is the environment variable holding the key set?)`,

@@ -32,6 +32,23 @@ describe('keySigner', () => {
     }
   })
 
+  it('refuses what is not a private key with a configuration error that says what it got', () => {
+    const address = privateKeyToAccount(generatePrivateKey()).address
+    for (const [key, got] of [
+      [address, /got an address/],
+      [undefined, /got undefined \(is the environment variable holding it set\?\)/],
+      ['0x1234', /got 6 characters/],
+    ] as const) {
+      expect(() => keySigner(key as Hex)).toThrow(TollgateError)
+      expect(() => keySigner(key as Hex)).toThrow(got)
+      try {
+        keySigner(key as Hex)
+      } catch (error) {
+        expect((error as TollgateError).code).toBe('tollgate_invalid_config')
+      }
+    }
+  })
+
   it('prefers native where it loads, and reports every JavaScript signer with its reason', () => {
     const key = generatePrivateKey()
     expect(keySigner(key).signingBackend).toBe('native')

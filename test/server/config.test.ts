@@ -282,7 +282,7 @@ describe('server configuration', () => {
     expect(loadKey({ TOLLGATE_KEY_FILE: join(dir, 'key') })).toBe(key)
     expect(code(() => loadKey({}))).toMatch(/TOLLGATE_PRIVATE_KEY/)
     expect(code(() => loadKey({ TOLLGATE_PRIVATE_KEY: '0x1234' }))).toMatch(
-      /not a 32-byte hex private key/,
+      /TOLLGATE_PRIVATE_KEY must be a 32-byte hex private key/,
     )
   })
 })
