@@ -41,15 +41,19 @@ async function adminGet<T>(args: ParsedArgs, path: string): Promise<T> {
   return (await response.json()) as T
 }
 
-const dollars = (units: string, decimals: number) =>
-  `$${Number(formatUnits(BigInt(units), decimals)).toFixed(4)}`
+/** An amount in dollars, or in the token when it is not a dollar stablecoin (an oracle converts it). */
+const money = (units: string, token: Overview['token']) => {
+  const figure = Number(formatUnits(BigInt(units), token.decimals)).toFixed(4)
+  return token.dollar ? `$${figure}` : `${figure} ${token.symbol}`
+}
 const when = (seconds: number | null) =>
   seconds === null ? 'none' : new Date(seconds * 1000).toISOString()
 
 /**
  * `tollgate status [--config tollgate.json] [--json]`: asks the running server's admin listener
  * for its overview: health, revenue today (UTC, as this server process counted it) and in
- * total, unclaimed, and the next withdrawal deadline with money unclaimed. Amounts in dollars;
+ * total, unclaimed, and the next withdrawal deadline with money unclaimed. Amounts in dollars (in
+ * the token when an oracle converts it);
  * `--json` prints the API's answer (token units). Exits with 1 when the server is unhealthy.
  *
  * @returns The exit code.
@@ -60,7 +64,7 @@ export async function statusCommand(argv: readonly string[]): Promise<number> {
   if (args.values.json === true) {
     process.stdout.write(`${JSON.stringify(o)}\n`)
   } else {
-    const d = (units: string) => dollars(units, o.token.decimals)
+    const d = (units: string) => money(units, o.token)
     const lag = o.health.watcher.lagBlocks
     process.stdout.write(
       `${[
@@ -105,7 +109,7 @@ export async function serverChannelsCommand(argv: readonly string[]): Promise<nu
     return 0
   }
   const o = await adminGet<Overview>(args, 'overview')
-  const d = (units: string) => dollars(units, o.token.decimals).padStart(12)
+  const d = (units: string) => money(units, o.token).padStart(12)
   const lines = page.channels.map(
     (c) =>
       `${c.payer}  ${d(c.balance)} ${d(c.charged)} ${d(c.claimed)} ${d(c.unclaimed)}  ${c.withdrawalDeadline === null ? '' : when(c.withdrawalDeadline)}`,

@@ -424,6 +424,7 @@ export async function createTollgate(options: CreateTollgateOptions): Promise<To
           metrics,
           history,
           storeMode: store.mode,
+          dollarToken: !convert,
           ...dashboardOptions.source,
         },
       }),

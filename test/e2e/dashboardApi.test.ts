@@ -136,7 +136,7 @@ describe('the dashboard API and metrics after paid traffic', () => {
     expect(overview.channels.count).toBe(1)
     expect(overview.refusals).toEqual({ [code as string]: BAD })
     expect(overview.series.charges.reduce((a, b) => a + b, 0)).toBe(PAID)
-    expect(overview.token.decimals).toBe(6)
+    expect(overview.token).toMatchObject({ decimals: 6, dollar: true })
     expect(overview.health.ok).toBe(true)
 
     const page = await api<ChannelPage>('channels?sort=charged&order=desc&limit=10')

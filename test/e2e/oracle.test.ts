@@ -387,6 +387,16 @@ describe('createTollgate with an oracle', () => {
         .find((line) => line.startsWith('tollgate_revenue_dollars_total{route="/joke"}'))
       expect(Number(dollars?.split(' ').pop())).toBeCloseTo(0.001, 12)
       await ws.close()
+
+      // The dashboard shows this token's amounts in the token, not as dollars.
+      const admin = Fastify()
+      await admin.register(tg.dashboard, { prefix: '/admin', token: 'a-dashboard-token-for-tests' })
+      const overview = await admin.inject({
+        url: '/admin/api/overview',
+        headers: { authorization: 'Bearer a-dashboard-token-for-tests' },
+      })
+      expect(overview.json().token).toMatchObject({ dollar: false, decimals: 6 })
+      await admin.close()
     } finally {
       await served.close()
       rmSync(dataDir, { recursive: true, force: true })

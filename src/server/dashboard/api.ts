@@ -36,6 +36,11 @@ export interface DashboardSource {
   readonly storeMode: StoreMode
   /** The gateway's own checks (upstreams, feeds). @default none */
   readonly health?: () => Promise<ExtraHealth>
+  /**
+   * Whether a token unit is worth a dollar's share (a dollar stablecoin). False for a token an
+   * oracle converts: amounts are then shown in the token, not in dollars. @default true
+   */
+  readonly dollarToken?: boolean
 }
 
 const str = (value: bigint) => value.toString()
@@ -43,7 +48,8 @@ const str = (value: bigint) => value.toString()
 /**
  * `GET /api/overview`: revenue (total, today, unclaimed, unsettled), channels, the next
  * withdrawal deadline, revenue and refusals per minute, revenue by route, and health. Amounts
- * are token-unit decimal strings; `token.decimals` turns them into dollars.
+ * are token-unit decimal strings; `token.decimals` turns them into whole tokens, which are
+ * dollars when `token.dollar`.
  */
 export async function overview(source: DashboardSource, minutes: number, now = Date.now()) {
   const { chain, payee, watcher, settler, metrics } = source
@@ -80,6 +86,7 @@ export async function overview(source: DashboardSource, minutes: number, now = D
       address: chain.usdc.address,
       symbol: chain.usdc.name,
       decimals: chain.usdc.decimals,
+      dollar: source.dollarToken !== false,
     },
     revenue: {
       total: str(total),

@@ -87,7 +87,7 @@ export const PAGE_SCRIPT = `'use strict'
   const fromHash = new URLSearchParams(location.hash.slice(1)).get('token')
   if (fromHash) sessionStorage.setItem('tollgate-token', fromHash)
   const token = sessionStorage.getItem('tollgate-token')
-  const state = { sort: 'charged', order: 'desc', offset: 0, limit: 50, total: 0, decimals: 6 }
+  const state = { sort: 'charged', order: 'desc', offset: 0, limit: 50, total: 0, decimals: 6, dollar: true, symbol: '' }
   const charts = {}
   window.tollgateCharts = charts
   const $ = (id) => document.getElementById(id)
@@ -109,7 +109,8 @@ export const PAGE_SCRIPT = `'use strict'
     const value = BigInt(units)
     const whole = value / scale
     const frac = (value % scale).toString().padStart(state.decimals, '0').slice(0, 4)
-    return '$' + whole.toLocaleString('en-US') + '.' + frac
+    const figure = whole.toLocaleString('en-US') + '.' + frac
+    return state.dollar ? '$' + figure : figure + ' ' + state.symbol
   }
   const amount = (cell, units) => {
     cell.textContent = dollars(units)
@@ -137,6 +138,8 @@ export const PAGE_SCRIPT = `'use strict'
 
   const drawOverview = (o) => {
     state.decimals = o.token.decimals
+    state.dollar = o.token.dollar
+    state.symbol = o.token.symbol
     $('network').textContent = o.chain + ' (' + o.network + ')'
     const badge = $('health-badge')
     badge.textContent = o.health.ok ? 'healthy' : 'unhealthy'
@@ -151,9 +154,9 @@ export const PAGE_SCRIPT = `'use strict'
     const xs = o.series.start.map((ms) => ms / 1000)
     const unit = 10 ** o.token.decimals
     chart('revenue', $('revenue-chart'), [{
-      label: 'revenue ($)', stroke: '#2a7ae2', fill: '#2a7ae2', width: 1,
+      label: 'revenue (' + (o.token.dollar ? '$' : o.token.symbol) + ')', stroke: '#2a7ae2', fill: '#2a7ae2', width: 1,
       paths: uPlot.paths.bars({ size: [0.8, 40] }),
-      value: (_u, v) => (v === null ? '—' : '$' + v.toFixed(4)),
+      value: (_u, v) => (v === null ? '—' : o.token.dollar ? '$' + v.toFixed(4) : v.toFixed(4) + ' ' + o.token.symbol),
     }], [xs, o.series.charged.map((u) => Number(u) / unit)])
     const codes = Object.keys(o.series.refusals)
     $('refusals-none').hidden = codes.length > 0
