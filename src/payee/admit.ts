@@ -45,6 +45,8 @@ export type Admission =
       readonly message: string
       readonly status?: number
       readonly resend?: true
+      /** Seconds until the rate limit that refused it lets it through (`tollgate_rate_limited`). */
+      readonly retryAfter?: number
     }
 
 /** The payload types an adapter takes besides vouchers. */
@@ -97,11 +99,13 @@ export function admission(decision: Decision & { readonly deposit?: EscrowReceip
       ? { kind: 'held', hold: decision.hold, deposit: decision.deposit }
       : { kind: 'held', hold: decision.hold }
   }
-  const { code, message, record } = decision
+  const { code, message, record, retryAfter } = decision
   if (code === 'invalid_batch_settlement_evm_cumulative_amount_mismatch' && record) {
     return { kind: 'corrective', code, message, record }
   }
-  return refused(code, message)
+  return retryAfter === undefined
+    ? refused(code, message)
+    : { ...refused(code, message), retryAfter }
 }
 
 /** A voucher-carrying payload (`voucher` or `deposit`) as the payee decides it. */

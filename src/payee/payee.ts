@@ -20,7 +20,12 @@ import {
 } from '../ledger/index.js'
 import type { DepositPayload, RefundPayload } from '../protocol/types.js'
 import type { ChannelStore } from '../store/index.js'
-import { type HoldOutcome, isSharedLedger, type SharedLedger } from '../store/redis/sharedLedger.js'
+import {
+  type HoldOutcome,
+  isSharedLedger,
+  type PayerLimit,
+  type SharedLedger,
+} from '../store/redis/sharedLedger.js'
 import {
   type BackendPreference,
   type ContractSignatureCheck,
@@ -107,6 +112,8 @@ export type Decision =
       readonly message: string
       /** The channel as the server holds it, for a corrective 402. */
       readonly record?: ChannelRecord
+      /** Seconds until a rate limit that refused the payment lets it through. */
+      readonly retryAfter?: number
     }
 
 /** A decision on a `deposit` payload, with the deposit's receipt once it landed on chain. */
@@ -261,10 +268,14 @@ export class Payee {
    * `ok`, the voucher is durable and the channel is held: serve, then {@link commit} or
    * {@link release}. A channel seen for the first time is read from chain once.
    */
-  async decide(payment: VoucherPayment, rule: VoucherRule): Promise<Decision> {
+  async decide(
+    payment: VoucherPayment,
+    rule: VoucherRule,
+    payerLimit?: Omit<PayerLimit, 'payer'>,
+  ): Promise<Decision> {
     const limited = this.contractCheckLimited(payment.channelConfig)
     if (limited) return limited
-    if (this.shared) return this.decideShared(this.shared, payment, rule)
+    if (this.shared) return this.decideShared(this.shared, payment, rule, payerLimit)
     let result = await this.ledger.begin(payment, rule)
     if (!result.ok && result.unknownChannel) {
       const refused = await this.openFromChain(payment)
@@ -307,6 +318,11 @@ export class Payee {
       readonly writer?: EscrowWriter | undefined
       readonly held?: Hold | undefined
       readonly requester?: string | undefined
+      /**
+       * The per-payer rate limit, for a shared store to check and count in the same step as the
+       * hold (no round trip of its own). Without a shared store it is the caller's to count.
+       */
+      readonly payerLimit?: Omit<PayerLimit, 'payer'> | undefined
     } = {},
   ): Promise<Admission> {
     const payment = { channelConfig: payload.channelConfig, voucher: payload.voucher }
@@ -327,7 +343,12 @@ export class Payee {
         }),
       )
     }
-    return admission(await this.decide(payment, route.rule))
+    return admission(await this.decide(payment, route.rule, options.payerLimit))
+  }
+
+  /** Whether the store counts per-payer rate limits itself, in its hold ({@link admit}'s `payerLimit`). */
+  get countsPayerLimits(): boolean {
+    return this.shared !== undefined
   }
 
   /**
@@ -722,6 +743,7 @@ export class Payee {
     shared: SharedLedger,
     payment: VoucherPayment,
     rule: VoucherRule,
+    payerLimit: Omit<PayerLimit, 'payer'> | undefined,
   ): Promise<Decision> {
     const { channelConfig: config, voucher } = payment
     const id = voucher.channelId
@@ -745,6 +767,7 @@ export class Payee {
         ttlMs: this.holdTtlMs,
         exposureCap: this.ledger.exposureCap,
         extend: false,
+        payerLimit: payerLimit && { payer: config.payer, ...payerLimit },
       })
     let outcome: HoldOutcome
     try {
@@ -842,6 +865,14 @@ export class Payee {
     rule: VoucherRule,
   ): Decision {
     if (outcome.status === 'busy') return reject('invalid_batch_settlement_evm_channel_busy')
+    if (outcome.status === 'limited') {
+      const retryAfter = Math.max(1, Math.ceil(outcome.retryAfterMs / 1000))
+      const refused = reject(
+        'tollgate_rate_limited',
+        `payer ${payment.channelConfig.payer} is over its limit`,
+      )
+      return { ...refused, retryAfter }
+    }
     if (outcome.status === 'lost') {
       return reject('tollgate_store_failed', 'the session lost its hold on the channel')
     }

@@ -8,12 +8,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ChannelReader } from '../../src/chain/readChannel.js'
 import { openPayee, type Payee } from '../../src/payee/index.js'
 import { CANONICAL_ADDRESSES } from '../../src/protocol/constants.js'
+import { decodePaymentRequired, type PaymentRequirements } from '../../src/protocol/index.js'
 import { acquireLease, type Lease } from '../../src/settlement/index.js'
 import { RedisStore } from '../../src/store/index.js'
 import { tollgate } from '../../src/transports/http/index.js'
 import { channelId } from '../../src/verify/index.js'
 import { type RedisServer, startRedis } from '../helpers/redisServer.js'
 import { CHAIN_ID, DOMAIN, IDENTITY, makeConfig, payment } from '../ledger/fixtures.js'
+import { ASSET, NETWORK, PRICE, voucherHeader } from '../transports/http/fixtures.js'
 
 const exact = (price: bigint) => ({ kind: 'exact', price }) as const
 const onChain = (balance: bigint) => ({
@@ -349,6 +351,79 @@ describe('the settlement lease, shared', () => {
 })
 
 describe('rate limits, shared', () => {
+  it('count a payer in the hold script, across instances: accepted vouchers only', async () => {
+    const { payees, store } = await instances(2)
+    const [a, b] = payees as [Payee, Payee]
+    const limit = { max: 2, windowMs: 60_000 }
+    const config = makeConfig()
+    const id = channelId(config, DOMAIN)
+    const charged = (amount: bigint) => async () =>
+      (await store.load(id))?.chargedCumulativeAmount === amount
+
+    const first = await a.decide(await payment(config, id, 1000n), exact(1000n), limit)
+    if (!first.ok) throw new Error(first.code)
+    a.commit(first.hold, 1000n)
+    await waitFor(charged(1000n))
+    // Refused by the script (the wrong amount), so not counted.
+    const wrong = await b.decide(await payment(config, id, 5000n), exact(1000n), limit)
+    expect(wrong).toMatchObject({ code: 'invalid_batch_settlement_evm_cumulative_amount_mismatch' })
+    const second = await b.decide(await payment(config, id, 2000n), exact(1000n), limit)
+    if (!second.ok) throw new Error(second.code)
+    b.commit(second.hold, 1000n)
+    await waitFor(charged(2000n))
+
+    // The third on either instance is over the payer's limit, and nothing of it is stored.
+    const third = await a.decide(await payment(config, id, 3000n), exact(1000n), limit)
+    expect(third).toMatchObject({ ok: false, code: 'tollgate_rate_limited' })
+    const retryAfter = third.ok ? 0 : (third.retryAfter ?? 0)
+    expect(retryAfter).toBeGreaterThan(0)
+    expect(retryAfter).toBeLessThanOrEqual(60)
+    expect(await store.load(id)).toMatchObject({ signedMaxClaimable: 2000n })
+    // Another payer has a count of its own.
+    const other = makeConfig({ payer: '0x90f79bf6eb2c4f870365e785982e1f101e93b906' })
+    const otherId = channelId(other, DOMAIN)
+    const theirs = await b.decide(await payment(other, otherId, 1000n), exact(1000n), limit)
+    expect(theirs.ok).toBe(true)
+  })
+
+  it('per payer over HTTP: the hold counts it, and the payer over it gets 429 with Retry-After', async () => {
+    const { payees } = await instances(2)
+    const apps = await Promise.all(
+      payees.map(async (payee) => {
+        const app = Fastify()
+        await app.register(tollgate, {
+          payee,
+          network: NETWORK,
+          asset: ASSET,
+          payTo: IDENTITY.receiver,
+          receiverAuthorizer: IDENTITY.receiverAuthorizer,
+          withdrawDelay: IDENTITY.withdrawDelay,
+          rateLimit: { perIp: false, perPayer: { max: 2, timeWindowMs: 60_000 } },
+        })
+        app.get('/paid', { config: { price: PRICE } }, async () => 'ok')
+        await app.ready()
+        opened.push(app)
+        return app
+      }),
+    )
+    const [a, b] = apps as [(typeof apps)[number], (typeof apps)[number]]
+    const required = decodePaymentRequired(
+      (await a.inject({ url: '/paid' })).headers['payment-required'] as string,
+    )
+    if (!required.ok) throw new Error(required.message)
+    const accepted = required.value.accepts[0] as PaymentRequirements
+    const config = makeConfig()
+    const channel = { config, id: channelId(config, DOMAIN) }
+    const responses = []
+    for (const [i, app] of [a, b, a].entries()) {
+      const header = await voucherHeader(accepted, channel, BigInt(i + 1) * PRICE)
+      responses.push(await app.inject({ url: '/paid', headers: { 'payment-signature': header } }))
+    }
+    expect(responses.map((r) => r.statusCode)).toEqual([200, 200, 429])
+    expect(responses[2]?.json()).toMatchObject({ error: 'tollgate_rate_limited' })
+    expect(Number(responses[2]?.headers['retry-after'])).toBeGreaterThan(0)
+  })
+
   it('are counted in Redis across instances: a client cannot spread its requests to get more', async () => {
     const { payees } = await instances(2)
     const apps = await Promise.all(

@@ -193,7 +193,14 @@ export class RedisStore implements ChannelStore, SharedLedger {
         : rule.kind === 'credit'
           ? (rule.reserve ?? request.maxClaimableAmount)
           : 0n
-    const reply = (await this.run(SCRIPTS.hold, this.channelKey(request.channelId), [
+    const limit = request.payerLimit
+    const keys = [
+      this.channelKey(request.channelId),
+      limit
+        ? `${this.prefix}rate:payer:${limit.payer.toLowerCase()}`
+        : this.channelKey(request.channelId),
+    ]
+    const reply = (await this.run(SCRIPTS.hold, keys, [
       request.holder,
       String(request.ttlMs),
       request.maxClaimableAmount.toString(),
@@ -203,8 +210,13 @@ export class RedisStore implements ChannelStore, SharedLedger {
       request.signature,
       request.exposureCap.toString(),
       request.extend ? '1' : '0',
+      String(limit?.max ?? 0),
+      String(limit?.windowMs ?? 0),
     ])) as string[]
     const status = reply[0]
+    if (status === 'limited') {
+      return { status, retryAfterMs: Math.max(0, Number(reply[1])) }
+    }
     if (status === 'held') {
       return {
         status,
@@ -384,13 +396,14 @@ export class RedisStore implements ChannelStore, SharedLedger {
   }
 
   /** One round trip: EVALSHA, or EVAL when Redis lost its script cache (a restart). */
-  private async run(s: Script, key: string, args: string[]): Promise<unknown> {
+  private async run(s: Script, key: string | readonly string[], args: string[]): Promise<unknown> {
+    const keys = typeof key === 'string' ? [key] : key
     const reply = await this.call(async () => {
       try {
-        return await this.redis.evalsha(s.sha, 1, key, ...args)
+        return await this.redis.evalsha(s.sha, keys.length, ...keys, ...args)
       } catch (err) {
         if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err
-        return await this.redis.eval(s.lua, 1, key, ...args)
+        return await this.redis.eval(s.lua, keys.length, ...keys, ...args)
       }
     })
     return reply

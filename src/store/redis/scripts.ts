@@ -39,11 +39,13 @@ end
 `
 
 /**
- * hold(KEYS[1] = channel; ARGV: holder, ttlMs, maxClaimable, kind (e exact | c credit | r refund),
- * price, inFlight (what the accepted voucher puts in flight), signature, exposureCap, extend (1:
- * a top-up on the caller's own hold)).
+ * hold(KEYS[1] = channel, KEYS[2] = the payer's rate counter; ARGV: holder, ttlMs, maxClaimable,
+ * kind (e exact | c credit | r refund), price, inFlight (what the accepted voucher puts in
+ * flight), signature, exposureCap, extend (1: a top-up on the caller's own hold), payer limit
+ * (0: none), its window in ms).
  *
- * Replies `{'unknown'}`, `{'busy'}` (held by another holder whose hold has not expired),
+ * Replies `{'unknown'}`, `{'limited', pttl}` (the payer's counter reached its limit: checked
+ * before anything else, counted once the hold is taken), `{'busy'}` (held by another holder whose hold has not expired),
  * `{'lost'}` (an extend whose hold is gone), `{'refused', code, state...}` or
  * `{'held', state..., previousCeiling, previousSignature}` with state = ch, cl, fl, sg, bl, tc,
  * wr, rn, sy. An expired hold's holder is taken to have died: what it had in flight is charged
@@ -56,10 +58,15 @@ end
 export const HOLD_SCRIPT = `${DECIMAL}
 local r = redis.call('HMGET', KEYS[1], 'ch', 'cl', 'fl', 'sg', 'bl', 'tc', 'wr', 'rn', 'sy', 'ho', 'hu', 'hk')
 if not r[1] then return {'unknown'} end
+local extend = ARGV[9] == '1'
+local limit = tonumber(ARGV[10])
+local counted = limit > 0 and not extend
+if counted and tonumber(redis.call('GET', KEYS[2]) or '0') >= limit then
+  return {'limited', tostring(redis.call('PTTL', KEYS[2]))}
+end
 local now = nowMs()
 local ch, cl, fl, sg = r[1], r[2], r[3], r[4]
 local holder = r[10] or ''
-local extend = ARGV[9] == '1'
 local max, kind = ARGV[3], ARGV[4]
 if extend then
   if holder ~= ARGV[1] then return {'lost'} end
@@ -108,6 +115,7 @@ if extend then
 else
   redis.call('HSET', KEYS[1], 'cl', cl, 'sg', sg, 'fl', fl, 'ho', ARGV[1], 'hu', expiry, 'hk', kind, 'pc', pc, 'ps', ps)
 end
+if counted and redis.call('INCR', KEYS[2]) == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[11]) end
 return {'held', ch, cl, fl, sg, bl, tc, wr, r[8], r[9], pc, ps}
 `
 

@@ -1,4 +1,4 @@
-import type { Hex } from 'viem'
+import type { Address, Hex } from 'viem'
 import type { ErrorCode } from '../../errors/index.js'
 import type { VoucherRule } from '../../ledger/transitions.js'
 import type { ChainEvent, ChannelRecord } from '../../ledger/types.js'
@@ -20,6 +20,18 @@ export interface HoldRequest {
   readonly exposureCap: bigint
   /** A credit top-up on the caller's own hold (a WebSocket session). */
   readonly extend: boolean
+  /**
+   * The payer's rate limit, checked and counted in the same step: a payer with `max` holds in
+   * the current window of `windowMs` is refused before its voucher is judged; a hold counts one.
+   */
+  readonly payerLimit?: PayerLimit | undefined
+}
+
+/** A rate limit per payer that the shared store counts (one window per payer, shared by all instances). */
+export interface PayerLimit {
+  readonly payer: Address
+  readonly max: number
+  readonly windowMs: number
 }
 
 /** The answer of {@link SharedLedger.hold}. */
@@ -37,6 +49,8 @@ export type HoldOutcome =
   | { readonly status: 'busy' }
   /** An extend whose hold expired and was taken over. */
   | { readonly status: 'lost' }
+  /** The payer used up its {@link HoldRequest.payerLimit}: the window ends in `retryAfterMs`. */
+  | { readonly status: 'limited'; readonly retryAfterMs: number }
 
 /**
  * The channel state machine of src/ledger/transitions.ts kept in a store that several server

@@ -107,7 +107,7 @@ async function tollgatePlugin(fastify: FastifyInstance, raw: TollgateOptions): P
   const refusalLog = metrics ? metrics.refusalLog : new RefusalLog()
   const limiters = await createLimiters(
     fastify,
-    options,
+    sharedPayerLimit(options) ? { ...options, perPayer: undefined } : options,
     (request) => paidOf(request)?.payment.payer ?? '',
     options.rateLimitRedis,
   )
@@ -169,6 +169,13 @@ async function tollgatePlugin(fastify: FastifyInstance, raw: TollgateOptions): P
   })
 }
 
+/** The per-payer limit a shared store counts in its hold script, without a round trip of its own. */
+function sharedPayerLimit(options: ResolvedOptions): { max: number; windowMs: number } | undefined {
+  return options.perPayer && options.payee.countsPayerLimits
+    ? { max: options.perPayer.max, windowMs: options.perPayer.timeWindowMs }
+    : undefined
+}
+
 type Hooks = {
   onRequest: onRequestHookHandler
   preHandler: preHandlerHookHandler
@@ -191,6 +198,7 @@ function routeHooks(
   windows: TickWindows,
 ): Hooks {
   const { payee, network, maxPaymentHeaderBytes } = options
+  const payerLimit = sharedPayerLimit(options)
   const onChainPayloads = options.escrowWriter
     ? { deposit: true, refund: true }
     : { deposit: false, refund: false, why: 'the server is configured without an escrowWriter' }
@@ -337,6 +345,7 @@ function routeHooks(
       admitted = await payee.admit(route.paid, paid.payload, {
         writer: options.escrowWriter,
         requester: request.ip,
+        payerLimit,
       })
     } catch (err) {
       request.log.error({ err }, 'tollgate: deciding a voucher failed')
@@ -346,6 +355,9 @@ function routeHooks(
       case 'corrective':
         return sendCorrective(request, reply, route, note, admitted.record, admitted.message)
       case 'refused':
+        if (admitted.retryAfter !== undefined) {
+          return limited(request, reply, admitted.retryAfter, paid.payment)
+        }
         return refuse(
           request,
           reply,
