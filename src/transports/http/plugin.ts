@@ -190,7 +190,8 @@ function routeHooks(
   note: NoteRefusal,
   windows: TickWindows,
 ): Hooks {
-  const { payee, network, maxPaymentHeaderBytes } = options
+  const { payee, network } = options
+  const headerLimit = { maxBytes: options.maxPaymentHeaderBytes }
   const onChainPayloads = options.escrowWriter
     ? { deposit: true, refund: true }
     : { deposit: false, refund: false, why: 'the server is configured without an escrowWriter' }
@@ -236,11 +237,10 @@ function routeHooks(
     if (value === undefined) return sendUnpaid(request, reply, route)
 
     const raw = typeof value === 'string' ? value : undefined
-    const limit = { maxBytes: maxPaymentHeaderBytes }
     // Routes without exact decode batch-settlement only (another scheme is refused by name).
     const decoded = priced.acceptsExact
-      ? decodeSchemePaymentHeader(raw, limit)
-      : asBatch(decodePaymentHeader(raw, limit))
+      ? decodeSchemePaymentHeader(raw, headerLimit)
+      : asBatch(decodePaymentHeader(raw, headerLimit))
     if (!decoded.ok) return refuse(request, reply, route, decoded.code, decoded.message)
     if (decoded.value.scheme === 'exact') {
       markExact(request, decoded.value.payment, header, route)
