@@ -2,6 +2,8 @@ import type { Address, Hex } from 'viem'
 import { TollgateError } from '../errors/index.js'
 import type { ChannelRecord } from '../ledger/types.js'
 
+type ChannelConfig = ChannelRecord['config']
+
 // Binary layout of a stored ChannelRecord (the channel id is the key, not repeated here).
 // Fixed part, then variable-length amounts and signature; all integers big-endian.
 //
@@ -39,8 +41,29 @@ const MAX_AMOUNT_BYTES = 32
 const MAX_UINT256 = (1n << 256n) - 1n
 const MAX_SIGNATURE_BYTES = 0xffff
 const FIXED_BYTES = 1 + 5 * ADDRESS_BYTES + BYTES32 + 3 * UINT48_BYTES
+/** config.payer to config.withdrawDelay. */
+const CONFIG_BYTES = 5 * ADDRESS_BYTES + BYTES32 + UINT48_BYTES
 /** Amounts up to this fit a double exactly and take the fast path. */
 const MAX_SMALL_AMOUNT = BigInt(MAX_UINT48)
+
+/** The config part of a record (offsets 1 to 139), encoded, with the fields it was encoded from. */
+interface EncodedConfig {
+  readonly payer: string
+  readonly payerAuthorizer: string
+  readonly receiver: string
+  readonly receiverAuthorizer: string
+  readonly token: string
+  readonly salt: string
+  readonly withdrawDelay: number
+  readonly bytes: Buffer
+}
+
+/**
+ * A channel's config is the same object in each of its records (the ledger keeps it), and it
+ * never changes: its bytes are encoded once and copied. Each use compares the fields first, so a
+ * config that was changed in place is encoded again.
+ */
+const encodedConfigs = new WeakMap<ChannelConfig, EncodedConfig>()
 
 /** Key of a channel record: `c` and the 32 bytes of the channel id. */
 export function recordKey(channelId: Hex): Buffer {
@@ -66,13 +89,7 @@ export function encodeRecord(record: ChannelRecord): Buffer {
   const signatureBytes = hexBytes(record.signature, 'signature')
   const buf = Buffer.allocUnsafe(FIXED_BYTES + 6 * (1 + MAX_AMOUNT_BYTES) + 2 + signatureBytes)
   buf[0] = RECORD_LAYOUT_VERSION
-  writeHex(buf, 1, config.payer, ADDRESS_BYTES, 'config.payer')
-  writeHex(buf, 21, config.payerAuthorizer, ADDRESS_BYTES, 'config.payerAuthorizer')
-  writeHex(buf, 41, config.receiver, ADDRESS_BYTES, 'config.receiver')
-  writeHex(buf, 61, config.receiverAuthorizer, ADDRESS_BYTES, 'config.receiverAuthorizer')
-  writeHex(buf, 81, config.token, ADDRESS_BYTES, 'config.token')
-  writeHex(buf, 101, config.salt, BYTES32, 'config.salt')
-  writeUint48(buf, 133, config.withdrawDelay, 'config.withdrawDelay')
+  encodedConfig(config).bytes.copy(buf, 1)
   writeUint48(buf, 139, record.withdrawRequestedAt, 'withdrawRequestedAt')
   writeUint48(buf, 145, record.syncedAt, 'syncedAt')
   let off = writeAmount(buf, FIXED_BYTES, record.chargedCumulativeAmount, 'chargedCumulativeAmount')
@@ -85,6 +102,42 @@ export function encodeRecord(record: ChannelRecord): Buffer {
   off += 2
   writeHex(buf, off, record.signature, signatureBytes, 'signature')
   return buf.subarray(0, off + signatureBytes)
+}
+
+function encodedConfig(config: ChannelConfig): EncodedConfig {
+  const known = encodedConfigs.get(config)
+  if (
+    known !== undefined &&
+    known.payer === config.payer &&
+    known.payerAuthorizer === config.payerAuthorizer &&
+    known.receiver === config.receiver &&
+    known.receiverAuthorizer === config.receiverAuthorizer &&
+    known.token === config.token &&
+    known.salt === config.salt &&
+    known.withdrawDelay === config.withdrawDelay
+  ) {
+    return known
+  }
+  const bytes = Buffer.alloc(CONFIG_BYTES)
+  writeHex(bytes, 0, config.payer, ADDRESS_BYTES, 'config.payer')
+  writeHex(bytes, 20, config.payerAuthorizer, ADDRESS_BYTES, 'config.payerAuthorizer')
+  writeHex(bytes, 40, config.receiver, ADDRESS_BYTES, 'config.receiver')
+  writeHex(bytes, 60, config.receiverAuthorizer, ADDRESS_BYTES, 'config.receiverAuthorizer')
+  writeHex(bytes, 80, config.token, ADDRESS_BYTES, 'config.token')
+  writeHex(bytes, 100, config.salt, BYTES32, 'config.salt')
+  writeUint48(bytes, 132, config.withdrawDelay, 'config.withdrawDelay')
+  const encoded: EncodedConfig = {
+    payer: config.payer,
+    payerAuthorizer: config.payerAuthorizer,
+    receiver: config.receiver,
+    receiverAuthorizer: config.receiverAuthorizer,
+    token: config.token,
+    salt: config.salt,
+    withdrawDelay: config.withdrawDelay,
+    bytes,
+  }
+  encodedConfigs.set(config, encoded)
+  return encoded
 }
 
 /**

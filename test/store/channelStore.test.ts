@@ -27,8 +27,9 @@ const backends: Backend[] = [
     name: 'LevelStore',
     open: async (options) => track(await LevelStore.open(dir, options)),
     breakWrites: () => {
+      // LevelStore writes through classic-level's own `_batch` (src/store/levelStore.ts).
       const spy = vi
-        .spyOn(Level.prototype, 'batch')
+        .spyOn(Level.prototype as unknown as { _batch: () => Promise<void> }, '_batch')
         .mockRejectedValue(new Error('IO error: No space left on device'))
       return () => spy.mockRestore()
     },

@@ -197,7 +197,8 @@ function routeHooks(
   note: NoteRefusal,
   windows: TickWindows,
 ): Hooks {
-  const { payee, network, maxPaymentHeaderBytes } = options
+  const { payee, network } = options
+  const headerLimit = { maxBytes: options.maxPaymentHeaderBytes }
   const payerLimit = sharedPayerLimit(options)
   const onChainPayloads = options.escrowWriter
     ? { deposit: true, refund: true }
@@ -244,11 +245,10 @@ function routeHooks(
     if (value === undefined) return sendUnpaid(request, reply, route)
 
     const raw = typeof value === 'string' ? value : undefined
-    const limit = { maxBytes: maxPaymentHeaderBytes }
     // Routes without exact decode batch-settlement only (another scheme is refused by name).
     const decoded = priced.acceptsExact
-      ? decodeSchemePaymentHeader(raw, limit)
-      : asBatch(decodePaymentHeader(raw, limit))
+      ? decodeSchemePaymentHeader(raw, headerLimit)
+      : asBatch(decodePaymentHeader(raw, headerLimit))
     if (!decoded.ok) return refuse(request, reply, route, decoded.code, decoded.message)
     if (decoded.value.scheme === 'exact') {
       markExact(request, decoded.value.payment, header, route)
