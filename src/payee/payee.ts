@@ -908,17 +908,9 @@ export class Payee {
     let pending = this.firstSight.get(id)
     if (!pending) {
       pending = (async () => {
-        let onChain: OnChainChannel
-        try {
-          onChain = await this.readChannel(id)
-        } catch (err) {
-          return reject(
-            'invalid_batch_settlement_evm_channel_state_read_failed',
-            err instanceof Error ? err.message : '',
-          )
-        }
-        if (onChain.balance === 0n) return reject('invalid_batch_settlement_evm_channel_not_found')
-        await shared.create(recordFromChain(id, payment.channelConfig, onChain, this.now()))
+        const read = await this.recordOnChain(id, payment)
+        if (!read.ok) return read
+        await shared.create(read.value)
         return undefined
       })().finally(() => this.firstSight.delete(id))
       this.firstSight.set(id, pending)
@@ -1040,8 +1032,9 @@ export class Payee {
     return pending
   }
 
-  private async readAndOpen(id: Hex, payment: VoucherPayment): Promise<Decision | undefined> {
-    let onChain: Awaited<ReturnType<ChannelReader>>
+  /** A channel seen for the first time, as read from chain; refused when it was never deposited. */
+  private async recordOnChain(id: Hex, payment: VoucherPayment): Promise<Result<ChannelRecord>> {
+    let onChain: OnChainChannel
     try {
       onChain = await this.readChannel(id)
     } catch (err) {
@@ -1051,7 +1044,13 @@ export class Payee {
       )
     }
     if (onChain.balance === 0n) return reject('invalid_batch_settlement_evm_channel_not_found')
-    const record = recordFromChain(id, payment.channelConfig, onChain, this.now())
+    return accept(recordFromChain(id, payment.channelConfig, onChain, this.now()))
+  }
+
+  private async readAndOpen(id: Hex, payment: VoucherPayment): Promise<Decision | undefined> {
+    const read = await this.recordOnChain(id, payment)
+    if (!read.ok) return read
+    const record = read.value
     this.ledger.open(record)
     // Stored even when the voucher that brought it is refused: memory and store agree.
     this.persistBehind(record)

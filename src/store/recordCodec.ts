@@ -1,5 +1,6 @@
 import type { Address, Hex } from 'viem'
 import { TollgateError } from '../errors/index.js'
+import { sameConfig } from '../ledger/ledger.js'
 import type { ChannelRecord } from '../ledger/types.js'
 
 type ChannelConfig = ChannelRecord['config']
@@ -46,15 +47,9 @@ const CONFIG_BYTES = 5 * ADDRESS_BYTES + BYTES32 + UINT48_BYTES
 /** Amounts up to this fit a double exactly and take the fast path. */
 const MAX_SMALL_AMOUNT = BigInt(MAX_UINT48)
 
-/** The config part of a record (offsets 1 to 139), encoded, with the fields it was encoded from. */
+/** The config part of a record (offsets 1 to 139), encoded, with a copy of the fields it was encoded from. */
 interface EncodedConfig {
-  readonly payer: string
-  readonly payerAuthorizer: string
-  readonly receiver: string
-  readonly receiverAuthorizer: string
-  readonly token: string
-  readonly salt: string
-  readonly withdrawDelay: number
+  readonly from: ChannelConfig
   readonly bytes: Buffer
 }
 
@@ -106,18 +101,7 @@ export function encodeRecord(record: ChannelRecord): Buffer {
 
 function encodedConfig(config: ChannelConfig): EncodedConfig {
   const known = encodedConfigs.get(config)
-  if (
-    known !== undefined &&
-    known.payer === config.payer &&
-    known.payerAuthorizer === config.payerAuthorizer &&
-    known.receiver === config.receiver &&
-    known.receiverAuthorizer === config.receiverAuthorizer &&
-    known.token === config.token &&
-    known.salt === config.salt &&
-    known.withdrawDelay === config.withdrawDelay
-  ) {
-    return known
-  }
+  if (known !== undefined && sameConfig(known.from, config)) return known
   const bytes = Buffer.alloc(CONFIG_BYTES)
   writeHex(bytes, 0, config.payer, ADDRESS_BYTES, 'config.payer')
   writeHex(bytes, 20, config.payerAuthorizer, ADDRESS_BYTES, 'config.payerAuthorizer')
@@ -126,16 +110,7 @@ function encodedConfig(config: ChannelConfig): EncodedConfig {
   writeHex(bytes, 80, config.token, ADDRESS_BYTES, 'config.token')
   writeHex(bytes, 100, config.salt, BYTES32, 'config.salt')
   writeUint48(bytes, 132, config.withdrawDelay, 'config.withdrawDelay')
-  const encoded: EncodedConfig = {
-    payer: config.payer,
-    payerAuthorizer: config.payerAuthorizer,
-    receiver: config.receiver,
-    receiverAuthorizer: config.receiverAuthorizer,
-    token: config.token,
-    salt: config.salt,
-    withdrawDelay: config.withdrawDelay,
-    bytes,
-  }
+  const encoded: EncodedConfig = { from: { ...config }, bytes }
   encodedConfigs.set(config, encoded)
   return encoded
 }
