@@ -2,7 +2,6 @@ import { type Address, getAddress, type Hex, type LocalAccount, pad } from 'viem
 import { type ErrorCode, isErrorCode, TollgateError } from '../errors/index.js'
 import {
   CANONICAL_ADDRESSES,
-  decodePaymentRequired,
   decodeSettleResponse,
   EXACT_SCHEME,
   encodeHeader,
@@ -15,6 +14,7 @@ import {
 } from '../protocol/index.js'
 import { type CallToolOptions, type ToolCall, type ToolClient, toolPayer } from './callTool.js'
 import { connectPaid, type PaidSession } from './connect.js'
+import { paymentRequiredOf, unreceiptedAttempt } from './httpAnswer.js'
 import { Journal, type JournalStats, type PaidResource, type PayerChannel } from './journal.js'
 import { signingOf, type VoucherSigning } from './keySigner.js'
 import { authorizeExact, selectExact } from './payExact.js'
@@ -259,13 +259,6 @@ export async function createPayer(options: PayerOptions): Promise<Payer> {
     byRoute.set(routeKey(out), requirements)
   }
 
-  const requiredOf = (response: Response): PaymentRequired | undefined => {
-    const decoded = decodePaymentRequired(
-      response.headers.get(HEADERS.paymentRequired) ?? undefined,
-    )
-    return decoded.ok ? decoded.value : undefined
-  }
-
   /** Keeps a paid route of the channel on the request's origin, for its refunds (under its lock). */
   const keepResource = async (id: Hex, out: Outgoing): Promise<void> => {
     const current = core.current(id)
@@ -291,16 +284,7 @@ export async function createPayer(options: PayerOptions): Promise<Payer> {
         if (response.status < 400 && receiptHeader !== null) {
           return { kind: 'receipt', receipt: decodeSettleResponse(receiptHeader), answer: response }
         }
-        const required = response.status === 402 ? requiredOf(response) : undefined
-        if (!required) return { kind: 'other', answer: response }
-        return {
-          kind: 'required',
-          required,
-          answer: response,
-          discard: async () => {
-            await response.body?.cancel()
-          },
-        }
+        return unreceiptedAttempt(response)
       },
     })
 
@@ -336,7 +320,7 @@ export async function createPayer(options: PayerOptions): Promise<Payer> {
       )
       const response = await send(out.url, { ...out.init, method: out.method, headers })
       if (response.status !== 402 || round === 2) return response
-      const required = requiredOf(response)
+      const required = paymentRequiredOf(response)
       const offered = required && offerOf(required)
       if (!offered || requirementsEqual(offered, requirements)) return response
       await response.body?.cancel()
@@ -357,7 +341,7 @@ export async function createPayer(options: PayerOptions): Promise<Payer> {
     if (cached) return cached.scheme === EXACT_SCHEME ? payExact(out, cached) : paid(out, cached)
     const response = await send(out.url, { ...out.init, method: out.method, headers: out.headers })
     if (response.status !== 402) return response
-    const required = requiredOf(response)
+    const required = paymentRequiredOf(response)
     const requirements = required && offerOf(required)
     if (!requirements) return response
     await response.body?.cancel()
@@ -374,7 +358,7 @@ export async function createPayer(options: PayerOptions): Promise<Payer> {
     if (cached) return cached
     const response = await send(url, { method })
     await response.body?.cancel()
-    const required = response.status === 402 ? requiredOf(response) : undefined
+    const required = paymentRequiredOf(response)
     const requirements = required && core.select(required)
     if (!requirements) {
       throw new TollgateError(
@@ -427,7 +411,7 @@ export async function createPayer(options: PayerOptions): Promise<Payer> {
           await journal.putChannel({ ...current, balance }, true)
           return { amount, transaction: receipt.value.response.transaction }
         }
-        const required = response.status === 402 ? requiredOf(response) : undefined
+        const required = paymentRequiredOf(response)
         if (required?.error === 'invalid_batch_settlement_evm_cumulative_amount_mismatch') {
           await core.adoptCorrective(id, required)
           continue

@@ -2,12 +2,10 @@ import { randomBytes } from 'node:crypto'
 import type { Hex } from 'viem'
 import { TollgateError } from '../errors/index.js'
 import {
-  decodePaymentRequired,
   decodeSettleResponse,
   encodeHeader,
   HEADERS,
   type PaymentPayload,
-  type PaymentRequired,
   type PaymentRequirements,
 } from '../protocol/index.js'
 import {
@@ -23,6 +21,7 @@ import {
   tickLink,
 } from '../protocol/tickWire.js'
 import { bytesToHex } from '../verify/index.js'
+import { paymentRequiredOf, unreceiptedAttempt } from './httpAnswer.js'
 import type { PayerCore } from './payerCore.js'
 import { type Attempt, payRequirements } from './payRequirements.js'
 import { receiptMismatch } from './verifyReceipt.js'
@@ -141,16 +140,7 @@ export class TickPayer {
       }
       return { kind: 'receipt', receipt, answer: response }
     }
-    const required = response.status === 402 ? requiredOf(response) : undefined
-    if (!required) return { kind: 'other', answer: response }
-    return {
-      kind: 'required',
-      required,
-      answer: response,
-      discard: async () => {
-        await response.body?.cancel()
-      },
-    }
+    return unreceiptedAttempt(response)
   }
 
   /** A fresh chain for a window of `ticks` calls under the voucher, and its signed commitment. */
@@ -226,7 +216,7 @@ export class TickPayer {
         return response
       }
       if (response.status !== 402) return response
-      const error = requiredOf(response)?.error
+      const error = paymentRequiredOf(response)?.error
       const expected = Number(response.headers.get(TICK_HEADERS.expected) ?? Number.NaN)
       if (
         error === 'tollgate_tick_invalid' &&
@@ -289,9 +279,4 @@ export class TickPayer {
 function tickIndexOf(extra: Record<string, unknown> | undefined): number | undefined {
   const tick = extra?.tick as { index?: unknown } | undefined
   return typeof tick?.index === 'number' ? tick.index : undefined
-}
-
-function requiredOf(response: Response): PaymentRequired | undefined {
-  const decoded = decodePaymentRequired(response.headers.get(HEADERS.paymentRequired) ?? undefined)
-  return decoded.ok ? decoded.value : undefined
 }
