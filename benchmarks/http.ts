@@ -18,7 +18,7 @@
  *
  * `TOLLGATE_BENCH_PROFILE=<path>` adds one paid phase at peak, after the peak rounds (not counted), under the
  * V8 CPU profiler (this process: the server side): it writes `<path>.cpuprofile` and the top 15
- * functions by self time to `<path>.txt`.
+ * functions by self time to `<path>.txt`; one paid tick phase likewise, to `<path>-ticks.*`.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -325,6 +325,7 @@ export async function run(log: Log) {
       harness,
       funder,
       price: PRICE,
+      ...(PROFILE ? { profile: `${PROFILE}-ticks` } : {}),
     })
 
     const { batches, records } = store.stats

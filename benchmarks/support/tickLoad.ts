@@ -8,6 +8,7 @@
  * ignores the headers. The two routes alternate over a few rounds; the best round of each counts.
  */
 import { randomBytes } from 'node:crypto'
+import { writeFileSync } from 'node:fs'
 import { createConnection, type Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import Fastify from 'fastify'
@@ -28,6 +29,7 @@ import { bytesToHex, domainSeparator, escrowDomain } from '../../src/verify/inde
 import type { EscrowHarness } from '../../test/helpers/escrow.js'
 import { HANDLER_BODY } from '../../test/helpers/stockServer.js'
 import type { Log } from '../run.js'
+import { startCpuProfile, topSelfTime } from './cpuProfile.js'
 import { type GeneratorMessage, runGenerator, serveGenerator } from './generatorProcess.js'
 import { type LoadChannel, openChannels, requirementsOf } from './loadgen.js'
 
@@ -50,6 +52,8 @@ export interface TickBenchParameters {
   readonly harness: EscrowHarness
   readonly funder: Account
   readonly price: bigint
+  /** Where one more paid phase, after the rounds and not counted, writes its CPU profile; unset: none. */
+  readonly profile?: string
 }
 
 /** The figures added to the HTTP benchmark's JSON line. */
@@ -99,26 +103,28 @@ export async function measureTicks(parameters: TickBenchParameters): Promise<Tic
     app.get('/tick-free', async () => HANDLER_BODY)
     const base = await app.listen({ host: '127.0.0.1', port: 0 })
     const accepted = await requirementsOf(`${base}/tick`)
-    const deposit = price * BigInt((WARMUP + REQUESTS) * ROUNDS + TICK_WINDOW)
+    const paidPhases = ROUNDS + (parameters.profile ? 1 : 0)
+    const deposit = price * BigInt((WARMUP + REQUESTS) * paidPhases + TICK_WINDOW)
     await harness.approve(funder, deposit * BigInt(CONNECTIONS))
     const channels = await openChannels(harness, funder, accepted, CONNECTIONS, deposit)
     const payee = plugin.payee as Payee
+    const specOf = (free: boolean): TickSpec => ({
+      url: `${base}${free ? '/tick-free' : '/tick'}`,
+      accepted,
+      price: price.toString(),
+      chainId: harness.chain.id,
+      escrow: harness.escrow,
+      channels: channels.map((c) => ({ ...c, charged: c.charged.toString() })),
+      warmup: WARMUP,
+      requests: REQUESTS,
+      durationMs: PHASE_MS,
+      free,
+    })
     let best = { free: 0, paid: 0, cpu: 0 }
     for (let round = 1; round <= ROUNDS; round++) {
       for (const free of [true, false]) {
         globalThis.gc?.()
-        const spec: TickSpec = {
-          url: `${base}${free ? '/tick-free' : '/tick'}`,
-          accepted,
-          price: price.toString(),
-          chainId: harness.chain.id,
-          escrow: harness.escrow,
-          channels: channels.map((c) => ({ ...c, charged: c.charged.toString() })),
-          warmup: WARMUP,
-          requests: REQUESTS,
-          durationMs: PHASE_MS,
-          free,
-        }
+        const spec = specOf(free)
         const { result, serverCpuUs } = await runGenerator<TickSpec, TickResult>(
           import.meta.url,
           CHILD_FLAG,
@@ -147,6 +153,18 @@ export async function measureTicks(parameters: TickBenchParameters): Promise<Tic
         })
         if (result.rps > best.paid) best = { ...best, paid: result.rps, cpu }
       }
+    }
+    if (parameters.profile) {
+      const stop = await startCpuProfile()
+      const { result } = await runGenerator<TickSpec, TickResult>(
+        import.meta.url,
+        CHILD_FLAG,
+        specOf(false),
+      )
+      const profile = await stop()
+      writeFileSync(`${parameters.profile}.cpuprofile`, JSON.stringify(profile))
+      writeFileSync(`${parameters.profile}.txt`, `${topSelfTime(profile)}\n`)
+      log(`paid ticks, profiled: ${Math.round(result.rps)} req/s; top: ${parameters.profile}.txt`)
     }
     return {
       tick_rps: Math.round(best.paid),
