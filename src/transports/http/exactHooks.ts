@@ -9,6 +9,7 @@ import {
   HEADERS,
   paymentRequired,
 } from '../../protocol/index.js'
+import { endOnClose } from './endOnClose.js'
 import type { RoutePrice } from './priceRoute.js'
 import { type NoteRefusal, resourceOf, sendError, sendRefused } from './replies.js'
 
@@ -46,7 +47,8 @@ export function markExact(
   ;(request as unknown as WithExact)[kExact] = { payment, header, route, verified: undefined }
 }
 
-function stateOf(request: FastifyRequest): ExactState | null {
+/** The exact payment a request carries, if any (from its `onRequest` hook). */
+export function exactOf(request: FastifyRequest): ExactState | null {
   return (request as unknown as WithExact)[kExact]
 }
 
@@ -59,7 +61,7 @@ function stateOf(request: FastifyRequest): ExactState | null {
  */
 export function exactHooks(payee: ExactPayee, note: NoteRefusal) {
   const preHandler = async (request: FastifyRequest, reply: FastifyReply) => {
-    const state = stateOf(request)
+    const state = exactOf(request)
     const exactRoute = state?.route.exact
     if (!state || !exactRoute || state.verified) return undefined
     const { route } = state
@@ -79,6 +81,13 @@ export function exactHooks(payee: ExactPayee, note: NoteRefusal) {
       })
     }
     state.verified = admitted.verified
+    // A verified payment whose reply never reaches `onSend` frees its nonce.
+    endOnClose(reply, {
+      endUnsent: () => {
+        if (state.verified) payee.release(state.verified)
+        state.verified = undefined
+      },
+    })
     request.exactPayment = Object.freeze({
       payer: admitted.verified.payer,
       price: admitted.verified.amount,
@@ -88,7 +97,7 @@ export function exactHooks(payee: ExactPayee, note: NoteRefusal) {
   }
 
   const onSend = async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
-    const state = stateOf(request)
+    const state = exactOf(request)
     const verified = state?.verified
     if (!state || !verified) return payload
     state.verified = undefined
@@ -131,19 +140,5 @@ export function exactHooks(payee: ExactPayee, note: NoteRefusal) {
     return JSON.stringify({ ...required, message: `${describe(settled.code)} ${settled.message}` })
   }
 
-  /** A verified payment whose reply never reached `onSend` frees its nonce. */
-  const end = (request: FastifyRequest) => {
-    const state = stateOf(request)
-    if (state?.verified) {
-      payee.release(state.verified)
-      state.verified = undefined
-    }
-  }
-  return {
-    preHandler,
-    onSend,
-    onError: async (request: FastifyRequest) => end(request),
-    onResponse: async (request: FastifyRequest) => end(request),
-    onRequestAbort: async (request: FastifyRequest) => end(request),
-  }
+  return { preHandler, onSend }
 }

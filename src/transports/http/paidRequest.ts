@@ -1,3 +1,4 @@
+import type { FastifyBaseLogger } from 'fastify'
 import type { Address, Hex } from 'viem'
 import type { EscrowReceipt } from '../../chain/escrowWriter.js'
 import { TollgateError } from '../../errors/index.js'
@@ -13,6 +14,7 @@ import {
   voucherReceiptHeader,
 } from '../../protocol/index.js'
 import { parseUint } from '../../protocol/parse.js'
+import type { Unsent } from './endOnClose.js'
 import type { RoutePrice } from './priceRoute.js'
 
 /** What a handler sees of an accepted payment: `request.payment`. */
@@ -39,7 +41,7 @@ export type CommitResult =
  * Invariants: the channel is held only in phase `held`; the hold is ended exactly once; nothing
  * is charged above the route's price, and nothing at all once an invalid charge was attempted.
  */
-export class PaidRequest {
+export class PaidRequest implements Unsent {
   readonly payment: Payment
   private phase: Phase = 'decoded'
   private hold: Hold | undefined
@@ -53,6 +55,7 @@ export class PaidRequest {
     readonly route: RoutePrice,
     readonly payload: VoucherPayload | DepositPayload,
     header: Payment['header'],
+    private readonly log: FastifyBaseLogger,
   ) {
     this.amount = route.price
     this.payment = Object.freeze({
@@ -148,6 +151,15 @@ export class PaidRequest {
   release(): void {
     const hold = this.end('released')
     if (hold) this.payee.release(hold)
+  }
+
+  /** {@link release}, for the response's `close`: an error is logged, never thrown. */
+  endUnsent(): void {
+    try {
+      this.release()
+    } catch (err) {
+      this.log.error({ err }, 'tollgate: releasing a channel failed')
+    }
   }
 
   private end(phase: Phase): Hold | undefined {

@@ -2,10 +2,7 @@ import type {
   FastifyInstance,
   FastifyReply,
   FastifyRequest,
-  onErrorHookHandler,
-  onRequestAbortHookHandler,
   onRequestHookHandler,
-  onResponseHookHandler,
   onSendHookHandler,
   preHandlerHookHandler,
   RouteOptions,
@@ -25,7 +22,8 @@ import {
   type SchemePayment,
 } from '../../protocol/index.js'
 import type { Price } from '../../protocol/parsePrice.js'
-import { type ExactPayment, exactHooks, kExact, markExact } from './exactHooks.js'
+import { endOnClose } from './endOnClose.js'
+import { type ExactPayment, exactHooks, exactOf, kExact, markExact } from './exactHooks.js'
 import { PaidRequest, type Payment } from './paidRequest.js'
 import { type PricedRoute, priceRoute, type RoutePrice } from './priceRoute.js'
 import { createLimiters } from './rateLimits.js'
@@ -40,7 +38,7 @@ import {
   sendUnpriced,
 } from './replies.js'
 import { type ResolvedOptions, resolveOptions, type TollgateOptions } from './resolveOptions.js'
-import { kTick, TickWindows, tickHooks, tickOf } from './ticks.js'
+import { kTick, type TickHooks, TickWindows, tickHooks, tickOf } from './ticks.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -156,17 +154,64 @@ async function tollgatePlugin(fastify: FastifyInstance, raw: TollgateOptions): P
       })
     }
     const ticks = (route.config as { ticks?: unknown } | undefined)?.ticks
-    if (ticks !== undefined && ticks !== false) {
-      addPaymentHooks(
-        route,
-        tickHooks(options, limiters, price, meter, note, windows) as unknown as Partial<Hooks>,
-      )
-    }
-    addPaymentHooks(route, routeHooks(options, limiters, price, meter, note, windows))
-    if (price.acceptsExact && options.exactPayee) {
-      addPaymentHooks(route, exactHooks(options.exactPayee, note) as unknown as Partial<Hooks>)
-    }
+    const standard = routeHooks(options, limiters, price, meter, note, windows)
+    const tick =
+      ticks !== undefined && ticks !== false
+        ? tickHooks(options, limiters, price, meter, note, windows)
+        : undefined
+    const exact =
+      price.acceptsExact && options.exactPayee ? exactHooks(options.exactPayee, note) : undefined
+    addPaymentHooks(route, composeHooks(standard, tick, exact))
   })
+}
+
+/**
+ * The three hooks of a priced route, each run once per request: a tick or a window opening goes
+ * to the tick hooks, an exact payment to the exact hooks, any other to the standard ones. A hold
+ * that `onSend` never ends (a hijacked reply, a client gone) is ended when the response closes
+ * (./endOnClose.ts), so the route needs no `onError`, `onResponse` or `onRequestAbort` hook.
+ */
+function composeHooks(
+  standard: StandardHooks,
+  tick: TickHooks | undefined,
+  exact: ReturnType<typeof exactHooks> | undefined,
+): Hooks {
+  const onRequest = (request: FastifyRequest, reply: FastifyReply, done: HookDone) => {
+    if (tick?.claims(request)) return tick.onRequest(request, reply, done)
+    goOn(standard.onRequest(request, reply), done)
+  }
+  const preHandler = (request: FastifyRequest, reply: FastifyReply, done: HookDone) => {
+    if (tick && tickOf(request) !== null) return tick.preHandler(request, reply, done)
+    if (paidOf(request) !== null) return goOn(standard.preHandler(request, reply), done)
+    if (exact && exactOf(request) !== null) return goOn(exact.preHandler(request, reply), done)
+    done()
+  }
+  const onSend = (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    payload: unknown,
+    done: SendDone,
+  ) => {
+    if (tick && tickOf(request) !== null) return tick.onSend(request, reply, payload, done)
+    if (paidOf(request) !== null) return standard.onSend(request, reply, payload, done)
+    if (exact && exactOf(request) !== null) {
+      exact.onSend(request, reply, payload).then(
+        (body) => done(null, body),
+        (err: Error) => done(err),
+      )
+      return
+    }
+    done(null, payload)
+  }
+  return { onRequest, preHandler, onSend } as unknown as Hooks
+}
+
+type HookDone = (err?: Error) => void
+type SendDone = (err: Error | null, payload?: unknown) => void
+
+/** An async hook step, callback style: `done` unless it sent a reply (then the route stops). */
+function goOn(step: Promise<unknown>, done: HookDone): void {
+  step.then((sent) => (sent === undefined ? done() : undefined), done)
 }
 
 /** The per-payer limit a shared store counts in its hold script, without a round trip of its own. */
@@ -180,10 +225,10 @@ type Hooks = {
   onRequest: onRequestHookHandler
   preHandler: preHandlerHookHandler
   onSend: onSendHookHandler
-  onError: onErrorHookHandler
-  onResponse: onResponseHookHandler
-  onRequestAbort: onRequestAbortHookHandler
 }
+
+/** The standard (voucher, deposit, refund) path of a priced route, before {@link composeHooks}. */
+type StandardHooks = ReturnType<typeof routeHooks>
 
 /**
  * The hooks of one priced route: closures over its price and requirements, its meter (absent
@@ -196,7 +241,7 @@ function routeHooks(
   meter: RouteMeter | undefined,
   note: NoteRefusal,
   windows: TickWindows,
-): Hooks {
+) {
   const { payee, network } = options
   const headerLimit = { maxBytes: options.maxPaymentHeaderBytes }
   const payerLimit = sharedPayerLimit(options)
@@ -224,8 +269,6 @@ function routeHooks(
 
   /** Cheap checks before the body is read: rate limit per IP, header, requirements. */
   const onRequest = async (request: FastifyRequest, reply: FastifyReply) => {
-    // A tick or a window opening, taken by the tick hooks that ran first.
-    if (tickOf(request) !== null) return undefined
     const signature = request.headers['payment-signature']
     const xPayment = request.headers['x-payment']
     const header = signature !== undefined ? HEADERS.paymentSignature : HEADERS.xPayment
@@ -274,6 +317,7 @@ function routeHooks(
       route,
       payload,
       header,
+      request.log,
     )
     return undefined
   }
@@ -377,7 +421,7 @@ function routeHooks(
       return reply.hijack()
     }
     // A client that leaves before the headers are sent is not charged.
-    reply.raw.once('close', () => end(request, paid))
+    endOnClose(reply, paid)
     request.payment = paid.payment
     if (limiters.perPayer) await limiters.perPayer(request)
     return undefined
@@ -422,37 +466,7 @@ function routeHooks(
     return answer(payload)
   }
 
-  const onError = (
-    request: FastifyRequest,
-    _reply: FastifyReply,
-    _error: Error,
-    done: () => void,
-  ) => {
-    const paid = paidOf(request)
-    if (paid) end(request, paid)
-    done()
-  }
-
-  /** Safety nets: a hijacked or otherwise unfinished reply never leaves the channel held. */
-  const onResponse = (request: FastifyRequest, _reply: FastifyReply, done: () => void) => {
-    const paid = paidOf(request)
-    if (paid) end(request, paid)
-    done()
-  }
-  const onRequestAbort = (request: FastifyRequest, done: () => void) => {
-    const paid = paidOf(request)
-    if (paid) end(request, paid)
-    done()
-  }
-
-  return {
-    onRequest,
-    preHandler,
-    onSend,
-    onError,
-    onResponse,
-    onRequestAbort,
-  } as unknown as Hooks
+  return { onRequest, preHandler, onSend }
 }
 
 /** A batch-settlement decoding as a {@link SchemePayment}. */

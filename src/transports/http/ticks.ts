@@ -1,4 +1,4 @@
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import type { Address, Hex } from 'viem'
 import { type ErrorCode, TollgateError } from '../../errors/index.js'
 import type { Hold, VoucherRule } from '../../ledger/index.js'
@@ -37,6 +37,7 @@ import {
   type VoucherVerifier,
 } from '../../verify/index.js'
 import { DEFAULT_TICK_IDLE_MS, DEFAULT_TICK_PERSIST_EVERY } from './constants.js'
+import { endOnClose, type Unsent } from './endOnClose.js'
 import type { Payment } from './paidRequest.js'
 import type { PricedRoute, RoutePrice } from './priceRoute.js'
 import type { createLimiters } from './rateLimits.js'
@@ -197,7 +198,7 @@ interface TickOpening {
  * or a tick. Charged once when the headers go out, or not at all; a tick not charged leaves its
  * preimage unused (the payer may present it again).
  */
-class TickCall {
+class TickCall implements Unsent {
   readonly kind = 'call'
   readonly payment: Payment
   private done = false
@@ -212,6 +213,7 @@ class TickCall {
     readonly index: number,
     private readonly preimage: Uint8Array | undefined,
     header: Payment['header'],
+    private readonly log: FastifyBaseLogger,
   ) {
     this.amount = open.state.price
     this.payment = Object.freeze({
@@ -300,6 +302,15 @@ class TickCall {
     }
   }
 
+  /** {@link abandon}, for the response's `close`: an error is logged, never thrown. */
+  endUnsent(): void {
+    try {
+      this.abandon()
+    } catch (err) {
+      this.log.error({ err }, 'tollgate: ending a tick call failed')
+    }
+  }
+
   /** Not charged: an opening call ends its window (the voucher held before comes back); a tick stays unused. */
   abandon(): void {
     if (this.done) return
@@ -311,6 +322,8 @@ class TickCall {
 
 /** The hooks a tick route adds before the standard ones (see plugin.ts). */
 export interface TickHooks {
+  /** Whether a request is a tick or a window opening (the other hooks then take it): its headers only. */
+  claims(request: FastifyRequest): boolean
   onRequest(request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void
   preHandler(request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void
   onSend(
@@ -319,9 +332,6 @@ export interface TickHooks {
     payload: unknown,
     done: (err: Error | null, payload?: unknown) => void,
   ): void
-  onError(request: FastifyRequest, reply: FastifyReply, error: Error, done: () => void): void
-  onResponse(request: FastifyRequest, reply: FastifyReply, done: () => void): void
-  onRequestAbort(request: FastifyRequest, done: () => void): void
 }
 
 /**
@@ -417,8 +427,18 @@ export function tickHooks(
     }
     open.busy = true
     const serve = () => {
-      const call = new TickCall(windows, payee, network, open, index, preimage, 'TOLLGATE-TICK')
+      const call = new TickCall(
+        windows,
+        payee,
+        network,
+        open,
+        index,
+        preimage,
+        'TOLLGATE-TICK',
+        request.log,
+      )
       ;(request as unknown as WithTick)[kTick] = call
+      endOnClose(reply, call)
       request.payment = call.payment as Payment
       done()
     }
@@ -526,20 +546,27 @@ export function tickHooks(
     return undefined
   }
 
+  const claims: TickHooks['claims'] = (request) => {
+    const { headers } = request
+    const tick = headers['tollgate-tick']
+    const window = headers['tollgate-tick-window']
+    if (tick === undefined && window === undefined) return false
+    const payment = headers['payment-signature'] ?? headers['x-payment']
+    return payment === undefined ? tick !== undefined : window !== undefined
+  }
+
+  /** A request {@link claims} took: a tick, or a window opening. */
   const onRequest: TickHooks['onRequest'] = (request, reply, done) => {
     const { headers } = request
     const tick = headers['tollgate-tick']
     const window = headers['tollgate-tick-window']
-    if (tick === undefined && window === undefined) return done()
     const payment = headers['payment-signature'] ?? headers['x-payment']
-    if (payment === undefined ? tick === undefined : window === undefined) return done()
     const now = priced.now()
     if (!now.ok) {
       note(request, now.code)
       sendUnpriced(reply, now, options.oracle?.feed.refreshSeconds)
       return
     }
-    const text = (v: string | string[] | undefined) => (typeof v === 'string' ? v : undefined)
     if (payment === undefined) {
       onTick(request, reply, now.value, text(tick), done)
       return
@@ -605,12 +632,22 @@ export function tickHooks(
     }
     const state = openTickWindow(id, route.price, window.ticks, opening.root)
     const open = windows.add(state, admitted.hold, payload.channelConfig.payer)
-    const call = new TickCall(windows, payee, network, open, 0, undefined, opening.header)
+    const call = new TickCall(
+      windows,
+      payee,
+      network,
+      open,
+      0,
+      undefined,
+      opening.header,
+      request.log,
+    )
     ;(request as unknown as WithTick)[kTick] = call
     if (reply.raw.destroyed) {
       call.abandon()
       return reply.hijack()
     }
+    endOnClose(reply, call)
     request.payment = call.payment as Payment
     return undefined
   }
@@ -633,28 +670,12 @@ export function tickHooks(
     return done(null, payload)
   }
 
-  const settleOf = (request: FastifyRequest) => {
-    const call = tickOf(request)
-    if (call?.kind === 'call') call.abandon()
-  }
+  return { claims, onRequest, preHandler, onSend }
+}
 
-  return {
-    onRequest,
-    preHandler,
-    onSend,
-    onError: (request, _reply, _error, done) => {
-      settleOf(request)
-      done()
-    },
-    onResponse: (request, _reply, done) => {
-      settleOf(request)
-      done()
-    },
-    onRequestAbort: (request, done) => {
-      settleOf(request)
-      done()
-    },
-  }
+/** A header's value when sent once (a repeated header is an array: refused as absent). */
+function text(value: string | string[] | undefined): string | undefined {
+  return typeof value === 'string' ? value : undefined
 }
 
 /** A 500 `tollgate_internal` with nothing charged (an invalid `reply.charge()`, a failed commit). */

@@ -74,6 +74,10 @@ async function setup(options = {}): Promise<TestApp & { accepted: PaymentRequire
         throw new Error('handler failed')
       },
     )
+    app.get('/hijacked', { config: { price: PRICE } }, async (_request, reply) => {
+      reply.hijack()
+      reply.raw.end('raw')
+    })
     app.get('/charge-free', async (_request, reply) => {
       reply.charge(1n)
       return 'x'
@@ -472,6 +476,30 @@ describe('failures release the channel', () => {
     gate.resolve()
     expect((await first).statusCode).toBe(200)
     expect(t.payee.ledger.get(channel.id)?.chargedCumulativeAmount).toBe(PRICE)
+  })
+})
+
+describe('a hijacked reply', () => {
+  it('never reaches onSend: released when it closes, nothing charged, the same voucher then pays', async () => {
+    const t = await setup()
+    const channel = openChannel(t)
+    const accepted = await acceptedFor(t.app, '/hijacked')
+    const header = await voucherHeader(accepted, channel, PRICE)
+    const hijacked = await t.app.inject({
+      url: '/hijacked',
+      headers: { 'payment-signature': header },
+    })
+    expect(hijacked.body).toBe('raw')
+    expect(hijacked.headers['payment-response']).toBeUndefined()
+    expect(t.payee.ledger.isHeld(channel.id)).toBe(false)
+    expect(t.payee.ledger.get(channel.id)?.chargedCumulativeAmount).toBe(0n)
+
+    const paid = await t.app.inject({
+      url: '/metered',
+      headers: { 'payment-signature': await voucherHeader(t.accepted, channel, PRICE) },
+    })
+    expect(paid.statusCode).toBe(200)
+    expect(receiptOf(paid).channelState?.chargedCumulativeAmount).toBe(PRICE)
   })
 })
 

@@ -13,6 +13,7 @@ import {
   encodeTickWindowHeader,
   tickCommitmentDigest,
   tickDomainSeparator,
+  tickLink,
 } from '../../../src/protocol/tickWire.js'
 import { tollgate } from '../../../src/transports/http/index.js'
 import { bytesToHex } from '../../../src/verify/index.js'
@@ -20,6 +21,7 @@ import { CHAIN_ID, IDENTITY, otherKey, sessionKey } from '../../ledger/fixtures.
 import {
   ASSET,
   acceptedFor,
+  deferred,
   expectError,
   fixturePayee,
   makeApp,
@@ -137,5 +139,75 @@ describe('tick routes', () => {
     await t.app.close()
     expect(t.payee.ledger.isHeld(channel.id)).toBe(false)
     expect(t.payee.ledger.get(channel.id)?.chargedCumulativeAmount).toBe(PRICE)
+  })
+
+  it('a hijacked tick, then a client that leaves during one: nothing charged, the window not left busy, the same preimage then pays', async () => {
+    let gate: { promise: Promise<void>; resolve: () => void } | undefined
+    let hijack = false
+    const t = await makeApp((app) => {
+      app.get('/tick', { config: { price: PRICE, ticks: 10 } }, async (_request, reply) => {
+        if (hijack) {
+          reply.hijack()
+          reply.raw.end('raw')
+          return
+        }
+        if (gate) await gate.promise
+        return { ok: true }
+      })
+    })
+    const base = await t.app.listen({ host: '127.0.0.1', port: 0 })
+    const channel = openChannel(t)
+    const accepted = await acceptedFor(t.app, '/tick')
+    const links = new Array<Uint8Array>(10)
+    links[9] = new Uint8Array(randomBytes(32))
+    for (let i = 9; i > 0; i--) links[i - 1] = tickLink(links[i] as Uint8Array)
+    const root = bytesToHex(links[0] as Uint8Array)
+    const ceiling = 10n * PRICE
+    const digest = tickCommitmentDigest(tickDomainSeparator(CHAIN_ID, CANONICAL_ADDRESSES.escrow), {
+      channelId: channel.id,
+      maxClaimableAmount: ceiling,
+      price: PRICE,
+      ticks: 10,
+      root,
+    })
+    if (!digest) throw new Error('no digest')
+    const signature = await sessionKey.sign({ hash: bytesToHex(digest) })
+    const opened = await fetch(`${base}/tick`, {
+      headers: {
+        'payment-signature': await voucherHeader(accepted, channel, ceiling),
+        'tollgate-tick-window': encodeTickWindowHeader({ ticks: 10, root, signature }),
+      },
+    })
+    expect(opened.status).toBe(200)
+    await opened.arrayBuffer()
+    const tick = { 'tollgate-tick': encodeTickHeader(channel.id, 1, links[1] as Uint8Array) }
+
+    hijack = true
+    const hijacked = await fetch(`${base}/tick`, { headers: tick })
+    expect(await hijacked.text()).toBe('raw')
+    expect(hijacked.headers.get('tollgate-tick-receipt')).toBeNull()
+    expect(t.payee.ledger.get(channel.id)?.chargedCumulativeAmount).toBe(PRICE)
+    hijack = false
+
+    gate = deferred()
+    const controller = new AbortController()
+    const left = fetch(`${base}/tick`, { headers: tick, signal: controller.signal }).catch(
+      (err: unknown) => err,
+    )
+    await new Promise((r) => setTimeout(r, 50))
+    controller.abort()
+    expect(await left).toBeInstanceOf(Error)
+    await new Promise((r) => setTimeout(r, 50))
+    gate.resolve()
+    await new Promise((r) => setTimeout(r, 20))
+    expect(t.payee.ledger.get(channel.id)?.chargedCumulativeAmount).toBe(PRICE)
+
+    gate = undefined
+    const again = await fetch(`${base}/tick`, { headers: tick })
+    expect(again.status).toBe(200)
+    expect(again.headers.get('tollgate-tick-receipt')).not.toBeNull()
+    await again.arrayBuffer()
+    expect(t.payee.ledger.get(channel.id)?.chargedCumulativeAmount).toBe(2n * PRICE)
+    await t.app.close()
   })
 })
