@@ -67,6 +67,8 @@ interface OpenWindow {
   state: TickWindow
   readonly hold: Hold
   readonly payer: Address
+  /** What a handler sees of each tick of the window (`request.payment`): the same for all. */
+  readonly tickPayment: Payment
   /** A call of the window is being served: the next one is refused (`channel_busy`). */
   busy: boolean
   ended: boolean
@@ -119,7 +121,16 @@ export class TickWindows {
 
   /** Starts a window on a channel just held for it (its opening call is then in flight). */
   add(state: TickWindow, hold: Hold, payer: Address): OpenWindow {
-    const open: OpenWindow = { state, hold, payer, busy: true, ended: false, usedAt: this.now() }
+    const tickPayment = paymentOf(state, payer, 'TOLLGATE-TICK')
+    const open: OpenWindow = {
+      state,
+      hold,
+      payer,
+      tickPayment,
+      busy: true,
+      ended: false,
+      usedAt: this.now(),
+    }
     this.windows.set(state.channelId, open)
     if (!this.sweeper) {
       this.sweeper = setInterval(() => this.sweep(), Math.max(1000, this.idleMs / 2))
@@ -200,7 +211,6 @@ interface TickOpening {
  */
 class TickCall implements Unsent {
   readonly kind = 'call'
-  readonly payment: Payment
   private done = false
   private amount: bigint
   private fault: string | undefined
@@ -212,16 +222,10 @@ class TickCall implements Unsent {
     private readonly open: OpenWindow,
     readonly index: number,
     private readonly preimage: Uint8Array | undefined,
-    header: Payment['header'],
+    readonly payment: Payment,
     private readonly log: FastifyBaseLogger,
   ) {
     this.amount = open.state.price
-    this.payment = Object.freeze({
-      payer: open.payer,
-      channelId: open.state.channelId,
-      price: open.state.price,
-      header,
-    })
   }
 
   get pending(): boolean {
@@ -385,7 +389,6 @@ export function tickHooks(
         'no window is open on this channel',
       )
     }
-    const who = { payer: open.payer, channelId: id }
     if (open.busy) {
       return refuse(
         request,
@@ -393,7 +396,7 @@ export function tickHooks(
         route,
         'invalid_batch_settlement_evm_channel_busy',
         'a call of the window is being served',
-        who,
+        whoOf(open),
       )
     }
     if (payee.ledger.get(id)?.withdrawRequestedAt !== 0) {
@@ -404,14 +407,14 @@ export function tickHooks(
         route,
         'tollgate_tick_window_ended',
         'the payer started a withdrawal',
-        who,
+        whoOf(open),
       )
     }
     const refused = checkTick(open.state, id, index, preimage)
     if (refused) {
       if (refused.expected === undefined) windows.end(id)
       else reply.header(TICK_HEADERS.expected, String(refused.expected))
-      return refuse(request, reply, route, refused.code, refused.message, who)
+      return refuse(request, reply, route, refused.code, refused.message, whoOf(open))
     }
     // Only a good preimage (the payer's) ends a window on another price: nobody else can.
     if (open.state.price !== route.price) {
@@ -422,34 +425,46 @@ export function tickHooks(
         route,
         'tollgate_tick_window_ended',
         "the route's price is not the window's",
-        who,
+        whoOf(open),
       )
     }
     open.busy = true
-    const serve = () => {
-      const call = new TickCall(
-        windows,
-        payee,
-        network,
-        open,
-        index,
-        preimage,
-        'TOLLGATE-TICK',
-        request.log,
-      )
-      ;(request as unknown as WithTick)[kTick] = call
-      endOnClose(reply, call)
-      request.payment = call.payment as Payment
-      done()
-    }
     const covering = payee.coverFor(open.hold, route.price)
-    if (!covering) return serve()
-    covering.then(serve, () => {
-      open.busy = false
-      windows.end(id)
-      note(request, 'tollgate_store_failed', who)
-      sendError(reply, 'tollgate_store_failed')
-    })
+    if (!covering) return serveTick(request, reply, open, index, preimage, done)
+    covering.then(
+      () => serveTick(request, reply, open, index, preimage, done),
+      () => {
+        open.busy = false
+        windows.end(id)
+        note(request, 'tollgate_store_failed', whoOf(open))
+        sendError(reply, 'tollgate_store_failed')
+      },
+    )
+  }
+
+  /** A tick whose charge lies within the window's durable cover goes on to the handler. */
+  const serveTick = (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    open: OpenWindow,
+    index: number,
+    preimage: Uint8Array,
+    done: (err?: Error) => void,
+  ) => {
+    const call = new TickCall(
+      windows,
+      payee,
+      network,
+      open,
+      index,
+      preimage,
+      open.tickPayment,
+      request.log,
+    )
+    ;(request as unknown as WithTick)[kTick] = call
+    endOnClose(reply, call)
+    request.payment = call.payment
+    done()
   }
 
   const onOpening = async (
@@ -639,7 +654,7 @@ export function tickHooks(
       open,
       0,
       undefined,
-      opening.header,
+      paymentOf(state, payload.channelConfig.payer, opening.header),
       request.log,
     )
     ;(request as unknown as WithTick)[kTick] = call
@@ -648,7 +663,7 @@ export function tickHooks(
       return reply.hijack()
     }
     endOnClose(reply, call)
-    request.payment = call.payment as Payment
+    request.payment = call.payment
     return undefined
   }
 
@@ -671,6 +686,16 @@ export function tickHooks(
   }
 
   return { claims, onRequest, preHandler, onSend }
+}
+
+/** Who a refusal of a call of a window names, for the refusal log. */
+function whoOf(open: OpenWindow) {
+  return { payer: open.payer, channelId: open.state.channelId }
+}
+
+/** What a handler sees of a call of a window (`request.payment`). */
+function paymentOf(state: TickWindow, payer: Address, header: Payment['header']): Payment {
+  return Object.freeze({ payer, channelId: state.channelId, price: state.price, header })
 }
 
 /** A header's value when sent once (a repeated header is an array: refused as absent). */
