@@ -71,6 +71,9 @@ declare module 'fastify' {
   }
 }
 
+/** A limiter's check that counts nothing (the request is counted once its voucher is held). */
+const PEEK = Object.freeze({ count: false })
+
 /** Where a request's payment state lives (declared up front, one object shape). */
 const kPaid = Symbol('tollgate.paid')
 
@@ -375,7 +378,7 @@ function routeHooks(
     const paid = paidOf(request)
     if (!paid || paid.held) return undefined
     if (limiters.perPayer) {
-      const verdict = await limiters.perPayer(request, { count: false })
+      const verdict = await limiters.perPayer(request, PEEK)
       if (!verdict.ok) return limited(request, reply, verdict.retryAfter, paid.payment)
     }
     // The requirements the payment was screened against, even if the rate moved since.
@@ -436,19 +439,13 @@ function routeHooks(
   ) => {
     const paid = paidOf(request)
     if (!paid) return done(null, payload)
-    // On a shared store, an end the payer's next voucher cannot make by itself (a release, a
-    // charge below the price) is acknowledged before the reply goes out, so that the payer's next
-    // request is never busy, whichever instance it reaches.
-    const answer = (body: unknown) => {
-      const ending = payee.ended(paid.payment.channelId)
-      if (ending) ending.then(() => done(null, body))
-      else done(null, body)
+    if (paid.faulted !== undefined) {
+      return answer(paid, fault(request, reply, paid, payload), done)
     }
-    if (paid.faulted !== undefined) return answer(fault(request, reply, paid, payload))
     if (!paid.held) return done(null, payload)
     if (reply.statusCode >= 400 || reply.raw.destroyed) {
       end(request, paid)
-      return answer(payload)
+      return answer(paid, payload, done)
     }
     let result: ReturnType<PaidRequest['commit']>
     try {
@@ -457,13 +454,30 @@ function routeHooks(
       request.log.error({ err }, 'tollgate: committing a charge failed')
       result = { ok: false, message: 'the charge could not be committed.' }
     }
-    if (!result.ok) return answer(fault(request, reply, paid, payload, result.message))
+    if (!result.ok) {
+      return answer(paid, fault(request, reply, paid, payload, result.message), done)
+    }
     meter?.charge(result.charged)
     reply.header(HEADERS.paymentResponse, result.receipt)
     if (paid.payment.header === HEADERS.xPayment) {
       reply.header(HEADERS.xPaymentResponse, result.receipt)
     }
-    return answer(payload)
+    return answer(paid, payload, done)
+  }
+
+  /**
+   * The reply goes on. On a shared store, an end the payer's next voucher cannot make by itself (a
+   * release, a charge below the price) is acknowledged first, so that the payer's next request is
+   * never busy, whichever instance it reaches.
+   */
+  const answer = (
+    paid: PaidRequest,
+    body: unknown,
+    done: (err: Error | null, payload?: unknown) => void,
+  ) => {
+    const ending = payee.ended(paid.payment.channelId)
+    if (ending) ending.then(() => done(null, body))
+    else done(null, body)
   }
 
   return { onRequest, preHandler, onSend }
