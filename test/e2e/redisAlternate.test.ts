@@ -8,7 +8,7 @@
  * behind would land after the payer's next request.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
-import { createConnection, createServer as createTcpServer, type Server } from 'node:net'
+import type { Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Fastify, { type FastifyInstance } from 'fastify'
@@ -21,7 +21,7 @@ import { createServer, type TollgateServer } from '../../src/server/createServer
 import { RedisStore } from '../../src/store/index.js'
 import { fundedAccount } from '../client/fixtures.js'
 import { useDevChain } from '../helpers/devChain.js'
-import { type RedisServer, startRedis } from '../helpers/redisServer.js'
+import { type RedisServer, slowRelay, startRedis } from '../helpers/redisServer.js'
 
 const dev = useDevChain()
 /** Token units a call: `'$0.002'` of the 6-decimal test USDC. */
@@ -29,27 +29,6 @@ const PRICE = 2000n
 const CALLS = 40
 /** How long the relay holds each chunk the first instance sends to Redis. */
 const RELAY_DELAY_MS = 40
-
-/** A TCP relay to 127.0.0.1:`port` that delivers what its clients send `delayMs` late, in order. */
-async function slowRelay(port: number, delayMs: number): Promise<{ url: string; server: Server }> {
-  const server = createTcpServer((client) => {
-    const upstream = createConnection({ host: '127.0.0.1', port })
-    client.on('data', (chunk) => {
-      setTimeout(() => upstream.write(chunk), delayMs)
-    })
-    upstream.pipe(client)
-    const close = () => {
-      client.destroy()
-      upstream.destroy()
-    }
-    client.on('error', close).on('close', close)
-    upstream.on('error', close).on('close', close)
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const address = server.address()
-  if (address === null || typeof address === 'string') throw new Error('no relay port')
-  return { url: `redis://127.0.0.1:${address.port}`, server }
-}
 
 let redis: RedisServer
 let relay: Server | undefined

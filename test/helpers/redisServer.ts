@@ -5,7 +5,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
+import { createConnection, createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -111,4 +111,28 @@ export async function startRedis(
       rmSync(dir, { recursive: true, force: true })
     },
   }
+}
+
+/** A TCP relay to 127.0.0.1:`port` that delivers what its clients send `delayMs` late, in order. */
+export async function slowRelay(
+  port: number,
+  delayMs: number,
+): Promise<{ url: string; server: Server }> {
+  const server = createServer((client) => {
+    const upstream = createConnection({ host: '127.0.0.1', port })
+    client.on('data', (chunk) => {
+      setTimeout(() => upstream.write(chunk), delayMs)
+    })
+    upstream.pipe(client)
+    const close = () => {
+      client.destroy()
+      upstream.destroy()
+    }
+    client.on('error', close).on('close', close)
+    upstream.on('error', close).on('close', close)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const address = server.address()
+  if (address === null || typeof address === 'string') throw new Error('no relay port')
+  return { url: `redis://127.0.0.1:${address.port}`, server }
 }

@@ -97,7 +97,7 @@ export interface PaidTools {
  *   async ({ city }) => ({ content: [{ type: 'text', text: `Sunny in ${city}` }] }))
  */
 export function paidTools(options: PaidToolsOptions): PaidTools {
-  const terms = resolveTerms(options, ['admit', 'commit', 'release'])
+  const terms = resolveTerms(options, ['admit', 'commit', 'release', 'ended'])
   const oracle = resolveOracle(options.oracle, terms.asset.decimals)
   if (oracle?.convert && parseDollars(options.minDeposit) !== undefined) {
     throw new TollgateError(
@@ -185,15 +185,27 @@ async function call(
     result = await handler(...params)
   } catch (err) {
     terms.payee.release(hold)
+    await ended(terms, hold)
     throw err
   }
   if (result.isError === true || extra.signal.aborted) {
     terms.payee.release(hold)
+    await ended(terms, hold)
     return result
   }
   const receipt = commit(terms, tool, hold, payload.channelConfig.payer, deposit)
+  await ended(terms, hold)
   if (!receipt.ok) return refused(tool, receipt.code, receipt.message)
   return { ...result, _meta: { ...result._meta, [MCP_META.paymentResponse]: receipt.value } }
+}
+
+/**
+ * On a shared store, waits until Redis acknowledged the end of a hold that the payer's next
+ * voucher could not end by itself (a release, a charge below what was in flight), so that the
+ * payer's next call, on whichever instance, never finds the channel busy. Never rejects.
+ */
+async function ended(terms: ResolvedTerms, hold: Hold): Promise<void> {
+  await terms.payee.ended(hold.channelId)
 }
 
 /** Charges the price and builds the receipt; a failed commit charges nothing (the hold is ended). */
