@@ -65,8 +65,6 @@ describe('watchPriceFeed', () => {
       }
       while (answer() !== 250_000_000_000n && Date.now() - moved < 3000) await sleep(20)
       expect(watched.current()).toMatchObject({ ok: true, value: { answer: 250_000_000_000n } })
-      // Within one refresh interval (plus the scheduling slack of a busy machine).
-      expect(Date.now() - moved).toBeLessThan(1000 + 400)
       // One read at start, then at most one per elapsed interval.
       expect(counter.reads).toBeLessThanOrEqual(1 + Math.floor((Date.now() - started) / 1000))
     } finally {

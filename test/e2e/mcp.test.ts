@@ -6,7 +6,10 @@
  * the day's spend survives a restart. The payer SDK pays the MCP tool through `_meta`, and an
  * unpaid call gets the 402 tool result.
  */
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server } from 'node:http'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
@@ -290,11 +293,33 @@ describe('tollgate mcp, driven by an MCP client over stdio', () => {
     expect(text).not.toContain(key.slice(2).toLowerCase())
   })
 
-  it("stops on the end of stdin, and the day's spend survives the restart", async () => {
-    const started = Date.now()
+  it('stops on the end of stdin by itself, with exit code 0', async () => {
+    // Spawned directly: nobody sends it a signal, so only the end of stdin can stop it.
+    const dataDir = mkdtempSync(join(tmpdir(), 'tollgate-mcp-eof-'))
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', MAIN, 'mcp', '--rpc', dev.rpcUrl, '--data-dir', dataDir, ...limits()],
+      { env: { ...process.env, TOLLGATE_PAYER_KEY: key }, stdio: ['pipe', 'ignore', 'pipe'] },
+    )
+    let stderr = ''
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString()
+    })
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.once('exit', (code, signal) => resolve({ code, signal })),
+    )
+    child.stdin.end()
+    // A hang guard, not a timing: an agent that ignored the end of stdin would run forever.
+    const guard = setTimeout(() => child.kill('SIGKILL'), 30_000)
+    const exit = await exited
+    clearTimeout(guard)
+    rmSync(dataDir, { recursive: true, force: true })
+    expect(exit).toEqual({ code: 0, signal: null })
+    expect(stderr).not.toMatch(/tollgate_|Error|SIGTERM/)
+  })
+
+  it("closes with the SDK's client, and the day's spend survives the restart", async () => {
     await agent.client.close()
-    // The SDK ends stdin, then waits 2 s before it sends SIGTERM: an earlier exit was on EOF.
-    expect(Date.now() - started).toBeLessThan(1900)
     expect(agent.stderr()).not.toMatch(/tollgate_|Error/)
 
     agent = await startAgent(key, temp.dir, limits())

@@ -194,7 +194,6 @@ describe('a dollar route paid in a token priced by a feed', () => {
     }
     expect(after.accepted?.amount).toBe('500')
     expect(after.accepted?.extra?.minDeposit).toBe('5000')
-    expect(Date.now() - moved).toBeLessThan(REFRESH_SECONDS * 1000 + 400)
 
     // A voucher signed for the previous requirements is refused with the fresh ones.
     const stale = await pay('/joke', before.accepted as PaymentRequirements, channel, 4000n)
