@@ -8,8 +8,12 @@
  * Beside them: whether our payer signs on libsecp256k1 and what one voucher signature costs
  * natively and in JavaScript (same run), and its journal's writes and flushes per call and calls
  * per spend reservation over the measured calls.
+ *
+ * `TOLLGATE_BENCH_PROFILE=<path>` adds one phase of our payer alone after the measured ones (not
+ * counted), under the V8 CPU profiler (this process: payer and server): it writes
+ * `<path>.cpuprofile` and the top 15 functions by self time to `<path>.txt`.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -36,6 +40,7 @@ import { LevelStore } from '../src/store/index.js'
 import { tollgate } from '../src/transports/http/index.js'
 import { bytesToHex, domainSeparatorBytes, voucherDigest } from '../src/verify/index.js'
 import type { Log } from './run.js'
+import { startCpuProfile, topSelfTime } from './support/cpuProfile.js'
 
 /** Token units per call: `'$0.001'` of a 6-decimal USDC. */
 const PRICE = 1000n
@@ -50,8 +55,11 @@ const SLICE_CALLS = 50
 /** Voucher signatures timed per backend, in rounds that alternate between them. */
 const SIGN_ROUNDS = 10
 const SIGNS_PER_ROUND = 200
+/** Calls of our payer under the profiler, when one is asked for. */
+const PROFILED_CALLS = 2_000
+const PROFILE = process.env.TOLLGATE_BENCH_PROFILE
 /** The deposit every channel opens with: covers every call of the run. */
-const MIN_DEPOSIT = PRICE * BigInt(MAX_CALLS + SLICE_CALLS + WARMUP + 1)
+const MIN_DEPOSIT = PRICE * BigInt(MAX_CALLS + SLICE_CALLS + WARMUP + 1 + PROFILED_CALLS)
 
 interface Phase {
   calls: number
@@ -233,6 +241,14 @@ export async function run(log: Log) {
       ),
       calls_per_reservation:
         reservations === 0 ? ourTotals.calls : Math.round(ourTotals.calls / reservations),
+    }
+    if (PROFILE) {
+      const stop = await startCpuProfile()
+      for (let i = 0; i < PROFILED_CALLS; i++) await call(payer.fetch)
+      const profile = await stop()
+      writeFileSync(`${PROFILE}.cpuprofile`, JSON.stringify(profile))
+      writeFileSync(`${PROFILE}.txt`, `${topSelfTime(profile)}\n`)
+      log(`profile: ${PROFILE}.cpuprofile, top: ${PROFILE}.txt`)
     }
     const native = await signingCost(sessionKey, dev.chain.id, dev.contracts.escrow)
     const a = phase(ourTotals)
