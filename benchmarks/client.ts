@@ -7,7 +7,10 @@
  * (the server advertises a `minDeposit` covering every call, so neither tops up while measured).
  * Beside them: whether our payer signs on libsecp256k1 and what one voucher signature costs
  * natively and in JavaScript (same run), and its journal's writes and flushes per call and calls
- * per spend reservation over the measured calls.
+ * per spend reservation over the measured calls. Where a call's time goes, per client: in the
+ * server (from its `onRequest` to its `onResponse` hook, summed over the call's requests), in the
+ * store's group commits (the LevelDB batch write and its fsync, part of the server's time), and
+ * the rest (the client, its HTTP stack and the socket).
  *
  * `TOLLGATE_BENCH_PROFILE=<path>` adds one phase of our payer alone after the measured ones (not
  * counted), under the V8 CPU profiler (this process: payer and server): it writes
@@ -67,6 +70,12 @@ interface Phase {
   roundTrips: number
   /** CPU of the whole process (client and server) per call: steadier than time on a shared machine. */
   cpuMs: number
+  /** Milliseconds per call in the server's hooks (onRequest to onResponse), the store's commits included. */
+  serverMs: number
+  /** Milliseconds per call in the store's group commits (batch write and fsync). */
+  commitMs: number
+  /** The store's group commits per call. */
+  commits: number
 }
 
 /**
@@ -102,6 +111,18 @@ async function signingCost(privateKey: `0x${string}`, chainId: number, escrow: `
   }
 }
 
+/** Where a client's call goes, in milliseconds: the server (store commits part of it), the rest. */
+function split(p: Phase) {
+  const call = 1000 / p.perSecond
+  return {
+    call: Number(call.toFixed(3)),
+    server: Number(p.serverMs.toFixed(3)),
+    store_commit: Number(p.commitMs.toFixed(3)),
+    store_commits: Number(p.commits.toFixed(2)),
+    client_and_socket: Number((call - p.serverMs).toFixed(3)),
+  }
+}
+
 export async function run(log: Log) {
   const dev = await startDevChain()
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-bench-client-'))
@@ -118,6 +139,13 @@ export async function run(log: Log) {
       LocalAccount,
     ]
     const publicClient = devPublicClient(dev)
+    const store = await LevelStore.open(join(dir, 'vouchers'))
+    let commitSeconds = 0
+    let commits = 0
+    store.observeCommits((seconds) => {
+      commitSeconds += seconds
+      commits += 1
+    })
     const payee = await openPayee({
       chainId: dev.chain.id,
       escrow: dev.contracts.escrow,
@@ -127,7 +155,7 @@ export async function run(log: Log) {
         token: dev.contracts.usdc,
         withdrawDelay: WITHDRAW_DELAY,
       },
-      store: await LevelStore.open(join(dir, 'vouchers')),
+      store,
       readChannel: channelReader(publicClient, dev.contracts.escrow),
     })
     closers.push(() => payee.close())
@@ -159,8 +187,14 @@ export async function run(log: Log) {
       }),
     })
     let requests = 0
-    app.addHook('onRequest', async () => {
+    let serverMs = 0
+    const received = new WeakMap<object, number>()
+    app.addHook('onRequest', async (request) => {
       requests += 1
+      received.set(request, performance.now())
+    })
+    app.addHook('onResponse', async (request) => {
+      serverMs += performance.now() - (received.get(request) ?? performance.now())
     })
     app.get('/paid', { config: { price: PRICE } }, async () => ({ ok: true }))
     app.get('/free', async () => ({ ok: true }))
@@ -196,9 +230,20 @@ export async function run(log: Log) {
       await response.arrayBuffer()
     }
     /** Totals of one client over its slices. */
-    const totals = () => ({ calls: 0, ms: 0, requests: 0, cpuMicros: 0 })
+    const totals = () => ({
+      calls: 0,
+      ms: 0,
+      requests: 0,
+      cpuMicros: 0,
+      serverMs: 0,
+      commitMs: 0,
+      commits: 0,
+    })
     const slice = async (pay: typeof fetch, total: ReturnType<typeof totals>) => {
       const before = requests
+      const serverBefore = serverMs
+      const commitBefore = commitSeconds
+      const commitsBefore = commits
       const cpu = process.cpuUsage()
       const start = performance.now()
       for (let i = 0; i < SLICE_CALLS; i++) await call(pay)
@@ -207,15 +252,21 @@ export async function run(log: Log) {
       total.cpuMicros += used.user + used.system
       total.calls += SLICE_CALLS
       total.requests += requests - before
+      total.serverMs += serverMs - serverBefore
+      total.commitMs += (commitSeconds - commitBefore) * 1000
+      total.commits += commits - commitsBefore
     }
     const phase = (total: ReturnType<typeof totals>): Phase => ({
       calls: total.calls,
       perSecond: (total.calls * 1000) / total.ms,
       roundTrips: total.requests / total.calls,
       cpuMs: total.cpuMicros / 1000 / total.calls,
+      serverMs: total.serverMs / total.calls,
+      commitMs: total.commitMs / total.calls,
+      commits: total.commits / total.calls,
     })
     const describe = (name: string, p: Phase) =>
-      `${name}: ${p.perSecond.toFixed(0)} calls/s, ${p.roundTrips.toFixed(2)} round trips/call, ${p.cpuMs.toFixed(2)} ms CPU/call (${p.calls} calls)`
+      `${name}: ${p.perSecond.toFixed(0)} calls/s, ${p.roundTrips.toFixed(2)} round trips/call, ${p.cpuMs.toFixed(2)} ms CPU/call (${p.calls} calls); per call ${(1000 / p.perSecond).toFixed(2)} ms: ${p.serverMs.toFixed(2)} in the server (${p.commitMs.toFixed(2)} of it in ${p.commits.toFixed(2)} store commits), ${(1000 / p.perSecond - p.serverMs).toFixed(2)} in the client and the socket`
 
     for (let i = 0; i < WARMUP; i++) await call(payer.fetch)
     for (let i = 0; i < WARMUP; i++) await call(stockFetch)
@@ -268,6 +319,10 @@ export async function run(log: Log) {
       stock_calls_per_s: Math.round(b.perSecond),
       ours_round_trips_per_call: Number(a.roundTrips.toFixed(2)),
       stock_round_trips_per_call: Number(b.roundTrips.toFixed(2)),
+      split_ms_per_call: {
+        ours: split(a),
+        stock: split(b),
+      },
       native_signing: { used: payer.signing.backend === 'native', ...native },
       journal,
     }
