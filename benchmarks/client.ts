@@ -10,7 +10,10 @@
  * per spend reservation over the measured calls. Where a call's time goes, per client: in the
  * server (from its `onRequest` to its `onResponse` hook, summed over the call's requests), in the
  * store's group commits (the LevelDB batch write and its fsync, part of the server's time), and
- * the rest (the client, its HTTP stack and the socket).
+ * the rest (the client, its HTTP stack and the socket). Beside the headline, on a twin route of
+ * the same server that offers ticks (src/transports/http/PROTOCOL.md, `config.ticks`), our payer
+ * with `ticks: true`: one voucher a window, then one hash preimage a call (stock clients would
+ * pay that route as they pay the other).
  *
  * `TOLLGATE_BENCH_PROFILE=<path>` adds one phase of our payer alone after the measured ones (not
  * counted), under the V8 CPU profiler (this process: payer and server): it writes
@@ -61,6 +64,8 @@ const SIGNS_PER_ROUND = 200
 /** Calls of our payer under the profiler, when one is asked for. */
 const PROFILED_CALLS = 2_000
 const PROFILE = process.env.TOLLGATE_BENCH_PROFILE
+/** Calls a tick window covers, as the twin route offers it. */
+const TICK_WINDOW = 100
 /** The deposit every channel opens with: covers every call of the run. */
 const MIN_DEPOSIT = PRICE * BigInt(MAX_CALLS + SLICE_CALLS + WARMUP + 1 + PROFILED_CALLS)
 
@@ -128,7 +133,7 @@ export async function run(log: Log) {
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-bench-client-'))
   const closers: (() => Promise<unknown>)[] = []
   try {
-    const [, receiver, , , authorizer, , ours, theirs] = dev.accounts as LocalAccount[] as [
+    const [, receiver, , , authorizer, ticking, ours, theirs] = dev.accounts as LocalAccount[] as [
       LocalAccount,
       LocalAccount,
       LocalAccount,
@@ -198,6 +203,9 @@ export async function run(log: Log) {
     })
     app.get('/paid', { config: { price: PRICE } }, async () => ({ ok: true }))
     app.get('/free', async () => ({ ok: true }))
+    app.get('/ticked', { config: { price: PRICE, ticks: TICK_WINDOW } }, async () => ({
+      ok: true,
+    }))
     await app.listen({ host: '127.0.0.1', port: 0 })
     const address = app.server.address()
     if (address === null || typeof address === 'string') throw new Error('no port')
@@ -216,6 +224,17 @@ export async function run(log: Log) {
       policy: { limits: { perRequest: '$0.01', perDay: '$1000' } },
     })
     closers.unshift(() => payer.close())
+    const tickPayer = await createPayer({
+      account: ticking,
+      payerAuthorizer: keySigner(generatePrivateKey()),
+      rpcUrl: dev.rpcUrl,
+      chainId: dev.chain.id,
+      dataDir: join(dir, 'tick-payer'),
+      policy: { limits: { perRequest: '$0.01', perDay: '$1000' } },
+      ticks: true,
+    })
+    closers.unshift(() => tickPayer.close())
+    const ticked: typeof fetch = () => tickPayer.fetch(`http://127.0.0.1:${address.port}/ticked`)
     const client = new x402Client()
     client.register(
       `eip155:${dev.chain.id}`,
@@ -270,16 +289,19 @@ export async function run(log: Log) {
 
     for (let i = 0; i < WARMUP; i++) await call(payer.fetch)
     for (let i = 0; i < WARMUP; i++) await call(stockFetch)
+    for (let i = 0; i < WARMUP; i++) await call(ticked)
     // Short slices, alternating: a burst of someone else's work on a shared machine falls on
     // both clients alike.
     const ourTotals = totals()
     const stockTotals = totals()
     const floorTotals = totals()
+    const tickTotals = totals()
     const statsBefore = payer.stats()
     while (Math.min(ourTotals.ms, stockTotals.ms) < PHASE_MS && ourTotals.calls < MAX_CALLS) {
       await slice(payer.fetch, ourTotals)
       await slice(stockFetch, stockTotals)
       await slice(unpaid, floorTotals)
+      await slice(ticked, tickTotals)
     }
     const statsAfter = payer.stats()
     const reservations = statsAfter.reservations - statsBefore.reservations
@@ -306,8 +328,12 @@ export async function run(log: Log) {
     const b = phase(stockTotals)
     log(describe('tollgate payer', a))
     log(describe('stock @x402/fetch', b))
+    const t = phase(tickTotals)
     log(describe('unpaid twin route, plain fetch (the floor)', phase(floorTotals)))
-    log(`ratio ${(a.perSecond / b.perSecond).toFixed(1)}x`)
+    log(describe(`tollgate payer with ticks, window ${TICK_WINDOW}`, t))
+    log(
+      `ratio ${(a.perSecond / b.perSecond).toFixed(1)}x; with ticks ${(t.perSecond / b.perSecond).toFixed(1)}x`,
+    )
     log(
       `voucher signing: ${payer.signing.backend}; ${native.native_sign_us.toFixed(1)} µs native, ${native.js_sign_us.toFixed(1)} µs JS`,
     )
@@ -322,7 +348,10 @@ export async function run(log: Log) {
       split_ms_per_call: {
         ours: split(a),
         stock: split(b),
+        ours_ticks: split(t),
       },
+      ours_ticks_calls_per_s: Math.round(t.perSecond),
+      ticks_vs_stock: Number((t.perSecond / b.perSecond).toFixed(2)),
       native_signing: { used: payer.signing.backend === 'native', ...native },
       journal,
     }
