@@ -20,6 +20,7 @@ import {
 } from '../verify/index.js'
 import type { UnacknowledgedCharge } from './createPayer.js'
 import type { Journal, PayerChannel } from './journal.js'
+import type { KeySigner, keySigner } from './keySigner.js'
 import type { PayerChain } from './payerChain.js'
 import { isOwnVoucher, signDepositAuthorization, signVoucher } from './signing.js'
 import { checkDeposit, checkSpend, type ResolvedLimits, spendHeadroom } from './spendPolicy.js'
@@ -82,10 +83,22 @@ export class PayerCore {
   /** The escrow's EIP-712 domain, for signers that sign typed data rather than digests. */
   readonly domain: ReturnType<typeof escrowDomain>
   readonly network: Network
+  /**
+   * Whether the voucher of a channel's next call is signed while the current call is answered:
+   * for a {@link keySigner} authorizer only, whose key is local (signing ahead costs tens of
+   * microseconds, never a prompt or a remote call).
+   */
+  readonly signsAhead: boolean
   private readonly locks = new Map<Hex, Promise<unknown>>()
   /** Origins served by a blocked channel, with the reason: a cheating server is paid no more on any channel. */
   private readonly blockedOrigins = new Map<string, string>()
   private reservationCount = 0
+  /**
+   * Per channel, the voucher signature of its next call, signed ahead while the current call is
+   * answered: in memory only, it leaves the payer through {@link prepare}, after that call's own
+   * checks, as a signature made then would.
+   */
+  private readonly ahead = new Map<Hex, { ceiling: bigint; signature: Promise<Hex> }>()
   private readonly identities = new WeakMap<
     PaymentRequirements,
     { config: ChannelConfig; id: Hex }
@@ -115,6 +128,7 @@ export class PayerCore {
         for (const o of channel.origins) this.blockedOrigins.set(o, channel.blocked)
     }
     this.network = `eip155:${chainId}`
+    this.signsAhead = (authorizer as Partial<KeySigner>).signingBackend !== undefined
   }
 
   /** The batch-settlement entry of a 402 this payer can pay, if any. */
@@ -218,7 +232,10 @@ export class PayerCore {
    * voucher for `charged + price` (or `ceiling` when given, the credit window of a WebSocket
    * session). A voucher within the channel's open reservation (same origin, not expired) is
    * signed with no durable write; one past it first reserves, durably, its own growth and up to
-   * {@link ReservationPolicy.calls} prices more, within what the limits leave.
+   * {@link ReservationPolicy.calls} prices more, within what the limits leave. With a
+   * {@link keySigner} and no `ceiling`, the voucher at `charged + 2 × price` (the next call's,
+   * when this one is charged its price) is signed ahead while this call is answered, and kept in
+   * memory until that call's prepare, which sends it only after the same checks.
    *
    * @throws TollgateError `tollgate_payee_blocked`, `tollgate_withdrawal_pending`,
    *   `tollgate_spend_limit` (nothing signed or deposited), or a chain error of a direct deposit.
@@ -274,7 +291,9 @@ export class PayerCore {
       await this.journal.putChannel(channel, false)
       depositAmount = undefined
     }
-    const signature = await signVoucher(this.authorizer, this.separator, this.domain, id, ceiling)
+    const signature = await this.voucherSignature(id, ceiling)
+    if (this.signsAhead && options.ceiling === undefined && price > 0n)
+      this.signAhead(id, ceiling + price)
     const voucher = { channelId: id, maxClaimableAmount: ceiling, signature }
     const pending: PendingPayment = {
       channelId: id,
@@ -314,6 +333,36 @@ export class PayerCore {
         deposit: { amount: depositAmount, erc3009Authorization },
       },
     }
+  }
+
+  /** The signature of the voucher `(id, ceiling)`: the one signed ahead for it, or a new one. */
+  private async voucherSignature(id: Hex, ceiling: bigint): Promise<Hex> {
+    const ahead = this.ahead.get(id)
+    this.ahead.delete(id)
+    if (ahead?.ceiling === ceiling) {
+      const signature = await ahead.signature.catch(() => undefined)
+      if (signature !== undefined) return signature
+    }
+    return signVoucher(this.authorizer, this.separator, this.domain, id, ceiling)
+  }
+
+  /**
+   * Signs the voucher `(id, ceiling)` ahead, for the channel's next call at the same price, two
+   * event-loop turns on: after the current call's request is written and whatever the loop had
+   * ready has run (a server in this same process reading that request, say), so the signature is
+   * made while the answer is awaited rather than in its way. Not when the channel's highest
+   * voucher already reached `ceiling` (its next call came first).
+   */
+  private signAhead(id: Hex, ceiling: bigint): void {
+    setImmediate(() =>
+      setImmediate(() => {
+        const signed = this.journal.channels.get(id)?.signed
+        if (signed === undefined || signed >= ceiling) return
+        const signature = signVoucher(this.authorizer, this.separator, this.domain, id, ceiling)
+        signature.catch(() => undefined)
+        this.ahead.set(id, { ceiling, signature })
+      }),
+    )
   }
 
   /**

@@ -2,16 +2,18 @@
  * The payer SDK against tollgate's HTTP plugin, on a real anvil over real sockets: a gasless
  * ERC-3009 channel opening, one round trip per paid call, top-ups, concurrent calls on one
  * channel, spend limits that hold across a restart, recovery after the local state is lost,
- * a cooperative refund and a withdrawal.
+ * a cooperative refund and a withdrawal; and each call's voucher signed while the call before it
+ * is answered.
  */
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import type { LocalAccount } from 'viem'
+import type { Hex, LocalAccount } from 'viem'
 import { generatePrivateKey } from 'viem/accounts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { JOURNAL_FILE, keySigner } from '../../src/client/index.js'
 import { TollgateError } from '../../src/errors/index.js'
 import { decodeSettleResponse } from '../../src/protocol/index.js'
+import { bytesToHex, domainSeparatorBytes, voucherDigest } from '../../src/verify/index.js'
 import { useDevChain } from '../helpers/devChain.js'
 import { randomAccount } from '../helpers/escrow.js'
 import {
@@ -272,6 +274,54 @@ describe('the payer against tollgate over HTTP', () => {
     expect(again.spending().day).toBe(40n * PRICE)
     expect(await codeOf(again.fetch(url))).toBe('tollgate_spend_limit')
     await again.close()
+  })
+
+  it("signs a call's voucher while the call before it is answered, and sends it only at its own ceiling", async () => {
+    const account = await fundedAccount(dev, 1_000_000n)
+    /** Per digest signed, the call in progress when it was first signed. */
+    const signedDuring = new Map<Hex, number>()
+    let call = 0
+    const counting = <A extends LocalAccount>(signer: A): A => ({
+      ...signer,
+      async sign(parameters: { hash: Hex }) {
+        if (!signedDuring.has(parameters.hash)) signedDuring.set(parameters.hash, call)
+        return (signer.sign as NonNullable<LocalAccount['sign']>)(parameters)
+      },
+    })
+    const payer = await payerOn(dev, {
+      account,
+      payerAuthorizer: counting(keySigner(generatePrivateKey())),
+      dataDir: folder(),
+    })
+    const url = `${server.base}/joke`
+    for (call = 1; call <= 5; call++) expect((await payer.fetch(url)).status).toBe(200)
+    const [channel] = await payer.channels()
+    if (!channel) throw new Error('no channel')
+    const separator = domainSeparatorBytes({ chainId: dev.chainId, verifyingContract: h.escrow })
+    const digest = (ceiling: bigint) =>
+      bytesToHex(voucherDigest(separator, channel.channelId, ceiling)) as Hex
+    // The first call's voucher is signed in it; each later one's during the call before.
+    expect(signedDuring.get(digest(PRICE))).toBe(1)
+    for (let k = 2; k <= 5; k++) expect(signedDuring.get(digest(BigInt(k) * PRICE))).toBe(k - 1)
+    expect(signedDuring.get(digest(6n * PRICE))).toBe(5)
+    // A route at twice the price: the voucher signed ahead (6 prices) is not its ceiling (7), so
+    // it is signed anew, and the server takes it.
+    call = 6
+    expect((await payer.fetch(`${server.base}/dear`)).status).toBe(200)
+    expect(signedDuring.get(digest(7n * PRICE))).toBe(6)
+    expect(server.payee.ledger.get(channel.channelId)?.chargedCumulativeAmount).toBe(7n * PRICE)
+    await payer.close()
+
+    // Any other signer (a wallet may prompt, a remote signer bills) signs only what is sent.
+    signedDuring.clear()
+    const other = await payerOn(dev, {
+      account: await fundedAccount(dev, 1_000_000n),
+      payerAuthorizer: counting(randomAccount() as LocalAccount),
+      dataDir: folder(),
+    })
+    for (call = 1; call <= 3; call++) expect((await other.fetch(url)).status).toBe(200)
+    expect([...signedDuring.values()]).toEqual([1, 2, 3])
+    await other.close()
   })
 
   it('recovers after losing its local state: reads the chain, checks the corrective voucher, adopts it', async () => {
