@@ -104,7 +104,24 @@ export function parseSignature(signature: Hex): ParsedSignature | null {
  * normalizeSignature('0x…00') // '0x…1b'
  */
 export function normalizeSignature(signature: Hex): Hex | null {
-  const parsed = parseSignature(signature)
-  if (parsed === null) return null
-  return `${bytesToHex(parsed.compact)}${parsed.recid === 0 ? '1b' : '1c'}` as Hex
+  const recid = readSignature(signature, NORMALIZE_BUF)
+  if (recid < 0) return null
+  if (isCanonicalText(signature)) return signature
+  return `${bytesToHex(NORMALIZE_BUF)}${recid === 0 ? '1b' : '1c'}` as Hex
+}
+
+const NORMALIZE_BUF = /* @__PURE__ */ new Uint8Array(64)
+
+/**
+ * Whether a signature {@link readSignature} accepted is already written canonically: v as `1b`
+ * or `1c`, and no uppercase hex digit (A-F, char codes 65 to 70).
+ */
+function isCanonicalText(signature: string): boolean {
+  const v = signature.charCodeAt(131)
+  if (signature.charCodeAt(130) !== 49 || (v !== 98 && v !== 99)) return false
+  for (let i = 2; i < 130; i++) {
+    const c = signature.charCodeAt(i)
+    if (c >= 65 && c <= 70) return false
+  }
+  return true
 }
