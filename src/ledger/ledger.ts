@@ -3,7 +3,7 @@ import { type Rejection, reject, TollgateError } from '../errors/index.js'
 import type { ChannelConfig, SignedVoucher } from '../protocol/types.js'
 import {
   type ContractSignatureCheck,
-  normalizeSignature,
+  claimableSignature,
   type VerifyVoucherForOptions,
   type VoucherVerifier,
   verifyVoucherFor,
@@ -248,6 +248,7 @@ export class Ledger {
       return reject('invalid_batch_settlement_evm_voucher_signature')
     }
     const latest = this.channels.get(id) ?? record
+    // The escrow takes ECDSA `v` as 27/28 only: a 0/1 form the verifier accepted is kept as 27/28.
     const accepted = acceptVoucher(
       latest,
       voucher.maxClaimableAmount,
@@ -510,11 +511,6 @@ function inFlightOf(rule: VoucherRule, ceiling: bigint): bigint {
     case 'refund':
       return 0n
   }
-}
-
-/** The escrow takes ECDSA `v` as 27/28 only; a 0/1 form the verifier accepted is stored as 27/28. */
-function claimableSignature(signature: Hex): Hex {
-  return normalizeSignature(signature) ?? signature
 }
 
 async function refuseContractSignatures(): Promise<boolean> {

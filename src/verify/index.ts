@@ -31,7 +31,12 @@ export {
 export { type BackendPreference, type LoadedBackend, loadBackend } from './loadBackend.js'
 export { loadNativeBackend, NATIVE_MODULE } from './nativeBackend.js'
 export { refundDigest } from './refundDigest.js'
-export { normalizeSignature, type ParsedSignature, parseSignature } from './signature.js'
+export {
+  claimableSignature,
+  normalizeSignature,
+  type ParsedSignature,
+  parseSignature,
+} from './signature.js'
 export { DEFAULT_SIGNER_CACHE_SIZE } from './signerCache.js'
 export {
   type AuthorizationVerifier,

@@ -110,6 +110,21 @@ export function normalizeSignature(signature: Hex): Hex | null {
   return `${bytesToHex(NORMALIZE_BUF)}${recid === 0 ? '1b' : '1c'}` as Hex
 }
 
+/**
+ * The form of a voucher signature to store and claim with: a valid 65-byte signature as
+ * {@link normalizeSignature} gives it, anything else (an EIP-1271 wallet's signature) as it came.
+ * One already in canonical form is returned as is without being decoded.
+ *
+ * @param signature - A signature from a payload.
+ * @returns The signature to keep.
+ * @example
+ * claimableSignature('0x…00') // '0x…1b'
+ */
+export function claimableSignature(signature: Hex): Hex {
+  if (signature.length === 132 && isCanonicalText(signature)) return signature
+  return normalizeSignature(signature) ?? signature
+}
+
 const NORMALIZE_BUF = /* @__PURE__ */ new Uint8Array(64)
 
 /**
