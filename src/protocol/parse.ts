@@ -76,11 +76,33 @@ export function isDecimal(value: string): boolean {
 
 /** A canonical unsigned decimal string not above `max`. */
 export function parseUint(value: unknown, max: bigint): bigint | undefined {
-  if (typeof value !== 'string' || value.length > MAX_UINT_DIGITS || !DECIMAL.test(value)) {
-    return undefined
+  if (typeof value !== 'string' || value.length > MAX_UINT_DIGITS) return undefined
+  let parsed: bigint
+  if (value.length <= SAFE_DIGITS) {
+    const n = smallDecimal(value)
+    if (n === undefined) return undefined
+    parsed = BigInt(n)
+  } else {
+    if (!DECIMAL.test(value)) return undefined
+    parsed = BigInt(value)
   }
-  const n = BigInt(value)
-  return n <= max ? n : undefined
+  return parsed <= max ? parsed : undefined
+}
+
+/** Decimal digits that always fit a double exactly (10^15 < 2^53). */
+const SAFE_DIGITS = 15
+
+/** The value of a canonical decimal of at most {@link SAFE_DIGITS} digits, else undefined. */
+function smallDecimal(value: string): number | undefined {
+  const length = value.length
+  if (length === 0 || (length > 1 && value.charCodeAt(0) === 48)) return undefined
+  let n = 0
+  for (let i = 0; i < length; i++) {
+    const digit = value.charCodeAt(i) - 48
+    if (digit < 0 || digit > 9) return undefined
+    n = n * 10 + digit
+  }
+  return n
 }
 
 /** A non-negative safe integer not above `max`. */

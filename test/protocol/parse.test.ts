@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { parseAddress, parseBytes32, parseHexBytes } from '../../src/protocol/parse.js'
+import { parseAddress, parseBytes32, parseHexBytes, parseUint } from '../../src/protocol/parse.js'
 
 // The grammar of each field, as patterns: the table-driven parsers must agree with them exactly.
 const ADDRESS = /^0x[0-9a-fA-F]{40}$/
@@ -24,6 +24,8 @@ const nearHex = (minDigits: number, maxDigits: number) =>
       if (stray) digits.splice(stray[0] % (digits.length + 1), 0, stray[1])
       return prefix + digits.join('')
     })
+
+const DECIMAL = /^(?:0|[1-9][0-9]*)$/
 
 const expected = (pattern: RegExp, value: string) =>
   pattern.test(value) ? value.toLowerCase() : undefined
@@ -69,5 +71,35 @@ describe('hex field parsers', () => {
       expect(parseBytes32(value)).toBeUndefined()
       expect(parseHexBytes(value, 0, 100)).toBeUndefined()
     }
+  })
+})
+
+describe('parseUint', () => {
+  const nearDecimal = fc
+    .tuple(
+      fc.array(fc.constantFrom(...'0123456789'), { minLength: 0, maxLength: 80 }),
+      fc.option(fc.tuple(fc.nat(), fc.constantFrom('-', '+', '.', 'e', ' ', 'a', '٣', '\u0000'))),
+    )
+    .map(([digits, stray]) => {
+      if (stray) digits.splice(stray[0] % (digits.length + 1), 0, stray[1])
+      return digits.join('')
+    })
+
+  it('accepts exactly canonical decimals of at most 78 digits up to its bound', () => {
+    const bounds = [0n, 1n, 10n ** 15n, (1n << 53n) + 1n, (1n << 128n) - 1n, (1n << 256n) - 1n]
+    fc.assert(
+      fc.property(nearDecimal, fc.constantFrom(...bounds), (value, max) => {
+        const canonical = value.length <= 78 && DECIMAL.test(value)
+        const want = canonical && BigInt(value) <= max ? BigInt(value) : undefined
+        expect(parseUint(value, max)).toBe(want)
+      }),
+      { numRuns: 3000 },
+    )
+    expect(parseUint('999999999999999', 10n ** 15n)).toBe(999999999999999n)
+    expect(parseUint('1000000000000000', 10n ** 15n)).toBe(10n ** 15n)
+    expect(parseUint('1000000000000001', 10n ** 15n)).toBeUndefined()
+    expect(parseUint('00', 10n)).toBeUndefined()
+    expect(parseUint('', 10n)).toBeUndefined()
+    expect(parseUint(5, 10n)).toBeUndefined()
   })
 })
