@@ -49,6 +49,8 @@ const native = require('secp256k1') as {
 
 const CHAIN_ID = 31337
 const PRICE = 1000n
+/** The route's rule, built once as the HTTP plugin builds it once per route. */
+const RULE = { kind: 'exact', price: PRICE } as const
 const CHANNELS = 1000
 const VOUCHERS_PER_CHANNEL = 20
 const RELOAD_CHANNELS = 100_000
@@ -145,7 +147,7 @@ async function fullPath(
           throw new Error('requirements differ')
         const payload = decoded.value.payload
         if (payload.type !== 'voucher') throw new Error('not a voucher')
-        const decision = await payee.decide(payload, { kind: 'exact', price: PRICE })
+        const decision = await payee.decide(payload, RULE)
         if (!decision.ok) throw new Error(`${decision.code}: ${decision.message}`)
         payee.commit(decision.hold, PRICE)
       }
