@@ -129,6 +129,13 @@ const SPECS: Record<string, RowSpec[]> = {
       'memory_store_vouchers_per_s',
       'higher',
     ),
+    row(
+      'keccak-256 µs per voucher (two hashes), in use',
+      'keccak_us_per_voucher',
+      '@noble/hashes',
+      'keccak_noble_us_per_voucher',
+      'lower',
+    ),
     published(
       'heap bytes per open channel, 100 000 loaded',
       'bytes_per_channel',

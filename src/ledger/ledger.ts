@@ -3,7 +3,8 @@ import { type Rejection, reject, TollgateError } from '../errors/index.js'
 import type { ChannelConfig, SignedVoucher } from '../protocol/types.js'
 import {
   type ContractSignatureCheck,
-  normalizeSignature,
+  claimableSignature,
+  type VerifyVoucherForOptions,
   type VoucherVerifier,
   verifyVoucherFor,
 } from '../verify/index.js'
@@ -90,8 +91,8 @@ export class Ledger {
   private readonly held = new Set<Hex>()
   /** The server's channel fields, addresses lowercase. */
   readonly identity: ServerIdentity
-  private readonly verifier: VoucherVerifier
-  private readonly contractSignatureCheck: ContractSignatureCheck
+  /** The verifier and the EIP-1271 check, as {@link verifyVoucherFor} takes them (one object, reused). */
+  private readonly signatureChecks: VerifyVoucherForOptions
   /** Unclaimed amount per channel past which vouchers are refused until settlement claims. */
   readonly exposureCap: bigint
   private readonly onClaimNeeded: (record: ChannelRecord) => void
@@ -105,8 +106,10 @@ export class Ledger {
       token: lower(identity.token),
       withdrawDelay: identity.withdrawDelay,
     }
-    this.verifier = options.verifier
-    this.contractSignatureCheck = options.contractSignatureCheck ?? refuseContractSignatures
+    this.signatureChecks = {
+      verifier: options.verifier,
+      contractCheck: options.contractSignatureCheck ?? refuseContractSignatures,
+    }
     this.exposureCap = options.exposureCap ?? DEFAULT_EXPOSURE_CAP
     if (this.exposureCap <= 0n)
       throw new TollgateError('tollgate_invalid_config', 'exposureCap must be positive')
@@ -191,13 +194,15 @@ export class Ledger {
   /**
    * Decides a voucher for a request priced `rule.price` and, if accepted, holds the channel until
    * {@link commit} or {@link release}. Rejections are values; `unknownChannel` means the caller
-   * must read the channel from chain, {@link open} it, and call again.
+   * must read the channel from chain, {@link open} it, and call again. The answer is a value when
+   * the signature check is synchronous (an EOA voucher: the hot path), else a promise; await it.
    */
-  async begin(payment: VoucherPayment, rule: VoucherRule): Promise<BeginResult> {
+  begin(payment: VoucherPayment, rule: VoucherRule): BeginResult | Promise<BeginResult> {
     const { channelConfig: config, voucher } = payment
     const identity = this.checkIdentity(config)
     if (identity) return identity
-    const record = this.channels.get(voucher.channelId)
+    const id = voucher.channelId
+    const record = this.channels.get(id)
     if (!record)
       return {
         ...reject('invalid_batch_settlement_evm_channel_not_found', 'not known yet'),
@@ -205,32 +210,54 @@ export class Ledger {
       }
     if (!sameConfig(record.config, config))
       return reject('invalid_batch_settlement_evm_channel_id_mismatch')
-    if (this.held.has(voucher.channelId)) return reject('invalid_batch_settlement_evm_channel_busy')
+    if (this.held.has(id)) return reject('invalid_batch_settlement_evm_channel_busy')
     const refused = checkVoucher(record, voucher.maxClaimableAmount, rule, this.exposureCap)
     if (refused) {
       if (refused.code === 'tollgate_exposure_cap') this.onClaimNeeded(record)
       return this.refusedSigned(refused, record, voucher)
     }
-    this.held.add(voucher.channelId)
+    // Held while the signature is checked: a concurrent voucher on the channel is busy meanwhile.
+    this.held.add(id)
+    let verified: boolean | Promise<boolean>
     try {
-      if (!(await this.verifySignature(config, voucher))) {
-        this.held.delete(voucher.channelId)
-        return reject('invalid_batch_settlement_evm_voucher_signature')
-      }
+      verified = this.verifySignature(config, voucher)
     } catch (err) {
-      this.held.delete(voucher.channelId)
+      this.held.delete(id)
       throw err
     }
-    const latest = this.channels.get(voucher.channelId) ?? record
+    if (typeof verified === 'boolean') return this.afterSignature(verified, record, voucher, rule)
+    return verified.then(
+      (ok) => this.afterSignature(ok, record, voucher, rule),
+      (err: unknown) => {
+        this.held.delete(id)
+        throw err
+      },
+    )
+  }
+
+  /** {@link begin} once the signature was checked: the channel is held, and keeps the voucher if it is signed. */
+  private afterSignature(
+    signed: boolean,
+    record: ChannelRecord,
+    voucher: SignedVoucher,
+    rule: VoucherRule,
+  ): BeginResult {
+    const id = voucher.channelId
+    if (!signed) {
+      this.held.delete(id)
+      return reject('invalid_batch_settlement_evm_voucher_signature')
+    }
+    const latest = this.channels.get(id) ?? record
+    // The escrow takes ECDSA `v` as 27/28 only: a 0/1 form the verifier accepted is kept as 27/28.
     const accepted = acceptVoucher(
       latest,
       voucher.maxClaimableAmount,
       claimableSignature(voucher.signature),
       inFlightOf(rule, voucher.maxClaimableAmount),
     )
-    this.channels.set(voucher.channelId, accepted)
+    this.channels.set(id, accepted)
     const previous = { signedMaxClaimable: latest.signedMaxClaimable, signature: latest.signature }
-    return { ok: true, hold: { channelId: voucher.channelId, record: accepted, previous } }
+    return { ok: true, hold: { channelId: id, record: accepted, previous } }
   }
 
   /**
@@ -395,10 +422,7 @@ export class Ledger {
    * payer or EIP-1271. Precondition: `voucher.channelId` is the id of `config`.
    */
   verifySignature(config: ChannelConfig, voucher: SignedVoucher): boolean | Promise<boolean> {
-    return verifyVoucherFor(config, voucher, {
-      verifier: this.verifier,
-      contractCheck: this.contractSignatureCheck,
-    })
+    return verifyVoucherFor(config, voucher, this.signatureChecks)
   }
 
   /**
@@ -487,11 +511,6 @@ function inFlightOf(rule: VoucherRule, ceiling: bigint): bigint {
     case 'refund':
       return 0n
   }
-}
-
-/** The escrow takes ECDSA `v` as 27/28 only; a 0/1 form the verifier accepted is stored as 27/28. */
-function claimableSignature(signature: Hex): Hex {
-  return normalizeSignature(signature) ?? signature
 }
 
 async function refuseContractSignatures(): Promise<boolean> {

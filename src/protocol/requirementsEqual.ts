@@ -32,25 +32,32 @@ export function requirementsEqual(
 ): boolean {
   const given: unknown = accepted
   if (!isRecord(given)) return false
-  for (const key of Object.keys(given)) {
-    if (!Object.hasOwn(issued, key)) return false
+  const wanted = issued as unknown as Record<string, unknown>
+  for (const key in given) {
+    if (Object.hasOwn(given, key) && !Object.hasOwn(wanted, key)) return false
   }
-  for (const [key, value] of Object.entries(issued)) {
+  for (const key in wanted) {
+    if (!Object.hasOwn(wanted, key)) continue
     if (!Object.hasOwn(given, key)) return false
+    const value = wanted[key]
     if (key === 'extra' ? !extraEqual(given[key], value) : !jsonEqual(given[key], value))
       return false
   }
   return true
 }
 
+// The walks below read own enumerable keys with `for…in` and `Object.hasOwn` (what
+// `Object.keys` lists) without allocating the key arrays.
+
 function extraEqual(accepted: unknown, issued: unknown): boolean {
   if (!isRecord(accepted) || !isRecord(issued)) return jsonEqual(accepted, issued)
-  for (const key of Object.keys(accepted)) {
-    if (!Object.hasOwn(issued, key) && !ECHOED_EXTRA.has(key)) return false
+  for (const key in accepted) {
+    if (Object.hasOwn(accepted, key) && !Object.hasOwn(issued, key) && !ECHOED_EXTRA.has(key))
+      return false
   }
-  for (const [key, value] of Object.entries(issued)) {
-    if (ECHOED_EXTRA.has(key)) continue
-    if (!Object.hasOwn(accepted, key) || !jsonEqual(accepted[key], value)) return false
+  for (const key in issued) {
+    if (!Object.hasOwn(issued, key) || ECHOED_EXTRA.has(key)) continue
+    if (!Object.hasOwn(accepted, key) || !jsonEqual(accepted[key], issued[key])) return false
   }
   return true
 }
@@ -63,11 +70,14 @@ function jsonEqual(accepted: unknown, issued: unknown): boolean {
     return issued.every((item, i) => jsonEqual(accepted[i], item))
   }
   if (!isRecord(accepted)) return false
-  const keys = Object.keys(issued)
-  if (Object.keys(accepted).length !== keys.length) return false
-  return keys.every(
-    (key) =>
-      Object.hasOwn(accepted, key) &&
-      jsonEqual(accepted[key], (issued as Record<string, unknown>)[key]),
-  )
+  const wanted = issued as Record<string, unknown>
+  let keys = 0
+  for (const key in wanted) {
+    if (!Object.hasOwn(wanted, key)) continue
+    if (!Object.hasOwn(accepted, key) || !jsonEqual(accepted[key], wanted[key])) return false
+    keys++
+  }
+  let given = 0
+  for (const key in accepted) if (Object.hasOwn(accepted, key)) given++
+  return given === keys
 }

@@ -2,6 +2,8 @@ import type { Address, Hex } from 'viem'
 import { TollgateError } from '../errors/index.js'
 import { sameConfig } from '../ledger/ledger.js'
 import type { ChannelRecord } from '../ledger/types.js'
+import { parseBytes32 } from '../protocol/parse.js'
+import { writeHex as writeHexBytes } from '../verify/hex.js'
 
 type ChannelConfig = ChannelRecord['config']
 
@@ -182,12 +184,9 @@ function hexBytes(hex: string, field: string): number {
   return bytes
 }
 
-/** Writes exactly `bytes` bytes of hex; `Buffer.write` stops at the first non-hex digit, which the length check catches. */
+/** Writes exactly `bytes` bytes of `0x` hex (any case) at `off`, with no copy of the string. */
 function writeHex(buf: Buffer, off: number, hex: string, bytes: number, field: string): void {
-  if (typeof hex !== 'string' || hex.length !== 2 + 2 * bytes || !hex.startsWith('0x')) {
-    throw unencodable(field)
-  }
-  if (buf.write(hex.slice(2), off, bytes, 'hex') !== bytes) throw unencodable(field)
+  if (!writeHexBytes(hex, bytes, buf, off)) throw unencodable(field)
 }
 
 function writeUint48(buf: Buffer, off: number, value: number, field: string): void {
@@ -243,14 +242,13 @@ function corrupt(channelId: Hex): TollgateError {
   return new TollgateError('tollgate_store_failed', `The stored record of ${channelId} is corrupt.`)
 }
 
-const CHANNEL_ID = /^0x[0-9a-fA-F]{64}$/
-
 /**
  * The channel id of a record in the form stores key it by: 32-byte hex, lowercase.
  *
  * @throws TollgateError `tollgate_internal` when it is not 32-byte hex.
  */
 export function normalizeChannelId(channelId: string): Hex {
-  if (typeof channelId !== 'string' || !CHANNEL_ID.test(channelId)) throw unencodable('channelId')
-  return channelId.toLowerCase() as Hex
+  const normalized = parseBytes32(channelId)
+  if (normalized === undefined) throw unencodable('channelId')
+  return normalized
 }

@@ -1,9 +1,9 @@
-import { keccak_256 } from '@noble/hashes/sha3.js'
 import type { Hex } from 'viem'
 import type { ChannelConfig } from '../protocol/types.js'
 import type { DomainSeparator } from './domainSeparator.js'
 import { malformed, typedDataDigest } from './eip712.js'
 import { bytesToHex, writeAddressWord, writeHex, writeNumberWord } from './hex.js'
+import { keccak256 } from './keccak.js'
 import { TYPEHASH_BYTES } from './typehashes.js'
 
 export type { ChannelConfig }
@@ -39,7 +39,7 @@ export function channelIdBytes(config: ChannelConfig, domain: DomainSeparator): 
   if (!writeNumberWord(config.withdrawDelay, 40, b, 192))
     throw malformed('channelConfig.withdrawDelay')
   if (!writeHex(config.salt, 32, b, 224)) throw malformed('channelConfig.salt')
-  return typedDataDigest(domain, keccak_256(b))
+  return typedDataDigest(domain, keccak256(b))
 }
 
 /**

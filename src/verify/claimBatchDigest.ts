@@ -1,8 +1,8 @@
-import { keccak_256 } from '@noble/hashes/sha3.js'
 import type { Hex } from 'viem'
 import type { DomainSeparator } from './domainSeparator.js'
 import { malformed, typedDataDigest } from './eip712.js'
 import { writeHex, writeUintWord } from './hex.js'
+import { keccak256 } from './keccak.js'
 import { TYPEHASH_BYTES } from './typehashes.js'
 
 /** One row of a `ClaimBatch`. */
@@ -53,8 +53,8 @@ export function claimBatchDigest(
     ) {
       throw malformed(`claims[${i}]`)
     }
-    hashes.set(keccak_256(ENTRY_BUF), 32 * i)
+    hashes.set(keccak256(ENTRY_BUF), 32 * i)
   }
-  BATCH_BUF.set(keccak_256(hashes), 32)
-  return typedDataDigest(domain, keccak_256(BATCH_BUF))
+  BATCH_BUF.set(keccak256(hashes), 32)
+  return typedDataDigest(domain, keccak256(BATCH_BUF))
 }

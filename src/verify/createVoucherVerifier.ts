@@ -1,10 +1,10 @@
-import { keccak_256 } from '@noble/hashes/sha3.js'
 import type { Address, Hex } from 'viem'
 import { TollgateError } from '../errors/index.js'
 import type { BackendName, Secp256k1Backend } from './backend.js'
 import type { DomainSeparator } from './domainSeparator.js'
 import { newDigestBuffer } from './eip712.js'
 import { bytesToHex, writeHex } from './hex.js'
+import { keccak256 } from './keccak.js'
 import { newRefundBuffer, writeRefund } from './refundDigest.js'
 import { readSignature } from './signature.js'
 import { DEFAULT_SIGNER_CACHE_SIZE, SignerCache } from './signerCache.js'
@@ -96,8 +96,8 @@ export function createVoucherVerifier(options: VoucherVerifierOptions): VoucherV
   const cache = new SignerCache(cacheSize)
 
   function digestOf(structBuf: Uint8Array): Uint8Array {
-    digestBuf.set(keccak_256(structBuf), 34)
-    return keccak_256(digestBuf)
+    digestBuf.set(keccak256(structBuf), 34)
+    return keccak256(digestBuf)
   }
 
   function verifyDigest(digest: Uint8Array, signature: Hex, signer: Address): boolean {
@@ -111,7 +111,7 @@ export function createVoucherVerifier(options: VoucherVerifierOptions): VoucherV
     const recovered = backend.recoverPublicKey(digest, compact, recid)
     if (recovered === null || recovered.length !== 65 || recovered[0] !== 4) return false
     // Ethereum address: the last 20 bytes of keccak256(x ‖ y) (Yellow Paper, eq. 326).
-    const hash = keccak_256(recovered.subarray(1))
+    const hash = keccak256(recovered.subarray(1))
     for (let i = 0; i < 20; i++) if (hash[12 + i] !== signerBytes[i]) return false
     cache.set(key, recovered)
     return true

@@ -1,7 +1,7 @@
-import { keccak_256 } from '@noble/hashes/sha3.js'
 import type { Address, Hex } from 'viem'
 import { TollgateError } from '../errors/index.js'
 import { bytesToHex, writeAddressWord, writeHex, writeNumberWord, writeUintWord } from './hex.js'
+import { keccak256 } from './keccak.js'
 import { NAME_HASH_BYTES, TYPEHASH_BYTES, VERSION_HASH_BYTES } from './typehashes.js'
 
 /** The escrow's EIP-712 domain: name and version are fixed by the protocol. */
@@ -50,7 +50,7 @@ export function domainSeparatorBytes(domain: EscrowDomain): Uint8Array {
       `escrow address ${String(verifyingContract)} is not a 20-byte hex address`,
     )
   }
-  return keccak_256(DOMAIN_BUF)
+  return keccak256(DOMAIN_BUF)
 }
 
 /**

@@ -1,7 +1,8 @@
 /** EIP-712 §"Specification of the eth_signTypedData": digest = keccak256(0x1901 ‖ domainSeparator ‖ hashStruct(message)). */
-import { keccak_256 } from '@noble/hashes/sha3.js'
+
 import { TollgateError } from '../errors/index.js'
 import { writeDomainSeparator } from './domainSeparator.js'
+import { keccak256 } from './keccak.js'
 
 /** Shared scratch: 0x19 0x01 ‖ domain ‖ structHash. Single-threaded and never re-entered. */
 const DIGEST_BUF = /* @__PURE__ */ Uint8Array.of(0x19, 0x01, ...new Uint8Array(64))
@@ -19,7 +20,7 @@ export function newDigestBuffer(domain: unknown): Uint8Array {
 export function typedDataDigest(domain: unknown, structHash: Uint8Array): Uint8Array {
   if (!writeDomainSeparator(domain, DIGEST_BUF, 2)) throw invalidDomain()
   DIGEST_BUF.set(structHash, 34)
-  return keccak_256(DIGEST_BUF)
+  return keccak256(DIGEST_BUF)
 }
 
 function invalidDomain(): TollgateError {

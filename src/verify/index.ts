@@ -20,10 +20,23 @@ export {
 } from './domainSeparator.js'
 export { bytesToHex } from './hex.js'
 export { jsBackend } from './jsBackend.js'
+export {
+  KECCAK,
+  type Keccak,
+  type KeccakName,
+  keccak256,
+  loadKeccak,
+  WASM_KECCAK_MODULE,
+} from './keccak.js'
 export { type BackendPreference, type LoadedBackend, loadBackend } from './loadBackend.js'
 export { loadNativeBackend, NATIVE_MODULE } from './nativeBackend.js'
 export { refundDigest } from './refundDigest.js'
-export { normalizeSignature, type ParsedSignature, parseSignature } from './signature.js'
+export {
+  claimableSignature,
+  normalizeSignature,
+  type ParsedSignature,
+  parseSignature,
+} from './signature.js'
 export { DEFAULT_SIGNER_CACHE_SIZE } from './signerCache.js'
 export {
   type AuthorizationVerifier,

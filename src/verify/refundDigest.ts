@@ -1,8 +1,8 @@
-import { keccak_256 } from '@noble/hashes/sha3.js'
 import type { Hex } from 'viem'
 import type { DomainSeparator } from './domainSeparator.js'
 import { malformed, typedDataDigest } from './eip712.js'
 import { writeHex, writeUintWord } from './hex.js'
+import { keccak256 } from './keccak.js'
 import { TYPEHASH_BYTES } from './typehashes.js'
 
 /** A 128-byte `Refund` struct encoding buffer with its typehash in place. */
@@ -48,5 +48,5 @@ export function refundDigest(
   amount: bigint,
 ): Uint8Array {
   if (!writeRefund(REFUND_BUF, channelId, nonce, amount)) throw malformed('refund')
-  return typedDataDigest(domain, keccak_256(REFUND_BUF))
+  return typedDataDigest(domain, keccak256(REFUND_BUF))
 }

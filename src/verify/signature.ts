@@ -104,7 +104,39 @@ export function parseSignature(signature: Hex): ParsedSignature | null {
  * normalizeSignature('0x…00') // '0x…1b'
  */
 export function normalizeSignature(signature: Hex): Hex | null {
-  const parsed = parseSignature(signature)
-  if (parsed === null) return null
-  return `${bytesToHex(parsed.compact)}${parsed.recid === 0 ? '1b' : '1c'}` as Hex
+  const recid = readSignature(signature, NORMALIZE_BUF)
+  if (recid < 0) return null
+  if (isCanonicalText(signature)) return signature
+  return `${bytesToHex(NORMALIZE_BUF)}${recid === 0 ? '1b' : '1c'}` as Hex
+}
+
+/**
+ * The form of a voucher signature to store and claim with: a valid 65-byte signature as
+ * {@link normalizeSignature} gives it, anything else (an EIP-1271 wallet's signature) as it came.
+ * One already in canonical form is returned as is without being decoded.
+ *
+ * @param signature - A signature from a payload.
+ * @returns The signature to keep.
+ * @example
+ * claimableSignature('0x…00') // '0x…1b'
+ */
+export function claimableSignature(signature: Hex): Hex {
+  if (signature.length === 132 && isCanonicalText(signature)) return signature
+  return normalizeSignature(signature) ?? signature
+}
+
+const NORMALIZE_BUF = /* @__PURE__ */ new Uint8Array(64)
+
+/**
+ * Whether a signature {@link readSignature} accepted is already written canonically: v as `1b`
+ * or `1c`, and no uppercase hex digit (A-F, char codes 65 to 70).
+ */
+function isCanonicalText(signature: string): boolean {
+  const v = signature.charCodeAt(131)
+  if (signature.charCodeAt(130) !== 49 || (v !== 98 && v !== 99)) return false
+  for (let i = 2; i < 130; i++) {
+    const c = signature.charCodeAt(i)
+    if (c >= 65 && c <= 70) return false
+  }
+  return true
 }

@@ -1,9 +1,9 @@
 /**
  * EIP-3009 `TransferWithAuthorization` under a token's EIP-712 domain (the x402 `exact` scheme on
- * EVM): the digest, hashed with @noble/hashes, and the check that its signature is `from`'s,
+ * EVM): the digest, hashed with keccak.ts, and the check that its signature is `from`'s,
  * against a public key cached per payer. Pure.
  */
-import { keccak_256 } from '@noble/hashes/sha3.js'
+
 import type { Address } from 'viem'
 import { TollgateError } from '../errors/index.js'
 import type { TransferAuthorization } from '../protocol/types.js'
@@ -11,6 +11,7 @@ import type { Secp256k1Backend } from './backend.js'
 import { createVoucherVerifier, type VoucherVerifier } from './createVoucherVerifier.js'
 import { malformed } from './eip712.js'
 import { writeAddressWord, writeHex, writeNumberWord, writeUintWord } from './hex.js'
+import { keccak256 } from './keccak.js'
 import { TYPEHASH_BYTES } from './typehashes.js'
 
 /** EIP-3009's type string of a transfer authorization. */
@@ -18,7 +19,7 @@ export const TRANSFER_WITH_AUTHORIZATION_TYPE =
   'TransferWithAuthorization(address from,address to,uint256 value,uint256 validAfter,uint256 validBefore,bytes32 nonce)'
 
 const encoder = new TextEncoder()
-const TRANSFER_TYPEHASH = keccak_256(encoder.encode(TRANSFER_WITH_AUTHORIZATION_TYPE))
+const TRANSFER_TYPEHASH = keccak256(encoder.encode(TRANSFER_WITH_AUTHORIZATION_TYPE))
 
 /** A token's EIP-712 domain: `name`, `version`, the chain and the token address. */
 export interface TokenDomain {
@@ -40,8 +41,8 @@ export interface TokenDomain {
 export function tokenDomainSeparator(domain: TokenDomain): Uint8Array {
   const buf = new Uint8Array(160)
   buf.set(TYPEHASH_BYTES.EIP712Domain, 0)
-  buf.set(keccak_256(encoder.encode(domain.name)), 32)
-  buf.set(keccak_256(encoder.encode(domain.version)), 64)
+  buf.set(keccak256(encoder.encode(domain.name)), 32)
+  buf.set(keccak256(encoder.encode(domain.version)), 64)
   if (
     !writeNumberWord(domain.chainId, 53, buf, 96) ||
     !writeAddressWord(domain.verifyingContract, buf, 128)
@@ -51,7 +52,7 @@ export function tokenDomainSeparator(domain: TokenDomain): Uint8Array {
       `token domain ${domain.chainId} / ${domain.verifyingContract} is malformed`,
     )
   }
-  return keccak_256(buf)
+  return keccak256(buf)
 }
 
 /** hashStruct encoding: typehash and six words. Scratch, never re-entered. */
@@ -92,8 +93,8 @@ export function transferAuthorizationDigest(
   digest[0] = 0x19
   digest[1] = 0x01
   digest.set(separator, 2)
-  digest.set(keccak_256(STRUCT_BUF), 34)
-  return keccak_256(digest)
+  digest.set(keccak256(STRUCT_BUF), 34)
+  return keccak256(digest)
 }
 
 /** Checks of EIP-3009 authorizations under one token domain, with a per-payer key cache. */

@@ -4,9 +4,10 @@
  * once at load. The exported table is frozen hex; the byte copies used by the hashers stay
  * private to this folder.
  */
-import { keccak_256 } from '@noble/hashes/sha3.js'
+
 import type { Hex } from 'viem'
 import { bytesToHex } from './hex.js'
+import { keccak256 } from './keccak.js'
 
 /** EIP-712 domain name of the escrow contract. */
 export const DOMAIN_NAME = 'x402 Batch Settlement'
@@ -29,7 +30,7 @@ export const TYPE_STRINGS = Object.freeze({
 type TypeName = keyof typeof TYPE_STRINGS
 
 const encoder = new TextEncoder()
-const hash = (text: string): Uint8Array => keccak_256(encoder.encode(text))
+const hash = (text: string): Uint8Array => keccak256(encoder.encode(text))
 
 /** Byte forms, private to src/verify: copied into encoding buffers, never handed out. */
 export const TYPEHASH_BYTES: Readonly<Record<TypeName, Uint8Array>> = Object.freeze({

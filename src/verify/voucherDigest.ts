@@ -1,8 +1,8 @@
-import { keccak_256 } from '@noble/hashes/sha3.js'
 import type { Hex } from 'viem'
 import type { DomainSeparator } from './domainSeparator.js'
 import { malformed, typedDataDigest } from './eip712.js'
 import { writeHex, writeUintWord } from './hex.js'
+import { keccak256 } from './keccak.js'
 import { TYPEHASH_BYTES } from './typehashes.js'
 
 /** A 96-byte `Voucher` struct encoding buffer with its typehash in place. */
@@ -41,5 +41,5 @@ export function voucherDigest(
   maxClaimableAmount: bigint,
 ): Uint8Array {
   if (!writeVoucher(VOUCHER_BUF, channelId, maxClaimableAmount)) throw malformed('voucher')
-  return typedDataDigest(domain, keccak_256(VOUCHER_BUF))
+  return typedDataDigest(domain, keccak256(VOUCHER_BUF))
 }

@@ -391,6 +391,23 @@ describe('header encoding', () => {
     expect(decodePaymentHeader(good).ok).toBe(true)
   })
 
+  it('decodes each header alone, larger and smaller ones in turn (decoding reuses its buffer)', () => {
+    const large = wire()
+    setPath(large, 'resource.description', 'x'.repeat(9000))
+    const small = wire(REFUND_PAYLOAD)
+    const expected = [large, small, large, wire(), small].map((value) => ({
+      value,
+      decoded: decodePaymentPayload(clone(value)),
+    }))
+    for (const { value, decoded } of expected) {
+      expect(decoded.ok).toBe(true)
+      expect(decodeWire(value)).toEqual(decoded)
+    }
+    // A malformed header after a longer good one is refused, not read from what is left.
+    expect(decodePaymentHeader(toHeader(large)).ok).toBe(true)
+    expect(decodePaymentHeader(good.slice(0, 100))).toMatchObject({ ok: false })
+  })
+
   it('decodes non-ASCII UTF-8 text in the payload', () => {
     const value = wire()
     setPath(value, 'resource.description', 'Données météo ☀')
@@ -407,6 +424,7 @@ describe('size limit', () => {
   it('refuses a header over 16 KiB by default, before decoding it', () => {
     const parse = vi.spyOn(JSON, 'parse')
     const from = vi.spyOn(Buffer, 'from')
+    const write = vi.spyOn(Buffer.prototype, 'write')
     const header = 'A'.repeat(MAX_PAYMENT_HEADER_BYTES + 1)
     expect(decodePaymentHeader(header)).toMatchObject({
       ok: false,
@@ -414,6 +432,7 @@ describe('size limit', () => {
     })
     expect(parse).not.toHaveBeenCalled()
     expect(from).not.toHaveBeenCalled()
+    expect(write).not.toHaveBeenCalled()
   })
 
   it('applies a given maxBytes, inclusive', () => {

@@ -2,7 +2,12 @@ import fc from 'fast-check'
 import type { Hex } from 'viem'
 import { describe, expect, it } from 'vitest'
 import { hexToBytes } from '../../src/verify/hex.js'
-import { bytesToHex, normalizeSignature, parseSignature } from '../../src/verify/index.js'
+import {
+  bytesToHex,
+  claimableSignature,
+  normalizeSignature,
+  parseSignature,
+} from '../../src/verify/index.js'
 import { alice, flipV, highS, N, zeroOneV } from './fixtures.js'
 
 const word = (v: bigint) => v.toString(16).padStart(64, '0')
@@ -40,6 +45,42 @@ describe('normalizeSignature', () => {
     expect(normalizeSignature(signature.toUpperCase().replace('0X', '0x') as Hex)).toBe(signature)
     expect(normalizeSignature(flipV(signature))).toBe(flipV(signature))
     expect(normalizeSignature(highS(signature))).toBeNull()
+  })
+})
+
+describe('claimableSignature', () => {
+  it('is the normalized form of a valid signature, and what it got otherwise', async () => {
+    const signature = await alice.signMessage({ message: 'claimable' })
+    const forms = [
+      signature,
+      zeroOneV(signature),
+      signature.toUpperCase().replace('0X', '0x') as Hex,
+      `${signature.slice(0, 130)}1B` as Hex,
+      flipV(signature),
+      highS(signature),
+      '0x1234' as Hex,
+      `0x${'ab'.repeat(200)}` as Hex,
+    ]
+    for (const form of forms)
+      expect(claimableSignature(form)).toBe(normalizeSignature(form) ?? form)
+    expect(claimableSignature(zeroOneV(signature))).toBe(signature)
+    expect(claimableSignature(highS(signature))).toBe(highS(signature))
+  })
+
+  it('agrees with normalizeSignature on arbitrary 65-byte signatures in any case and any v', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 64, maxLength: 64 }),
+        fc.constantFrom(0, 1, 27, 28, 29),
+        fc.boolean(),
+        (compact, v, upper) => {
+          const hex = `${bytesToHex(compact)}${v.toString(16).padStart(2, '0')}`
+          const form = (upper ? `0x${hex.slice(2).toUpperCase()}` : hex) as Hex
+          expect(claimableSignature(form)).toBe(normalizeSignature(form) ?? form)
+        },
+      ),
+      { numRuns: 500 },
+    )
   })
 })
 
