@@ -22,7 +22,7 @@ import {
 type EscrowDomain = ReturnType<typeof escrowDomain>
 
 /**
- * Signs a cumulative voucher: the EIP-712 digest is hashed here (fast, @noble/hashes) and
+ * Signs a cumulative voucher: the EIP-712 digest is hashed here (the keccak-256 of src/verify) and
  * signed as a raw digest when the signer can (`sign`, a viem local account); otherwise the
  * signer signs the typed data itself.
  *

@@ -3,9 +3,9 @@
  * tick window and to spend one tick of it, and the EIP-712 type of the window's commitment. Both
  * the payer and the server speak it. Pure: no I/O.
  */
-import { keccak_256, keccakP } from '@noble/hashes/sha3.js'
 import type { Address, Hex } from 'viem'
 import { accept, type Result, reject, TollgateError } from '../errors/index.js'
+import { keccak256 } from '../verify/keccak.js'
 
 /** Header names of ticks, as sent (HTTP header names are case-insensitive). */
 export const TICK_HEADERS = Object.freeze({
@@ -42,7 +42,7 @@ const TYPE_STRING =
 const DOMAIN_TYPE_STRING =
   'EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)'
 const encoder = new TextEncoder()
-const TYPEHASH = keccak_256(encoder.encode(TYPE_STRING))
+const TYPEHASH = keccak256(encoder.encode(TYPE_STRING))
 
 /** The EIP-712 domain of tick commitments on a chain, for `signTypedData`. */
 export function tickDomain(chainId: number, verifyingContract: Address) {
@@ -71,12 +71,12 @@ export function tickDomainSeparator(chainId: number, verifyingContract: Address)
     )
   }
   const buf = new Uint8Array(160)
-  buf.set(keccak_256(encoder.encode(DOMAIN_TYPE_STRING)), 0)
-  buf.set(keccak_256(encoder.encode(TICK_DOMAIN_NAME)), 32)
-  buf.set(keccak_256(encoder.encode(TICK_DOMAIN_VERSION)), 64)
+  buf.set(keccak256(encoder.encode(DOMAIN_TYPE_STRING)), 0)
+  buf.set(keccak256(encoder.encode(TICK_DOMAIN_NAME)), 32)
+  buf.set(keccak256(encoder.encode(TICK_DOMAIN_VERSION)), 64)
   writeUint(buf, 96, BigInt(chainId))
   buf.set(Buffer.from(verifyingContract.slice(2), 'hex'), 140)
-  return keccak_256(buf)
+  return keccak256(buf)
 }
 
 /** What the payer signs when it opens a window: the voucher's channel and ceiling, the price, the chain's root. */
@@ -117,8 +117,8 @@ export function tickCommitmentDigest(
   digest[0] = 0x19
   digest[1] = 0x01
   digest.set(separator, 2)
-  digest.set(keccak_256(struct), 34)
-  return keccak_256(digest)
+  digest.set(keccak256(struct), 34)
+  return keccak256(digest)
 }
 
 /** One tick as a request carries it. */
@@ -258,39 +258,16 @@ export function parseTickReceipt(value: string | null | undefined): Result<TickR
 
 /** The chain's link function: w_(i-1) = keccak256(w_i). */
 export function tickLink(preimage: Uint8Array): Uint8Array {
-  return preimage.length === 32 ? new Uint8Array(keccak32(preimage)) : keccak_256(preimage)
+  return keccak256(preimage)
 }
 
-/**
- * Whether keccak256(`preimage`) is `link`: the check of one tick, one Keccak-f[1600] permutation
- * on a state buffer kept for it (no hasher object, no output array).
- */
+/** Whether keccak256(`preimage`) is `link`: the check of one tick, one 32-byte hash. */
 export function linksTo(preimage: Uint8Array, link: Uint8Array): boolean {
   if (preimage.length !== 32 || link.length !== 32) return false
-  const hash = keccak32(preimage)
+  const hash = keccak256(preimage)
   let diff = 0
   for (let i = 0; i < 32; i++) diff |= (hash[i] as number) ^ (link[i] as number)
   return diff === 0
-}
-
-/** Keccak-256's state as noble's `keccakP` takes it: 25 lanes as 50 little-endian uint32 words. */
-const STATE = new Uint32Array(50)
-const STATE_BYTES = new Uint8Array(STATE.buffer)
-const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1
-
-/**
- * keccak256 of exactly 32 bytes: one block (rate 136 bytes), the input, Keccak's padding (0x01
- * after it, 0x80 in the block's last byte), one permutation; the first 32 bytes of the state. The
- * view returned is overwritten by the next call.
- */
-function keccak32(input: Uint8Array): Uint8Array {
-  if (!LITTLE_ENDIAN) return keccak_256(input)
-  STATE.fill(0)
-  STATE_BYTES.set(input, 0)
-  STATE_BYTES[32] = 0x01
-  STATE_BYTES[135] = 0x80
-  keccakP(STATE, 24)
-  return STATE_BYTES.subarray(0, 32)
 }
 
 const HEX_WORD = /^0x[0-9a-f]{64}$/
