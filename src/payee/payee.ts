@@ -30,10 +30,10 @@ import {
   type BackendPreference,
   type ContractSignatureCheck,
   channelId,
+  claimableSignature,
   createVoucherVerifier,
   domainSeparator,
   loadBackend,
-  normalizeSignature,
 } from '../verify/index.js'
 import { type Admission, admission, type PaidRoute, type VoucherCarrying } from './admit.js'
 import {
@@ -761,7 +761,7 @@ export class Payee {
       shared.hold({
         channelId: id,
         maxClaimableAmount: voucher.maxClaimableAmount,
-        signature: normalizeSignature(voucher.signature) ?? voucher.signature,
+        signature: claimableSignature(voucher.signature),
         rule,
         holder,
         ttlMs: this.holdTtlMs,
@@ -829,7 +829,7 @@ export class Payee {
       shared.hold({
         channelId: hold.channelId,
         maxClaimableAmount: voucher.maxClaimableAmount,
-        signature: normalizeSignature(voucher.signature) ?? voucher.signature,
+        signature: claimableSignature(voucher.signature),
         rule,
         holder,
         ttlMs: this.holdTtlMs,
