@@ -408,7 +408,7 @@ export async function createPayer(options: PayerOptions): Promise<Payer> {
           if (!receipt.ok) return core.block(id, receipt)
           const amount = receipt.value.amount ?? 0n
           const balance = receipt.value.channelState?.balance ?? current.balance - amount
-          await journal.putChannel({ ...current, balance }, true)
+          await journal.putChannel({ ...core.current(id), balance }, true)
           return { amount, transaction: receipt.value.response.transaction }
         }
         const required = paymentRequiredOf(response)

@@ -277,7 +277,7 @@ export class PayerCore {
     }
     // Checked and counted with no await in between: another channel's payment checks the limits
     // against this one's count.
-    if (increase > 0n) channel = await this.reserve(channel, origin, price, increase, ceiling, at)
+    if (increase > 0n) channel = await this.reserve(id, origin, price, increase, ceiling, at)
     else if (ceiling > channel.signed) {
       channel = { ...channel, signed: ceiling }
       this.journal.setChannel(channel)
@@ -287,7 +287,9 @@ export class PayerCore {
       (options.method ?? this.deposit.method ?? 'erc3009') === 'direct'
     ) {
       await this.chain.depositDirect(channel.config, depositAmount)
-      channel = { ...channel, balance: channel.balance + depositAmount }
+      // Written to the channel as it is now: what was recorded meanwhile (an origin) stays.
+      const latest = this.current(id)
+      channel = { ...latest, balance: latest.balance + depositAmount }
       await this.journal.putChannel(channel, false)
       depositAmount = undefined
     }
@@ -388,10 +390,10 @@ export class PayerCore {
    * the increase and up to {@link ReservationPolicy.calls} prices more, as far as the limits
    * leave room, dated at the reservation's expiry, so the spend record stays an upper bound of
    * the vouchers signed in every rolling window. Counted at once, flushed to disk before it
-   * resolves; the voucher at `ceiling` is set as signed.
+   * resolves; the voucher at `ceiling` is set as signed, on the channel as it is now.
    */
   private async reserve(
-    channel: PayerChannel,
+    id: Hex,
     origin: string,
     price: bigint,
     increase: bigint,
@@ -403,6 +405,7 @@ export class PayerCore {
     const room = spendHeadroom(this.limits, this.journal, origin, at)
     if (room !== undefined && amount > room) amount = room > increase ? room : increase
     const expiresAt = at + this.reservation.ttlMs
+    const channel = this.current(id)
     const next: PayerChannel = {
       ...channel,
       signed: ceiling,
@@ -520,7 +523,7 @@ export class PayerCore {
       }
       balance = onChain.balance
     }
-    const next = { ...channel, charged, signed, balance }
+    const next = { ...this.current(id), charged, signed, balance }
     await this.journal.putChannel(next, true)
     if (charged > channel.charged) {
       this.onUnacknowledged?.({ channelId: id, acknowledged: channel.charged, charged })

@@ -2,7 +2,8 @@
  * The payer SDK against tollgate's WebSocket transport, on a real anvil over real sockets: a
  * billed feed that never stalls while the limits allow (the payer answers `voucher-needed` ahead
  * of the credit running out), billed requests, receipts that add up to the messages received,
- * and a spend limit that ends the session.
+ * a spend limit that ends the session, and a channel write made while a voucher is prepared
+ * (its deposit awaited on chain) that the prepare does not undo.
  */
 import type { LocalAccount } from 'viem'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -85,5 +86,96 @@ describe('the payer against tollgate over WebSocket', () => {
     expect((refused as TollgateError).code).toBe('tollgate_spend_limit')
     expect(session.charged).toBe(18n * MESSAGE)
     await payer.close()
+  })
+
+  it('keeps what was written to the channel while a session deposited: its origins and its charge', async () => {
+    // The funding key behind a remote signer: the session's direct deposit waits for it.
+    const funding = await fundedAccount(dev, 1_000_000n, true)
+    let reached: () => void = () => {}
+    const signing = new Promise<void>((resolve) => {
+      reached = resolve
+    })
+    let approve: () => void = () => {}
+    const approved = new Promise<void>((resolve) => {
+      approve = resolve
+    })
+    const account: LocalAccount = {
+      ...funding,
+      async signTransaction(transaction, options) {
+        reached()
+        await approved
+        return funding.signTransaction(transaction, options)
+      },
+    }
+    const dataDir = folder()
+    const options = { account, dataDir, policy: { deposit: { amount: 1000n * MESSAGE } } }
+    const payer = await payerOn(dev, options)
+    const connecting = payer.connect(`${ws}/ticks`)
+    await signing
+    // A call over HTTP on the same channel, meanwhile: it records its origin, then waits for the
+    // channel, which the session holds.
+    const fetched = payer.fetch(`${server.base}/joke`)
+    while (!(await payer.channels()).some((c) => c.origins.includes(server.base))) {
+      await new Promise((resolve) => setTimeout(resolve, 5))
+    }
+    approve()
+    const feed = await connecting
+    feed.subscribe()
+    let read = 0
+    for await (const _ of feed) if (++read === 45) break
+    await feed.close()
+    const response = await fetched
+    expect(await response.json()).toEqual({ joke: 'paid' })
+    const [channel] = await payer.channels()
+    const wsOrigin = new URL(ws).origin
+    expect(channel?.origins).toEqual([wsOrigin, server.base])
+    const held = server.payee.ledger.get(channel?.channelId ?? '0x')?.chargedCumulativeAmount
+    expect(channel?.charged).toBe(feed.charged + PRICE)
+    expect(held).toBe(channel?.charged)
+    await payer.close()
+    const reopened = await payerOn(dev, options)
+    const [again] = await reopened.channels()
+    expect(again?.origins).toEqual([wsOrigin, server.base])
+    expect(again?.charged).toBe(held)
+    const refunds = await reopened.refund(server.base, { amount: PRICE })
+    expect(refunds.map((r) => r.ok)).toEqual([true])
+    await reopened.close()
+  })
+
+  it("never records less charged than the session's receipts while a remote signer signs its top-ups", async () => {
+    const key = await fundedAccount(dev, 0n)
+    // A remote signer: each voucher comes back a little later, while the feed keeps arriving.
+    const remote: LocalAccount = {
+      ...key,
+      async sign(parameters) {
+        await new Promise((resolve) => setTimeout(resolve, 20))
+        return (key.sign as NonNullable<LocalAccount['sign']>)(parameters)
+      },
+    }
+    const options = {
+      account: await fundedAccount(dev, 1_000_000n, true),
+      payerAuthorizer: remote,
+      dataDir: folder(),
+      policy: { deposit: { amount: 1000n * MESSAGE } },
+      onWarning: () => {},
+    }
+    const payer = await payerOn(dev, options)
+    const feed = await payer.connect(`${ws}/ticks`)
+    feed.subscribe()
+    const recorded: bigint[] = []
+    for await (const _ of feed) {
+      recorded.push((await payer.channels())[0]?.charged ?? -1n)
+      if (recorded.length === 95) break
+    }
+    await feed.close()
+    expect(recorded.every((charged, i) => i === 0 || charged >= (recorded[i - 1] ?? 0n))).toBe(true)
+    const [channel] = await payer.channels()
+    const held = server.payee.ledger.get(channel?.channelId ?? '0x')?.chargedCumulativeAmount
+    expect(channel?.charged).toBe(held)
+    expect(channel?.charged).toBe(feed.charged)
+    await payer.close()
+    const reopened = await payerOn(dev, options)
+    expect((await reopened.channels())[0]?.charged).toBe(held)
+    await reopened.close()
   })
 })
