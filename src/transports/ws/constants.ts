@@ -68,6 +68,14 @@ export const DEFAULT_MAX_IN_FLIGHT = 8
  */
 export const FEED_BURST = 64
 
+/**
+ * Longest a feed session's charges wait in the session before the ledger has them (100 ms). A
+ * session counts its messages against an allowance and charges the ledger for them together:
+ * when the allowance runs out (credit, durable cover, low-water mark, the next reserve's write),
+ * before a voucher is decided or a receipt made, when it ends, and after this long otherwise.
+ */
+export const LEDGER_FLUSH_MS = 100
+
 /** Live (emitter) feed messages kept per connection while it cannot send; oldest dropped first. */
 export const DEFAULT_LIVE_BUFFER = 64
 
