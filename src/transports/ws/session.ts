@@ -422,6 +422,7 @@ export class Session {
     this.mode?.stop()
     this.flush()
     this.allowance = 0
+    unflushedSessions.delete(this)
     const hold = this.hold
     if (!hold) return undefined
     this.hold = undefined
