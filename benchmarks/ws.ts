@@ -12,10 +12,15 @@
  * noisy, the CPU time per message much less so. After each billed round the ledger's charge of
  * every channel must equal what its connection received times the price, and so must its final
  * receipt.
+ *
+ * `TOLLGATE_BENCH_PROFILE=<path>` adds one billed and one unbilled fan-out phase after the fan-out
+ * rounds (not counted), each with its measured part under the V8 CPU profiler (this process: the
+ * server side): it writes `<path>-billed.cpuprofile` and the top 15 functions by self time to
+ * `<path>-billed.txt`, and likewise `<path>-unbilled.*`.
  */
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -35,6 +40,7 @@ import { DEFAULT_HIGH_WATER_BYTES } from '../src/transports/ws/constants.js'
 import { FEED_BURST, type FeedContext, tollgateWs } from '../src/transports/ws/index.js'
 import { bytesToHex, channelId, domainSeparator } from '../src/verify/index.js'
 import type { Log } from './run.js'
+import { type CpuProfile, startCpuProfile, topSelfTime } from './support/cpuProfile.js'
 import { depositMany } from './support/depositMany.js'
 import type { LoadChannel } from './support/loadgen.js'
 import { runWsLoad, type WsLoadResult } from './support/wsLoad.js'
@@ -169,6 +175,7 @@ const BYTES_PER_SESSION_TARGET = 16 * 1024
 
 /** The head of every `data` frame, byte for byte as the billed feed writes it. */
 const DATA_HEAD = '{"type":"data","seq":'
+const PROFILE = process.env.TOLLGATE_BENCH_PROFILE
 
 /**
  * The unbilled fan-out, as an application writes it with @fastify/websocket alone: every socket
@@ -329,6 +336,7 @@ async function fanout(log: Log) {
       onStarted?: () => void,
     ) => {
       const before = channels.map((c) => ledger.get(c.channelId)?.chargedCumulativeAmount ?? 0n)
+      const written = { ...store.stats }
       const stop = ticking ? produce(ticker) : undefined
       let result: WsLoadResult
       try {
@@ -366,7 +374,11 @@ async function fanout(log: Log) {
           channel.charged = record.signedMaxClaimable
         })
       }
-      return result
+      const stored = {
+        records: store.stats.records - written.records,
+        batches: store.stats.batches - written.batches,
+      }
+      return { ...result, stored }
     }
     const perSession = async (billed: boolean) => {
       const empty = heapAfterGc()
@@ -387,8 +399,28 @@ async function fanout(log: Log) {
       for (const isBilled of order) {
         const result = await phase(isBilled, true, channels)
         ;(isBilled ? billed : unbilled).push(result)
+        const { records, batches } = result.stored
         log(
-          `fan-out round ${round} ${isBilled ? 'billed' : 'unbilled'}: ${Math.round(result.msgsPerS)} msgs/s to ${FANOUT_SUBSCRIBERS} subscribers, server CPU ${result.serverCpuShare.toFixed(2)} (${result.serverCpuUsPerMessage.toFixed(2)} µs/msg), generator CPU ${result.generatorCpuShare.toFixed(2)}, ${result.vouchers} vouchers, paused ${result.backpressurePauses} times for backpressure`,
+          `fan-out round ${round} ${isBilled ? 'billed' : 'unbilled'}: ${Math.round(result.msgsPerS)} msgs/s to ${FANOUT_SUBSCRIBERS} subscribers, server CPU ${result.serverCpuShare.toFixed(2)} (${result.serverCpuUsPerMessage.toFixed(2)} µs/msg), generator CPU ${result.generatorCpuShare.toFixed(2)}, ${result.vouchers} vouchers, paused ${result.backpressurePauses} times for backpressure, ${records} records stored in ${batches} batches`,
+        )
+      }
+    }
+    if (PROFILE) {
+      for (const isBilled of [true, false]) {
+        const path = `${PROFILE}-${isBilled ? 'billed' : 'unbilled'}`
+        let profiled: Promise<CpuProfile> | undefined
+        const result = await phase(isBilled, true, channels, () => {
+          const starting = startCpuProfile()
+          profiled = new Promise<void>((resolve) => setTimeout(resolve, FANOUT_DURATION_MS))
+            .then(() => starting)
+            .then((stop) => stop())
+        })
+        if (!profiled) throw new Error('the profiler did not start')
+        const profile = await profiled
+        writeFileSync(`${path}.cpuprofile`, JSON.stringify(profile))
+        writeFileSync(`${path}.txt`, `${topSelfTime(profile)}\n`)
+        log(
+          `fan-out ${isBilled ? 'billed' : 'unbilled'}, profiled: ${Math.round(result.msgsPerS)} msgs/s, server ${result.serverCpuUsPerMessage.toFixed(2)} µs/msg; top: ${path}.txt`,
         )
       }
     }

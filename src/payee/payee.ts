@@ -571,6 +571,19 @@ export class Payee {
   }
 
   /**
+   * The charged total a held session may reach now without waiting for a store write: its
+   * durable cover ({@link coverFor}), within what is in flight in the ledger. A caller that
+   * counts messages ahead of {@link chargeHeld} stays within it.
+   */
+  coveredTo(hold: Hold): bigint {
+    const record = this.ledger.get(hold.channelId)
+    if (!record) return 0n
+    const durable = this.covers.get(hold.channelId)?.durable
+    const inFlight = record.inFlightCumulativeAmount
+    return durable !== undefined && durable < inFlight ? durable : inFlight
+  }
+
+  /**
    * Charges within a held session (per message) and keeps the hold. The charge must lie within
    * the session's durable cover ({@link coverFor}): the in-flight amount of a record on disk, so
    * that a crash charges the payer at most one reserve beyond what was delivered. Past half of

@@ -68,6 +68,16 @@ export const DEFAULT_MAX_IN_FLIGHT = 8
  */
 export const FEED_BURST = 64
 
+/**
+ * Longest a feed session's charges wait in the session before the ledger has them (1 s). A
+ * session counts its messages against an allowance and charges the ledger for them together:
+ * when the allowance runs out (credit, durable cover, low-water mark, the next reserve's write,
+ * every half `persistEvery` messages at the most), before a voucher is decided or a receipt
+ * made, when it ends, and after this long otherwise (a slow feed). Nothing rests on it for money:
+ * each message is within the voucher and the durable cover when it is counted.
+ */
+export const LEDGER_FLUSH_MS = 1_000
+
 /** Live (emitter) feed messages kept per connection while it cannot send; oldest dropped first. */
 export const DEFAULT_LIVE_BUFFER = 64
 

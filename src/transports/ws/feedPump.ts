@@ -19,8 +19,9 @@ const DATA_HEAD = '{"type":"data","seq":'
  * The loop sends the next message only when (1) the session's credit covers one more message,
  * else it pauses with reason `credit` until a voucher tops it up, and (2) the socket's send queue
  * (`ws.bufferedAmount`) is below the high-water mark, else it pauses with reason `backpressure`
- * until the queue has drained to half of it. Each message is charged in the ledger before its
- * frame is sent.
+ * until the queue has drained to half of it. Each message is charged before its frame is sent:
+ * counted against the session's allowance, which the ledger is charged for together
+ * ({@link Session.sendBilled}).
  *
  * After {@link FEED_BURST} messages in a row the loop yields to the event loop, so that a source
  * that never waits cannot starve the other connections.
@@ -51,13 +52,6 @@ export class FeedPump implements SessionMode, LiveSubscriber {
   private pulled = 0
   /** Aborted when the session stops; made for a pull source only (its context's `signal`). */
   private abort: AbortController | undefined
-  /**
-   * Credit left after the last charge. Only this pump charges a feed session, so it can only be
-   * below the session's credit (a voucher came since): it is looked up again before pausing.
-   */
-  private credit = 0n
-  /** The store write a live message waits for, found by {@link sendNow}, for the loop to await. */
-  private covering: Promise<boolean> | undefined
   private readonly hub: FeedHub
 
   constructor(
@@ -132,29 +126,20 @@ export class FeedPump implements SessionMode, LiveSubscriber {
   async idle(): Promise<void> {}
 
   /**
-   * Charges and sends message `seq` now if nothing has to wait: credit for it, room in the send
-   * queue, its charge within the durable cover. True when it was sent (or, not serializable,
-   * skipped and reported); false when the loop must take it.
+   * Sends message `seq` now, billed, if nothing has to wait: the session's allowance covers it
+   * (credit, durable cover) and the send queue has room. True when it was sent (or, not
+   * serializable, skipped and reported); false when the loop must take it.
    */
   private sendNow(seq: number, message: LiveMessage): boolean {
     const { session } = this
-    const { price } = this.route
-    if (this.credit < price || session.socket.bufferedAmount >= session.options.highWaterBytes) {
+    if (!session.canSend() || session.socket.bufferedAmount >= session.options.highWaterBytes) {
       return false
     }
     if (typeof message !== 'string') {
       this.unserializable(seq, message)
       return true
     }
-    const covering = session.covered(price)
-    if (covering) {
-      this.covering = covering
-      return false
-    }
-    const credit = session.chargeAndSend(price, `${DATA_HEAD}${seq}${message}`, false)
-    if (credit === undefined) return false
-    this.credit = credit
-    return true
+    return session.sendBilled(`${DATA_HEAD}${seq}${message}`)
   }
 
   private async run(): Promise<void> {
@@ -168,13 +153,16 @@ export class FeedPump implements SessionMode, LiveSubscriber {
         await nextLoop()
         continue
       }
-      if (this.credit < price) {
-        this.credit = session.billable ? session.available() : 0n
-        if (this.credit < price) {
+      if (!session.canSend()) {
+        if ((session.billable ? session.available() : 0n) < price) {
           this.pause('credit')
           await this.sleep()
           continue
         }
+        // Credit is there, the durable cover is not yet: wait for the store write.
+        const covering = session.covered(price)
+        if (covering && (!(await covering) || this.stopped)) return
+        continue
       }
       const queued = session.socket.bufferedAmount
       if (queued >= high || (this.paused === 'backpressure' && queued > high / 2)) {
@@ -228,10 +216,8 @@ export class FeedPump implements SessionMode, LiveSubscriber {
           continue
         }
       }
-      const covering = this.covering ?? session.covered(price)
-      this.covering = undefined
-      if (covering && (!(await covering) || this.stopped)) return
-      this.credit = session.chargeAndSend(price, text, false) ?? 0n
+      // Not sent (the session closed meanwhile): neither charged; the top of the loop pauses.
+      if (!session.sendBilled(text)) continue
       burst++
     }
   }

@@ -13,7 +13,7 @@ import {
   voucherReceipt,
 } from '../../protocol/index.js'
 import { correctiveFor } from '../terms.js'
-import { CLOSE_CODES, MAX_PENDING_PAYMENTS } from './constants.js'
+import { CLOSE_CODES, LEDGER_FLUSH_MS, MAX_PENDING_PAYMENTS } from './constants.js'
 import type { ErrorFrame, RequestFrame, RequestId, ServerFrame, SubscribeFrame } from './frames.js'
 import { parseClientFrame } from './parseClientFrame.js'
 import type { ResolvedRoute, ResolvedWsOptions } from './resolveOptions.js'
@@ -59,9 +59,13 @@ const OPEN = 1
  * - The channel is held from the first accepted voucher until the session closes, then released
  *   exactly once (which stores the final charged total); a connection that never paid holds
  *   nothing.
- * - A billed frame is sent only after {@link charge} committed its price in the ledger, under a
- *   voucher that `decide`/`extend` stored before returning; nothing is charged once the session
- *   is no longer open to sending (closing, closed).
+ * - A billed frame is sent only when the held voucher and the session's durable cover (see
+ *   {@link Payee.coveredTo}) cover its price: a request's after {@link chargeAndSend} committed
+ *   it in the ledger; a feed message's once {@link sendBilled} counted it against an allowance
+ *   computed from the ledger, and the ledger is charged for the messages counted ({@link flush})
+ *   at the latest when the allowance runs out, before a voucher is decided or a receipt made,
+ *   when the hold is released, and within {@link LEDGER_FLUSH_MS} otherwise. Nothing is charged
+ *   or counted once the session is no longer open to sending (closing, closed).
  * - Vouchers of one connection are decided one at a time, in the order they came.
  */
 export class Session {
@@ -73,6 +77,14 @@ export class Session {
   /** `chargedCumulativeAmount` at the last receipt: the next receipt's `chargedAmount` starts here. */
   private receiptCharged = 0n
   private lowWaterSent = false
+  /** Feed messages sent at the route's price and not charged in the ledger yet. */
+  private unflushed = 0
+  /**
+   * Feed messages that may still be sent at the route's price before the ledger is charged:
+   * within the credit, the durable cover, the low-water mark and the point where the next
+   * reserve is written (see {@link refreshAllowance}).
+   */
+  private allowance = 0
   private strikes = 0
   private pendingPayments = 0
   private payments: Promise<void> = Promise.resolve()
@@ -146,6 +158,7 @@ export class Session {
 
   /** Credit left for new work: the held ceiling minus what is charged and what is reserved. */
   available(): bigint {
+    this.flush()
     const record = this.record()
     if (!record) return 0n
     return record.signedMaxClaimable - record.chargedCumulativeAmount - this.reserved
@@ -169,6 +182,7 @@ export class Session {
    * nothing more is served.
    */
   covered(amount: bigint): Promise<boolean> | undefined {
+    this.flush()
     const hold = this.hold
     if (!hold) return undefined
     const writing = this.options.payee.coverFor(hold, amount)
@@ -199,6 +213,7 @@ export class Session {
   chargeAndSend(amount: bigint, text: string, notify = true): bigint | undefined {
     const hold = this.hold
     if (!hold || !this.billable) return undefined
+    this.flush()
     const result = this.options.payee.chargeHeld(hold, amount)
     if (!result.ok) {
       this.log.error({ code: result.code, detail: result.message }, 'tollgate-ws: charge refused')
@@ -211,6 +226,91 @@ export class Session {
     const credit = this.reserved === 0n ? left : left - this.reserved
     if (!this.lowWaterSent) this.checkLowWater(credit)
     return credit
+  }
+
+  /** Whether a feed message may be sent now at the route's price (see {@link sendBilled}). */
+  canSend(): boolean {
+    return this.allowance > 0 || this.refreshAllowance()
+  }
+
+  /**
+   * Sends a feed's billed frame (serialized beforehand, without a flush callback) at the route's
+   * price, counted against the session's allowance: no ledger call, no amount computed per
+   * message. False, sending nothing, when the allowance is spent and nothing more may be sent
+   * now: no credit, a store write to wait for ({@link covered}), or the session not billable.
+   * When the allowance runs out with this frame, the ledger is charged at once, so that
+   * `voucher-needed` follows the frame that reached the low-water mark.
+   */
+  sendBilled(text: string): boolean {
+    if (this.allowance === 0 && !this.refreshAllowance()) return false
+    if (this.socket.readyState !== OPEN) {
+      this.allowance = 0
+      return false
+    }
+    this.allowance--
+    if (this.unflushed++ === 0) flushLater(this)
+    this.socket.send(text)
+    this.meter?.charge(this.route.price)
+    if (this.allowance === 0) this.flush()
+    return true
+  }
+
+  /**
+   * Charges the ledger for the feed messages counted since the last flush, in one charge, and
+   * sends `voucher-needed` when the credit left has reached the low-water mark.
+   */
+  flush(): void {
+    const count = this.unflushed
+    if (count === 0) return
+    this.unflushed = 0
+    const hold = this.hold
+    if (!hold) return
+    const result = this.options.payee.chargeHeld(hold, BigInt(count) * this.route.price)
+    if (!result.ok) {
+      // The allowance kept every message within the held voucher and the durable cover.
+      this.log.error({ code: result.code, detail: result.message }, 'tollgate-ws: charge refused')
+      return
+    }
+    if (!this.lowWaterSent) this.checkLowWater(this.creditOf(result.record))
+  }
+
+  /**
+   * Computes how many feed messages may be sent before the next flush: within the credit and the
+   * durable cover, up to the message that reaches the low-water mark, and up to the one that
+   * brings the charge within half a reserve of the cover, where the next reserve is written
+   * behind (as {@link Payee.chargeHeld} does). False when none may be sent now.
+   */
+  private refreshAllowance(): boolean {
+    this.flush()
+    const hold = this.hold
+    const record = this.record()
+    if (!hold || !record || !this.billable) return false
+    const { price, rule } = this.route
+    const reserve = rule.kind === 'credit' ? rule.reserve : undefined
+    const charged = record.chargedCumulativeAmount
+    const credit = record.signedMaxClaimable - charged - this.reserved
+    const covered = this.options.payee.coveredTo(hold)
+    let room = covered - charged
+    if (credit < room) room = credit
+    let messages = room / price
+    if (!this.lowWaterSent) {
+      const above = credit - this.route.voucherNeededBelow
+      const toMark = above < 0n ? 1n : above / price + 1n
+      if (toMark < messages) messages = toMark
+    }
+    if (covered < record.signedMaxClaimable && reserve !== undefined) {
+      const toRefill = covered - reserve / 2n - charged
+      if (toRefill > 0n) {
+        const refillAt = (toRefill + price - 1n) / price
+        if (refillAt < messages) messages = refillAt
+      } else {
+        // Within half a reserve of the cover: the next reserve is written now (or already is).
+        // A write that fails stops the session when it reaches the cover (see covered).
+        this.options.payee.coverFor(hold, reserve)?.catch(() => {})
+      }
+    }
+    this.allowance = messages > 0n ? Number(messages) : 0
+    return this.allowance > 0
   }
 
   /** Sends a frame; false when the socket no longer takes frames. */
@@ -320,6 +420,9 @@ export class Session {
     if (this.heartbeat) clearInterval(this.heartbeat)
     this.heartbeat = undefined
     this.mode?.stop()
+    this.flush()
+    this.allowance = 0
+    unflushedSessions.delete(this)
     const hold = this.hold
     if (!hold) return undefined
     this.hold = undefined
@@ -393,6 +496,7 @@ export class Session {
     }
     const payload = decoded.value.payload as VoucherCarrying
     const held = this.hold
+    this.flush()
     const admitted = await payee.admit(paid, payload, { held })
     if (admitted.kind === 'corrective') {
       return this.refuse(admitted.code, admitted.message, {
@@ -412,6 +516,8 @@ export class Session {
       this.payTimer = undefined
     }
     this.hold = admitted.hold
+    this.flush()
+    this.allowance = 0
     const record = this.record() ?? admitted.hold.record
     this.send({
       type: 'receipt',
@@ -454,4 +560,22 @@ export class Session {
   private record(): ChannelRecord | undefined {
     return this.hold ? this.options.payee.ledger.get(this.hold.channelId) : undefined
   }
+}
+
+/** Sessions with feed messages counted and not charged yet, flushed together by one timer. */
+const unflushedSessions = new Set<Session>()
+let flushTimer: NodeJS.Timeout | undefined
+
+/** Charges `session`'s counted messages in the ledger within {@link LEDGER_FLUSH_MS}. */
+function flushLater(session: Session): void {
+  unflushedSessions.add(session)
+  if (flushTimer) return
+  flushTimer = setTimeout(flushAll, LEDGER_FLUSH_MS)
+  flushTimer.unref()
+}
+
+function flushAll(): void {
+  flushTimer = undefined
+  for (const session of unflushedSessions) session.flush()
+  unflushedSessions.clear()
 }

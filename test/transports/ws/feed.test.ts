@@ -138,6 +138,54 @@ describe('credit windows', () => {
     expect(stored?.inFlightCumulativeAmount).toBe(1000n * PRICE)
   })
 
+  it('charges the ledger for many messages at once, never beyond the voucher, exactly at the end', async () => {
+    const t = await feedApp({ creditWindow: 2000, lowWater: 100 })
+    const charges: bigint[] = []
+    const chargeHeld = t.payee.chargeHeld.bind(t.payee)
+    t.payee.chargeHeld = (hold, amount) => {
+      charges.push(amount)
+      const result = chargeHeld(hold, amount)
+      const record = result.ok ? result.record : undefined
+      if (record && record.chargedCumulativeAmount > record.signedMaxClaimable) {
+        throw new Error('charged beyond the voucher')
+      }
+      return result
+    }
+    const channel = openChannel(t)
+    const c = await FrameClient.connect(t.app, '/feed')
+    const accepted = await c.accepted()
+    await c.pay(accepted, channel, 2000n * PRICE)
+    c.send({ type: 'subscribe' })
+    await c.count('data', 2000)
+    await c.next('paused')
+    // Paused for credit: everything sent is charged, nothing more.
+    expect(t.payee.ledger.get(channel.id)?.chargedCumulativeAmount).toBe(2000n * PRICE)
+    const types = c.log.map((f) => (f.type === 'data' ? `data${f.seq}` : f.type))
+    expect(types.indexOf('voucher-needed')).toBe(types.indexOf('data1900') + 1)
+    c.send({ type: 'end' })
+    await c.closed
+    expect(charges.reduce((sum, amount) => sum + amount, 0n)).toBe(2000n * PRICE)
+    // One charge per half reserve (32 messages) or fewer messages, not one a message.
+    expect(charges.length).toBeLessThan(2000 / 16)
+    expect(charges.length).toBeGreaterThanOrEqual(2000 / 32)
+  })
+
+  it('has a slow feed charged in the ledger while it is still held, not only at the end', async () => {
+    const ticker = new EventEmitter()
+    const t = await feedApp({ source: ticker, event: 'tick', creditWindow: 100 })
+    const channel = openChannel(t)
+    const c = await FrameClient.connect(t.app, '/feed')
+    const accepted = await c.accepted()
+    await c.pay(accepted, channel, 100n * PRICE)
+    c.send({ type: 'subscribe' })
+    await until(() => ticker.listenerCount('tick') === 1)
+    for (let n = 1; n <= 3; n++) ticker.emit('tick', { n })
+    await c.count('data', 3)
+    await until(() => t.payee.ledger.get(channel.id)?.chargedCumulativeAmount === 3n * PRICE)
+    expect(t.payee.ledger.isHeld(channel.id)).toBe(true)
+    await c.close()
+  })
+
   it('never stalls a prompt client: it tops up on voucher-needed across several windows', async () => {
     const t = await feedApp({ source: counter(8), creditWindow: 10, lowWater: 6 })
     const channel = openChannel(t)
