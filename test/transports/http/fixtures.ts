@@ -55,6 +55,18 @@ export async function fixturePayee(
   return { payee, store, chain }
 }
 
+/** What every adapter of a fixture payee is told: its network, asset, receiver and terms. */
+export function fixtureTerms(payee: Payee) {
+  return {
+    payee,
+    network: NETWORK,
+    asset: ASSET,
+    payTo: IDENTITY.receiver,
+    receiverAuthorizer: IDENTITY.receiverAuthorizer,
+    withdrawDelay: IDENTITY.withdrawDelay,
+  }
+}
+
 /** Builds (does not listen) an app; `routes` adds routes after the plugin. */
 export async function makeApp(
   routes: (app: FastifyInstance) => void,
@@ -62,16 +74,7 @@ export async function makeApp(
 ): Promise<TestApp> {
   const { payee, store, chain } = await fixturePayee()
   const app = Fastify({ logger: false })
-  await app.register(tollgate, {
-    payee,
-    network: NETWORK,
-    asset: ASSET,
-    payTo: IDENTITY.receiver,
-    receiverAuthorizer: IDENTITY.receiverAuthorizer,
-    withdrawDelay: IDENTITY.withdrawDelay,
-    rateLimit: false,
-    ...options,
-  })
+  await app.register(tollgate, { ...fixtureTerms(payee), rateLimit: false, ...options })
   routes(app)
   await app.ready()
   return { app, payee, store, chain }

@@ -17,15 +17,14 @@ import {
 } from '../../../src/protocol/tickWire.js'
 import { tollgate } from '../../../src/transports/http/index.js'
 import { bytesToHex } from '../../../src/verify/index.js'
-import { CHAIN_ID, IDENTITY, otherKey, sessionKey } from '../../ledger/fixtures.js'
+import { CHAIN_ID, otherKey, sessionKey } from '../../ledger/fixtures.js'
 import {
-  ASSET,
   acceptedFor,
   deferred,
   expectError,
   fixturePayee,
+  fixtureTerms,
   makeApp,
-  NETWORK,
   openChannel,
   requiredOf,
   voucherHeader,
@@ -36,15 +35,7 @@ const PRICE = 100n
 async function register(config: Record<string, unknown>): Promise<unknown> {
   const { payee } = await fixturePayee()
   const app = Fastify({ logger: false })
-  await app.register(tollgate, {
-    payee,
-    network: NETWORK,
-    asset: ASSET,
-    payTo: IDENTITY.receiver,
-    receiverAuthorizer: IDENTITY.receiverAuthorizer,
-    withdrawDelay: IDENTITY.withdrawDelay,
-    rateLimit: false,
-  })
+  await app.register(tollgate, { ...fixtureTerms(payee), rateLimit: false })
   try {
     app.get('/r', { config }, async () => ({ ok: true }))
     await app.ready()

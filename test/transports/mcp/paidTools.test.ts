@@ -21,9 +21,9 @@ import {
 import { type PaidToolsOptions, paidTools } from '../../../src/transports/mcp/index.js'
 import { IDENTITY, otherKey } from '../../ledger/fixtures.js'
 import {
-  ASSET,
   type Channel,
   fixturePayee,
+  fixtureTerms,
   NETWORK,
   openChannel,
   PRICE,
@@ -50,15 +50,7 @@ afterEach(async () => {
 })
 
 function terms(payee: Payee, overrides: Partial<PaidToolsOptions> = {}): PaidToolsOptions {
-  return {
-    payee,
-    network: NETWORK,
-    asset: ASSET,
-    payTo: IDENTITY.receiver,
-    receiverAuthorizer: IDENTITY.receiverAuthorizer,
-    withdrawDelay: IDENTITY.withdrawDelay,
-    ...overrides,
-  }
+  return { ...fixtureTerms(payee), ...overrides }
 }
 
 /** An MCP server with `forecast` (paid, `{ city }`), `flaky` (paid, no arguments) and `free`. */

@@ -22,15 +22,7 @@ import {
 import { RedisStore } from '../../../src/store/index.js'
 import { paidTools } from '../../../src/transports/mcp/index.js'
 import { type RedisServer, slowRelay, startRedis } from '../../helpers/redisServer.js'
-import { IDENTITY } from '../../ledger/fixtures.js'
-import {
-  ASSET,
-  fixturePayee,
-  NETWORK,
-  openChannel,
-  PRICE,
-  voucherPayment,
-} from '../http/fixtures.js'
+import { fixturePayee, fixtureTerms, openChannel, PRICE, voucherPayment } from '../http/fixtures.js'
 
 const RELAY_DELAY_MS = 40
 const KEY_PREFIX = 'mcp-alt:'
@@ -57,14 +49,7 @@ beforeAll(async () => {
     })
     payees.push(payee)
     const server = new McpServer({ name: 'weather', version: '1.0.0' })
-    paidTools({
-      payee,
-      network: NETWORK,
-      asset: ASSET,
-      payTo: IDENTITY.receiver,
-      receiverAuthorizer: IDENTITY.receiverAuthorizer,
-      withdrawDelay: IDENTITY.withdrawDelay,
-    }).registerTool(server, 'flaky', { price: PRICE }, async () =>
+    paidTools(fixtureTerms(payee)).registerTool(server, 'flaky', { price: PRICE }, async () =>
       fail
         ? { isError: true, content: [{ type: 'text', text: 'no data' }] }
         : { content: [{ type: 'text', text: 'ok' }] },
