@@ -85,12 +85,17 @@ async function tollgateWsPlugin(fastify: FastifyInstance, raw: TollgateWsOptions
   const timer = oracle ? setInterval(reprice, oracle.feed.refreshSeconds * 1000) : undefined
   timer?.unref()
 
-  // Added before @fastify/websocket's own preClose, which closes every socket bare.
-  fastify.addHook('preClose', (done) => {
+  // Added before @fastify/websocket's own preClose, which closes every socket bare: it runs once
+  // every final receipt is sent (on a shared store, after the store acknowledged its hold's end).
+  fastify.addHook('preClose', async () => {
     unsubscribe?.()
     clearInterval(timer)
-    for (const session of sessions) session.close(CLOSE_CODES.goingAway, 'server shutting down')
-    done()
+    const closing: Promise<void>[] = []
+    for (const session of sessions) {
+      const sent = session.close(CLOSE_CODES.goingAway, 'server shutting down')
+      if (sent) closing.push(sent)
+    }
+    await Promise.all(closing)
   })
   if (!fastify.hasDecorator('websocketServer')) {
     await fastify.register(websocket, {

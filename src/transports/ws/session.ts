@@ -313,7 +313,7 @@ export class Session {
     return this.allowance > 0
   }
 
-  /** Sends a frame; false when the socket no longer takes frames. */
+  /** Sends a frame; false when the session is closed or the socket no longer takes frames. */
   send(frame: ServerFrame): boolean {
     return this.sendText(JSON.stringify(frame))
   }
@@ -323,7 +323,8 @@ export class Session {
    * written out. A feed's `data` frames go without: its `paused` frame carries the wake-up.
    */
   sendText(text: string, notify = true): boolean {
-    if (this.socket.readyState !== OPEN) return false
+    // Once closed, only the final receipt goes out (it may wait for the store: see close).
+    if (this.state === 'closed' || this.socket.readyState !== OPEN) return false
     if (notify) this.socket.send(text, this.onFlushed)
     else this.socket.send(text)
     return true
@@ -384,26 +385,39 @@ export class Session {
     this.mode?.stop()
     await this.payments
     await this.mode?.idle()
-    this.close(code, reason)
+    await this.close(code, reason)
   }
 
   /**
    * Closes now: stops the mode, releases the hold (the final charge is already committed: charges
    * are made before frames are sent), sends a final receipt when a voucher was held, and closes.
+   * On a shared store the receipt and the close frame wait until the store acknowledged the end
+   * of the hold ({@link Payee.ended}), so that the payer's next session, on whichever instance,
+   * never finds the channel busy; the promise returned then resolves once they are sent.
    */
-  close(code: number, reason: string): void {
-    if (this.state === 'closed') return
+  close(code: number, reason: string): Promise<void> | undefined {
+    if (this.state === 'closed') return undefined
     this.state = 'closed'
     const record = this.finish()
-    if (record && this.socket.readyState === OPEN) {
-      this.send({
+    const ending = record && this.options.payee.ended(record.channelId)
+    if (!ending) return this.sendFinal(record, code, reason)
+    return ending.then(() => this.sendFinal(record, code, reason))
+  }
+
+  /** The final receipt, when a voucher was held, then the close frame. */
+  private sendFinal(record: ChannelRecord | undefined, code: number, reason: string): undefined {
+    if (this.socket.readyState !== OPEN) return undefined
+    if (record) {
+      const frame: ServerFrame = {
         type: 'receipt',
         paymentResponse: this.receipt(record),
         creditRemaining: '0',
         final: true,
-      })
+      }
+      this.socket.send(JSON.stringify(frame))
     }
-    if (this.socket.readyState === OPEN) this.socket.close(code, reason)
+    this.socket.close(code, reason)
+    return undefined
   }
 
   /** The socket closed, by either side: release whatever is still held. */
