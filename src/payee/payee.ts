@@ -571,16 +571,27 @@ export class Payee {
   }
 
   /**
-   * The charged total a held session may reach now without waiting for a store write: its
-   * durable cover ({@link coverFor}), within what is in flight in the ledger. A caller that
-   * counts messages ahead of {@link chargeHeld} stays within it.
+   * How far a held session may be charged now: `covered`, the charged total it may reach with no
+   * store write to wait for (its durable cover, {@link coverFor}, within what is in flight), and
+   * `refillAt`, the charged total at which its next reserve is due ({@link chargeHeld} writes it
+   * behind once a charge reaches it; `undefined` once the cover reaches the voucher's ceiling). A
+   * session already past that point has the write started here. A caller that counts messages
+   * ahead of {@link chargeHeld} stays within `covered` and charges by `refillAt`.
    */
-  coveredTo(hold: Hold): bigint {
+  coveredTo(hold: Hold): { covered: bigint; refillAt: bigint | undefined } {
     const record = this.ledger.get(hold.channelId)
-    if (!record) return 0n
-    const durable = this.covers.get(hold.channelId)?.durable
+    if (!record) return { covered: 0n, refillAt: undefined }
+    const cover = this.covers.get(hold.channelId)
     const inFlight = record.inFlightCumulativeAmount
-    return durable !== undefined && durable < inFlight ? durable : inFlight
+    if (!cover) return { covered: inFlight, refillAt: undefined }
+    const refillAt = refillPoint(cover, record)
+    if (refillAt !== undefined && record.chargedCumulativeAmount >= refillAt) {
+      this.refill(hold, cover, record).catch(() => {})
+    }
+    // bigint: no Math.min.
+    let covered = inFlight
+    if (cover.durable < covered) covered = cover.durable
+    return { covered, refillAt }
   }
 
   /**
@@ -593,14 +604,11 @@ export class Payee {
     const cover = this.covers.get(hold.channelId)
     // Within what a durable record covers, not just what is in flight in memory.
     const result = this.ledger.chargeHeld(hold, amount, cover?.durable)
-    if (
-      cover &&
-      result.ok &&
-      cover.writing === undefined &&
-      result.record.chargedCumulativeAmount + cover.reserve / 2n >= cover.durable &&
-      cover.durable < result.record.signedMaxClaimable
-    ) {
-      this.refill(hold, cover, result.record).catch(() => {})
+    if (cover && result.ok && cover.writing === undefined) {
+      const refillAt = refillPoint(cover, result.record)
+      if (refillAt !== undefined && result.record.chargedCumulativeAmount >= refillAt) {
+        this.refill(hold, cover, result.record).catch(() => {})
+      }
     }
     return result
   }
@@ -1078,6 +1086,14 @@ export class Payee {
       )
     })
   }
+}
+
+/**
+ * The charged total at which a session's next reserve is written: half a reserve before its
+ * durable cover; `undefined` once the cover reaches the voucher's ceiling (nothing more to write).
+ */
+function refillPoint(cover: Cover, record: ChannelRecord): bigint | undefined {
+  return cover.durable < record.signedMaxClaimable ? cover.durable - cover.reserve / 2n : undefined
 }
 
 /**

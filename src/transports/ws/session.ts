@@ -285,11 +285,12 @@ export class Session {
     const hold = this.hold
     const record = this.record()
     if (!hold || !record || !this.billable) return false
-    const { price, rule } = this.route
-    const reserve = rule.kind === 'credit' ? rule.reserve : undefined
+    const { price } = this.route
     const charged = record.chargedCumulativeAmount
     const credit = record.signedMaxClaimable - charged - this.reserved
-    const covered = this.options.payee.coveredTo(hold)
+    // Past the refill point the payee has the next reserve written already; a write that fails
+    // stops the session when it reaches the cover (see covered).
+    const { covered, refillAt } = this.options.payee.coveredTo(hold)
     let room = covered - charged
     if (credit < room) room = credit
     let messages = room / price
@@ -298,16 +299,10 @@ export class Session {
       const toMark = above < 0n ? 1n : above / price + 1n
       if (toMark < messages) messages = toMark
     }
-    if (covered < record.signedMaxClaimable && reserve !== undefined) {
-      const toRefill = covered - reserve / 2n - charged
-      if (toRefill > 0n) {
-        const refillAt = (toRefill + price - 1n) / price
-        if (refillAt < messages) messages = refillAt
-      } else {
-        // Within half a reserve of the cover: the next reserve is written now (or already is).
-        // A write that fails stops the session when it reaches the cover (see covered).
-        this.options.payee.coverFor(hold, reserve)?.catch(() => {})
-      }
+    if (refillAt !== undefined && refillAt > charged) {
+      // Up to the message that reaches the refill point: its flush writes the next reserve.
+      const toRefill = (refillAt - charged + price - 1n) / price
+      if (toRefill < messages) messages = toRefill
     }
     this.allowance = messages > 0n ? Number(messages) : 0
     return this.allowance > 0
