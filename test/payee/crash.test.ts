@@ -4,7 +4,8 @@
  * the store it leaves is reopened and what the payer is charged is compared with what was
  * delivered. Bound: one request's price on HTTP; `persistEvery` (64) messages on a feed.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
+
+import type { ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -20,6 +21,7 @@ import { channelId } from '../../src/verify/index.js'
 import { CHAIN_ID, DOMAIN, IDENTITY, makeConfig } from '../ledger/fixtures.js'
 import { type Channel, voucherHeader } from '../transports/http/fixtures.js'
 import { FrameClient } from '../transports/ws/fixtures.js'
+import { startCrashServer } from './crashServerProcess.js'
 
 const PRICE = 11_000n
 const CHARGED = 30n
@@ -31,43 +33,7 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
 })
 
-interface Running {
-  child: ChildProcess
-  base: string
-  lines: string[]
-  waitFor(line: string): Promise<void>
-}
-
-async function startServer(dir: string): Promise<Running> {
-  const script = join(import.meta.dirname, 'crashServer.ts')
-  const child = spawn(process.execPath, ['--import', 'tsx', script, dir], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  cleanups.push(() => child.kill('SIGKILL'))
-  const lines: string[] = []
-  const waiters: (() => void)[] = []
-  let buffered = ''
-  child.stdout?.on('data', (chunk: Buffer) => {
-    buffered += chunk.toString()
-    const parts = buffered.split('\n')
-    buffered = parts.pop() ?? ''
-    lines.push(...parts)
-    for (const wake of waiters.splice(0)) wake()
-  })
-  const waitFor = async (prefix: string) => {
-    const deadline = Date.now() + 20_000
-    while (!lines.some((l) => l.startsWith(prefix))) {
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`no "${prefix}" line`)
-      await new Promise<void>((resolve) => {
-        waiters.push(resolve)
-        setTimeout(resolve, 100)
-      })
-    }
-  }
-  await waitFor('listening ')
-  const port = lines.find((l) => l.startsWith('listening '))?.split(' ')[1]
-  return { child, base: `http://127.0.0.1:${port}`, lines, waitFor }
-}
+const startServer = (dir: string) => startCrashServer(dir, cleanups)
 
 async function kill(child: ChildProcess): Promise<void> {
   const exited = new Promise((resolve) => child.once('exit', resolve))

@@ -2,8 +2,8 @@
  * A tollgate app in its own process, for tests that SIGKILL it: the HTTP and WebSocket plugins over
  * a payee on a real LevelStore in durable mode, channels read from a fake chain (every channel
  * holds 10 USDC). Routes: `POST /work` (price 11 000, charges 30), `GET /hang` (price 11 000,
- * never answers), and the feed `/ticks` (10 a message, credit window 500, 150 messages, then
- * quiet). Prints `listening <port>` once it serves, and `hang` when `/hang` is being served.
+ * never answers), `GET /tick` (price 10, tick windows of 200 calls), and the feed `/ticks` (10 a
+ * message, credit window 500, 150 messages, then quiet). Prints `listening <port>` once it serves, and `hang` when `/hang` is being served.
  * Usage: crashServer.ts <store directory>
  */
 import Fastify from 'fastify'
@@ -47,6 +47,7 @@ app.get('/hang', { config: { price: '11000' } }, async () => {
   process.stdout.write('hang\n')
   await new Promise(() => {})
 })
+app.get('/tick', { config: { price: '10', ticks: 200 } }, async () => ({ ok: true }))
 app.tollgateFeed('/ticks', {
   price: '10',
   creditWindow: 500,

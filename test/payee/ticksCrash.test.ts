@@ -4,7 +4,6 @@
  * charged is compared with what was delivered. Bound: `DEFAULT_TICK_PERSIST_EVERY` (64) calls,
  * and never the unused rest of the window.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -25,6 +24,7 @@ import { DEFAULT_TICK_PERSIST_EVERY } from '../../src/transports/http/constants.
 import { bytesToHex, channelId } from '../../src/verify/index.js'
 import { CHAIN_ID, DOMAIN, IDENTITY, makeConfig, sessionKey } from '../ledger/fixtures.js'
 import { voucherHeader } from '../transports/http/fixtures.js'
+import { startCrashServer } from './crashServerProcess.js'
 
 const PRICE = 10n
 const TICKS = 200
@@ -35,23 +35,7 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
 })
 
-async function startServer(dir: string): Promise<{ child: ChildProcess; base: string }> {
-  const script = join(import.meta.dirname, 'ticksCrashServer.ts')
-  const child = spawn(process.execPath, ['--import', 'tsx', script, dir], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  cleanups.push(() => child.kill('SIGKILL'))
-  const port = await new Promise<string>((resolve, reject) => {
-    let buffered = ''
-    child.stdout?.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString()
-      const match = /listening (\d+)/.exec(buffered)
-      if (match?.[1]) resolve(match[1])
-    })
-    child.once('exit', () => reject(new Error('the server exited before it listened')))
-  })
-  return { child, base: `http://127.0.0.1:${port}` }
-}
+const startServer = (dir: string) => startCrashServer(dir, cleanups)
 
 describe('a tick window after SIGKILL', () => {
   it('charges at most persistEvery calls beyond what was delivered, never the rest of the window', async () => {
