@@ -16,6 +16,7 @@ import { openPayee, type Payee } from '../../src/payee/index.js'
 import { CANONICAL_ADDRESSES } from '../../src/protocol/constants.js'
 import { RedisStore } from '../../src/store/index.js'
 import { tollgate } from '../../src/transports/http/index.js'
+import { mutate, PAYMENT_FIELDS } from '../helpers/hostilePayments.js'
 import { type RedisServer, startRedis } from '../helpers/redisServer.js'
 import { CHAIN_ID, IDENTITY } from '../ledger/fixtures.js'
 import {
@@ -29,26 +30,6 @@ import {
 
 const KEY_PREFIX = 'hostile:'
 const REPLAYS = 50
-
-const FIELDS = [
-  ['x402Version'],
-  ['accepted', 'scheme'],
-  ['accepted', 'network'],
-  ['accepted', 'amount'],
-  ['accepted', 'asset'],
-  ['accepted', 'payTo'],
-  ['accepted', 'extra', 'withdrawDelay'],
-  ['payload', 'type'],
-  ['payload', 'channelConfig', 'payer'],
-  ['payload', 'channelConfig', 'receiver'],
-  ['payload', 'channelConfig', 'withdrawDelay'],
-  ['payload', 'channelConfig', 'salt'],
-  ['payload', 'voucher', 'channelId'],
-  ['payload', 'voucher', 'maxClaimableAmount'],
-  ['payload', 'voucher', 'signature'],
-  ['__proto__'],
-  ['payload', '__proto__', 'polluted'],
-] as const
 
 const VALUES = [
   1,
@@ -72,21 +53,6 @@ const VALUES = [
   [],
   null,
 ]
-
-/** A deep copy of `object` with `value` at `path`, each key an own property (`__proto__` as a key). */
-function mutate(object: unknown, path: readonly string[], value: unknown): unknown {
-  const copy = structuredClone(object) as Record<string, unknown>
-  let node = copy
-  const own = (target: Record<string, unknown>, key: string, v: unknown) =>
-    Object.defineProperty(target, key, { value: v, enumerable: true, writable: true })
-  for (const key of path.slice(0, -1)) {
-    const next = Object.hasOwn(node, key) ? node[key] : undefined
-    if (typeof next !== 'object' || next === null) own(node, key, {})
-    node = node[key] as Record<string, unknown>
-  }
-  own(node, path.at(-1) ?? 'x', value)
-  return copy
-}
 
 const base64 = (text: string) => Buffer.from(text, 'utf8').toString('base64')
 
@@ -142,7 +108,7 @@ describe('hostile payments against two instances on one Redis', () => {
     const good = await voucherHeader(accepted, openChannel(t), 2n * PRICE)
     const valid = JSON.parse(Buffer.from(good, 'base64').toString('utf8'))
     const headers: string[] = [good]
-    for (const path of FIELDS) {
+    for (const path of PAYMENT_FIELDS) {
       for (const value of VALUES) headers.push(base64(JSON.stringify(mutate(valid, path, value))))
     }
     const text = JSON.stringify(valid)

@@ -11,6 +11,7 @@ import { Buffer } from 'node:buffer'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { isErrorCode } from '../../src/errors/index.js'
+import { mutate, PAYMENT_FIELDS } from '../helpers/hostilePayments.js'
 import {
   acceptedFor,
   makeApp as makeHttpApp,
@@ -42,51 +43,6 @@ function nested(depth: number, inObject: boolean): unknown {
   for (let i = 0; i < depth; i++) value = inObject ? { a: value } : [value]
   return value
 }
-
-/**
- * Sets `value` at `path` of a deep copy of `object`, each key an own property (so `__proto__`
- * ends up in the JSON as a key, as an attacker would send it, not on this process's prototype).
- */
-function mutate(object: unknown, path: readonly string[], value: unknown): unknown {
-  const copy = structuredClone(object) as Record<string, unknown>
-  let node: Record<string, unknown> = copy
-  const own = (target: Record<string, unknown>, key: string, v: unknown) =>
-    Object.defineProperty(target, key, {
-      value: v,
-      enumerable: true,
-      writable: true,
-      configurable: true,
-    })
-  for (const key of path.slice(0, -1)) {
-    const next = Object.hasOwn(node, key) ? node[key] : undefined
-    if (typeof next !== 'object' || next === null) own(node, key, {})
-    node = node[key] as Record<string, unknown>
-  }
-  own(node, path.at(-1) ?? 'x', value)
-  return copy
-}
-
-const PATHS = [
-  ['x402Version'],
-  ['accepted', 'scheme'],
-  ['accepted', 'network'],
-  ['accepted', 'amount'],
-  ['accepted', 'asset'],
-  ['accepted', 'payTo'],
-  ['accepted', 'extra', 'withdrawDelay'],
-  ['payload', 'type'],
-  ['payload', 'channelConfig', 'payer'],
-  ['payload', 'channelConfig', 'receiver'],
-  ['payload', 'channelConfig', 'withdrawDelay'],
-  ['payload', 'channelConfig', 'salt'],
-  ['payload', 'voucher', 'channelId'],
-  ['payload', 'voucher', 'maxClaimableAmount'],
-  ['payload', 'voucher', 'signature'],
-  ['payload', 'deposit'],
-  ['__proto__'],
-  ['constructor', 'prototype'],
-  ['payload', '__proto__', 'polluted'],
-] as const
 
 const PLAUSIBLE = [
   1,
@@ -125,7 +81,7 @@ let valid: Record<string, unknown> = {}
 
 const mutated = fc
   .tuple(
-    fc.constantFrom(...PATHS),
+    fc.constantFrom(...PAYMENT_FIELDS),
     fc.oneof(fc.constantFrom(...PLAUSIBLE), fc.jsonValue({ maxDepth: 3 })),
   )
   .map(([path, value]) => mutate(valid, path, value))
