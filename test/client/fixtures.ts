@@ -7,10 +7,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Fastify, { type FastifyInstance } from 'fastify'
-import { type Account, createWalletClient, http, type LocalAccount, parseEther } from 'viem'
+import { type Account, type LocalAccount, parseEther } from 'viem'
 import { TestUSDC } from '../../src/chain/contracts.generated.js'
-import { LOCAL_POLLING_MS } from '../../src/chain/devChain.js'
-import { escrowWriter } from '../../src/chain/escrowWriter.js'
 import { channelReader } from '../../src/chain/readChannel.js'
 import { createPayer, type Payer, type PayerOptions } from '../../src/client/index.js'
 import { openPayee, type Payee } from '../../src/payee/index.js'
@@ -72,17 +70,7 @@ export async function startServer(
   await app.register(tollgate, {
     ...identity,
     asset,
-    escrowWriter: escrowWriter({
-      publicClient: h.publicClient,
-      walletClient: createWalletClient({
-        chain: dev.chain,
-        transport: http(dev.rpcUrl, { retryCount: 0 }),
-        account: receiver,
-        pollingInterval: LOCAL_POLLING_MS,
-      }),
-      escrow: h.escrow,
-      erc3009Collector: h.collector,
-    }),
+    escrowWriter: h.escrowWriter(receiver),
   })
   await app.register(tollgateWs, { ...identity, asset })
   const server = { app, payee, base: '', requests: 0, stop: async () => {} } as TestServer

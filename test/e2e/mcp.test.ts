@@ -16,13 +16,11 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
-import { type Account, createWalletClient, type Hex, http, type LocalAccount } from 'viem'
+import type { Account, Hex, LocalAccount } from 'viem'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { TestUSDC } from '../../src/chain/contracts.generated.js'
-import { LOCAL_POLLING_MS } from '../../src/chain/devChain.js'
-import { escrowWriter } from '../../src/chain/escrowWriter.js'
 import {
   decodeSettleResponseObject,
   MCP_META,
@@ -63,17 +61,7 @@ async function startMcpHttp(server: TestServer): Promise<McpHttp> {
     payTo: receiver.address,
     receiverAuthorizer: authorizer.address,
     withdrawDelay: WITHDRAW_DELAY,
-    escrowWriter: escrowWriter({
-      publicClient: h.publicClient,
-      walletClient: createWalletClient({
-        chain: dev.chain,
-        transport: http(dev.rpcUrl, { retryCount: 0 }),
-        account: receiver,
-        pollingInterval: LOCAL_POLLING_MS,
-      }),
-      escrow: h.escrow,
-      erc3009Collector: h.collector,
-    }),
+    escrowWriter: h.escrowWriter(receiver),
   })
   const state = { toolCalls: 0, forecasts: 0 }
   const listener = createServer(async (request, response) => {

@@ -7,10 +7,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Fastify, { type FastifyInstance } from 'fastify'
-import { createWalletClient, type Hex, http, type PrivateKeyAccount, pad, toHex } from 'viem'
+import { type Hex, type PrivateKeyAccount, pad, toHex } from 'viem'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { LOCAL_POLLING_MS } from '../../src/chain/devChain.js'
-import { escrowWriter } from '../../src/chain/escrowWriter.js'
 import { type PriceFeed, watchPriceFeed } from '../../src/chain/priceFeed.js'
 import { channelReader } from '../../src/chain/readChannel.js'
 import { openPayee, type Payee } from '../../src/payee/index.js'
@@ -85,17 +83,7 @@ beforeAll(async () => {
     withdrawDelay: WITHDRAW_DELAY,
     oracle: { feed: priceFeed },
     // Gasless deposits, for the payer SDK.
-    escrowWriter: escrowWriter({
-      publicClient: h.publicClient,
-      walletClient: createWalletClient({
-        chain: dev.chain,
-        transport: http(dev.rpcUrl, { retryCount: 0 }),
-        account: receiver,
-        pollingInterval: LOCAL_POLLING_MS,
-      }),
-      escrow: h.escrow,
-      erc3009Collector: h.collector,
-    }),
+    escrowWriter: h.escrowWriter(receiver),
   })
   app.get('/joke', { config: { price: '$0.001' } }, async () => ({ joke: 'paid' }))
   app.get('/units', { config: { price: '1000' } }, async () => ({ units: 'paid' }))

@@ -12,10 +12,8 @@ import {
 } from '@x402/evm/batch-settlement/client'
 import { wrapFetchWithPayment } from '@x402/fetch'
 import Fastify, { type FastifyInstance } from 'fastify'
-import { createWalletClient, type Hex, http, type LocalAccount, type PrivateKeyAccount } from 'viem'
+import type { Hex, LocalAccount, PrivateKeyAccount } from 'viem'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { LOCAL_POLLING_MS } from '../../src/chain/devChain.js'
-import { escrowWriter } from '../../src/chain/escrowWriter.js'
 import { channelReader } from '../../src/chain/readChannel.js'
 import type { Payer } from '../../src/client/index.js'
 import { openPayee, type Payee } from '../../src/payee/index.js'
@@ -77,17 +75,7 @@ async function start(): Promise<Server> {
     payTo: receiver.address,
     receiverAuthorizer: authorizer.address,
     withdrawDelay: WITHDRAW_DELAY,
-    escrowWriter: escrowWriter({
-      publicClient: h.publicClient,
-      walletClient: createWalletClient({
-        chain: dev.chain,
-        transport: http(dev.rpcUrl, { retryCount: 0 }),
-        account: receiver,
-        pollingInterval: LOCAL_POLLING_MS,
-      }),
-      escrow: h.escrow,
-      erc3009Collector: h.collector,
-    }),
+    escrowWriter: h.escrowWriter(receiver),
   })
   const seen = { tick: 0, window: 0, none: 0 }
   app.addHook('onRequest', async (request) => {

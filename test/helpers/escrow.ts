@@ -20,6 +20,7 @@ import {
 import { privateKeyToAccount } from 'viem/accounts'
 import { BatchSettlement, TestUSDC } from '../../src/chain/contracts.generated.js'
 import { DEV_USDC_DOMAIN, type DevChain, LOCAL_POLLING_MS } from '../../src/chain/devChain.js'
+import { type EscrowWriter, escrowWriter } from '../../src/chain/escrowWriter.js'
 import {
   BATCH_SETTLEMENT_TYPES,
   escrowDomain,
@@ -80,6 +81,21 @@ export class EscrowHarness {
       transport: http(this.rpcUrl, { retryCount: 0 }),
       account,
       pollingInterval: LOCAL_POLLING_MS,
+    })
+  }
+
+  /** tollgate's escrow writer sending as `account` on this chain (deposits, refunds, claims). */
+  escrowWriter(account: Account): EscrowWriter {
+    return escrowWriter({
+      publicClient: this.publicClient,
+      walletClient: createWalletClient({
+        chain: this.chain,
+        transport: http(this.rpcUrl, { retryCount: 0 }),
+        account,
+        pollingInterval: LOCAL_POLLING_MS,
+      }),
+      escrow: this.escrow,
+      erc3009Collector: this.collector,
     })
   }
 
