@@ -1,3 +1,4 @@
+import { didYouMean } from '../../errors/didYouMean.js'
 import { accept, type Result, TollgateError } from '../../errors/index.js'
 import { dollarsToTokenUnits, type ExactRoute, type PaidRoute } from '../../payee/index.js'
 import {
@@ -78,6 +79,14 @@ export function priceRoute(
   if (configured === undefined) {
     if (ticks !== undefined && ticks !== false) {
       throw new TollgateError('tollgate_invalid_config', `${route} takes ticks but has no price.`)
+    }
+    // A misspelt price would serve the route free.
+    const misspelt = Object.keys(config).find((key) => didYouMean(key, ['price']) !== undefined)
+    if (misspelt !== undefined) {
+      throw new TollgateError(
+        'tollgate_invalid_config',
+        `${route} has no price but a config key ${misspelt} (did you mean price?): it would be free.`,
+      )
     }
     return undefined
   }

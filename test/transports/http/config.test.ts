@@ -151,6 +151,25 @@ describe('route prices are checked when routes are registered', () => {
     expect((err as Error).message).toMatch('GET /x')
   })
 
+  it.each(['prise', 'Price', 'prices'])(
+    'a misspelt price (%s) fails start-up instead of serving the route free',
+    async (key) => {
+      const err = await makeApp((app) => {
+        app.get('/x', { config: { [key]: '$0.001' } }, async () => 'x')
+      }).catch((e: unknown) => e)
+      expect((err as TollgateError).code).toBe('tollgate_invalid_config')
+      expect((err as Error).message).toMatch(`GET /x has no price but a config key ${key}`)
+    },
+  )
+
+  it("leaves other plugins' route config alone on a free route", async () => {
+    const t = await makeApp((app) => {
+      app.get('/x', { config: { rateLimit: { max: 5 }, url: '/x' } }, async () => 'x')
+    })
+    expect((await t.app.inject({ url: '/x' })).statusCode).toBe(200)
+    await t.app.close()
+  })
+
   it('a minDeposit below a route price fails start-up', async () => {
     const err = await makeApp(
       (app) => {
